@@ -1,0 +1,133 @@
+// Package store owns Sluice's state in MySQL/MariaDB: withdrawals and their history, sent transactions
+// and their attempts, API clients. Every withdrawal status change goes through Transition, a conditional
+// update that only one worker can win, and leaves a history row saying why.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/pressly/goose/v3"
+
+	"github.com/sluice-custody/sluice/migrations"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a guarded update finds the row in another state than expected.
+var ErrConflict = errors.New("state changed concurrently")
+
+// Store wraps the database handle.
+type Store struct {
+	DB *sql.DB
+}
+
+// Open connects to dsn (go-sql-driver form), forcing the settings the code relies on: parsed times in
+// UTC and a transaction isolation that makes conditional updates and SKIP LOCKED behave.
+func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database dsn: %w", err)
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.MultiStatements = true
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	cfg.Params["transaction_isolation"] = "'READ-COMMITTED'"
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database connector: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	if maxOpen > 0 {
+		db.SetMaxOpenConns(maxOpen)
+		db.SetMaxIdleConns(maxOpen)
+	}
+	db.SetConnMaxLifetime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return &Store{DB: db}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// Migrate applies every migration in migrations/.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, err := goose.NewProvider(goose.DialectMySQL, s.DB, migrations.FS)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
+
+// InTx runs fn in a transaction, committing when it returns nil. Deadlocks and lock wait timeouts
+// (which InnoDB resolves by rolling back one side) are retried a few times.
+func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = s.inTxOnce(ctx, fn); err == nil || !isRetryableTxErr(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+	return err
+}
+
+func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func mysqlCode(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// IsDuplicate reports a unique-key violation.
+func IsDuplicate(err error) bool { return mysqlCode(err) == 1062 }
+
+func isRetryableTxErr(err error) bool {
+	c := mysqlCode(err)
+	return c == 1213 || c == 1205 // deadlock, lock wait timeout
+}

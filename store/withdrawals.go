@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// Status is a withdrawal's lifecycle state.
+type Status string
+
+// The lifecycle: PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED / CANCELED.
+const (
+	Pending     Status = "PENDING"
+	Signing     Status = "SIGNING"
+	Signed      Status = "SIGNED"
+	Broadcasted Status = "BROADCASTED"
+	Confirmed   Status = "CONFIRMED"
+	Failed      Status = "FAILED"
+	Canceled    Status = "CANCELED"
+)
+
+// Terminal reports whether no further transition can happen.
+func (s Status) Terminal() bool { return s == Confirmed || s == Failed || s == Canceled }
+
+// ValidStatus reports whether s names a status.
+func ValidStatus(s string) bool {
+	switch Status(s) {
+	case Pending, Signing, Signed, Broadcasted, Confirmed, Failed, Canceled:
+		return true
+	}
+	return false
+}
+
+// Withdrawal is a withdrawal row, with the nonce and hash of the transaction paying it when there is one.
+type Withdrawal struct {
+	ID            string
+	ClientID      int64
+	ExternalID    string
+	RequestHash   []byte
+	Chain         string
+	Asset         string
+	To            string
+	Amount        *big.Int // base units
+	Status        Status
+	Version       int
+	From          string
+	SentTxID      *int64
+	BatchID       string
+	BlockNumber   *uint64
+	ErrorType     string
+	ErrorMessage  string
+	CorrelationID string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+
+	Nonce  *uint64
+	TxHash string
+}
+
+const withdrawalCols = `w.id, w.client_id, w.external_id, w.request_hash, w.chain, w.asset, w.to_address, w.amount,
+	w.status, w.version, w.from_address, w.sent_tx_id, w.batch_id, w.block_number, w.error_type, w.error_message,
+	w.correlation_id, w.created_at, w.updated_at, t.nonce, t.tx_hash`
+
+const withdrawalFrom = ` FROM withdrawals w LEFT JOIN sent_transactions t ON t.id = w.sent_tx_id`
+
+type scanner interface{ Scan(...any) error }
+
+func scanWithdrawal(r scanner) (*Withdrawal, error) {
+	var (
+		w                                  Withdrawal
+		amount                             string
+		from, batch, errType, errMsg, hash sql.NullString
+		sentTx                             sql.NullInt64
+		block, nonce                       sql.NullInt64
+	)
+	if err := r.Scan(&w.ID, &w.ClientID, &w.ExternalID, &w.RequestHash, &w.Chain, &w.Asset, &w.To, &amount,
+		&w.Status, &w.Version, &from, &sentTx, &batch, &block, &errType, &errMsg,
+		&w.CorrelationID, &w.CreatedAt, &w.UpdatedAt, &nonce, &hash); err != nil {
+		return nil, err
+	}
+	var ok bool
+	if w.Amount, ok = new(big.Int).SetString(amount, 10); !ok {
+		return nil, fmt.Errorf("withdrawal %s: bad stored amount %q", w.ID, amount)
+	}
+	w.From, w.BatchID, w.ErrorType, w.ErrorMessage, w.TxHash = from.String, batch.String, errType.String, errMsg.String, hash.String
+	if sentTx.Valid {
+		w.SentTxID = &sentTx.Int64
+	}
+	if block.Valid {
+		b := uint64(block.Int64)
+		w.BlockNumber = &b
+	}
+	if nonce.Valid {
+		n := uint64(nonce.Int64)
+		w.Nonce = &n
+	}
+	return &w, nil
+}
+
+// CreateWithdrawal inserts w as PENDING with its first history row and, in the same transaction, calls
+// enqueue so the tx-request message commits with the row. When (client, external_id) exists already it
+// returns that withdrawal and created=false; concurrent identical posts thus make one withdrawal.
+func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue func(tx *sql.Tx) error) (*Withdrawal, bool, error) {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
+			to_address, amount, status, correlation_id) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID)
+		if err != nil {
+			return err
+		}
+		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", "api"); err != nil {
+			return err
+		}
+		return enqueue(tx)
+	})
+	if err == nil {
+		got, err := s.GetWithdrawal(ctx, w.ID)
+		return got, true, err
+	}
+	if !IsDuplicate(err) {
+		return nil, false, fmt.Errorf("create withdrawal %s: %w", w.ExternalID, err)
+	}
+	got, err := s.WithdrawalByExternalID(ctx, w.ClientID, w.ExternalID)
+	if err != nil {
+		return nil, false, fmt.Errorf("load replayed withdrawal %s: %w", w.ExternalID, err)
+	}
+	return got, false, nil
+}
+
+// GetWithdrawal loads one withdrawal by id.
+func (s *Store) GetWithdrawal(ctx context.Context, id string) (*Withdrawal, error) {
+	return s.oneWithdrawal(ctx, s.DB, ` WHERE w.id = ?`, id)
+}
+
+// WithdrawalByExternalID loads a client's withdrawal by its external id.
+func (s *Store) WithdrawalByExternalID(ctx context.Context, clientID int64, externalID string) (*Withdrawal, error) {
+	return s.oneWithdrawal(ctx, s.DB, ` WHERE w.client_id = ? AND w.external_id = ?`, clientID, externalID)
+}
+
+// LockWithdrawal loads a withdrawal inside tx with a row lock, for read-modify-write sequences.
+func (s *Store) LockWithdrawal(ctx context.Context, tx *sql.Tx, id string) (*Withdrawal, error) {
+	return s.oneWithdrawal(ctx, tx, ` WHERE w.id = ? FOR UPDATE`, id)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) oneWithdrawal(ctx context.Context, q querier, where string, args ...any) (*Withdrawal, error) {
+	w, err := scanWithdrawal(q.QueryRowContext(ctx, `SELECT `+withdrawalCols+withdrawalFrom+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load withdrawal: %w", err)
+	}
+	return w, nil
+}
+
+// ListFilter selects withdrawals for listing. Cursor is the id of the last row of the previous page.
+type ListFilter struct {
+	ClientID int64
+	Status   Status
+	Limit    int
+	Cursor   string
+}
+
+// ListWithdrawals returns a page of a client's withdrawals, newest first.
+func (s *Store) ListWithdrawals(ctx context.Context, f ListFilter) ([]*Withdrawal, error) {
+	where := []string{"w.client_id = ?"}
+	args := []any{f.ClientID}
+	if f.Status != "" {
+		where = append(where, "w.status = ?")
+		args = append(args, f.Status)
+	}
+	if f.Cursor != "" {
+		// ids are time-ordered (UUIDv7), so id order is creation order.
+		where = append(where, "w.id < ?")
+		args = append(args, f.Cursor)
+	}
+	args = append(args, f.Limit)
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+withdrawalCols+withdrawalFrom+` WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY w.id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list withdrawals: %w", err)
+	}
+	defer rows.Close()
+	var out []*Withdrawal
+	for rows.Next() {
+		w, err := scanWithdrawal(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list withdrawals: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// Change is what a transition sets besides the status. Nil fields are left as they are.
+type Change struct {
+	From         *string
+	SentTxID     *int64
+	BatchID      *string
+	BlockNumber  *uint64
+	ErrorType    *string
+	ErrorMessage *string
+}
+
+// Transition moves withdrawal id from status from to status to inside tx, only if it is still in from,
+// and records the reason. It returns ErrConflict when another worker moved it first.
+func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason, actor string, c Change) error {
+	set := []string{"status = ?", "version = version + 1"}
+	args := []any{to}
+	add := func(col string, v any) {
+		set = append(set, col+" = ?")
+		args = append(args, v)
+	}
+	if c.From != nil {
+		add("from_address", *c.From)
+	}
+	if c.SentTxID != nil {
+		add("sent_tx_id", *c.SentTxID)
+	}
+	if c.BatchID != nil {
+		add("batch_id", *c.BatchID)
+	}
+	if c.BlockNumber != nil {
+		add("block_number", *c.BlockNumber)
+	}
+	if c.ErrorType != nil {
+		add("error_type", *c.ErrorType)
+	}
+	if c.ErrorMessage != nil {
+		add("error_message", *c.ErrorMessage)
+	}
+	args = append(args, id, from)
+	res, err := tx.ExecContext(ctx, `UPDATE withdrawals SET `+strings.Join(set, ", ")+` WHERE id = ? AND status = ?`, args...)
+	if err != nil {
+		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
+	}
+	return addHistory(ctx, tx, id, from, to, reason, actor)
+}
+
+func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason, actor string) error {
+	var f any
+	if from != "" {
+		f = from
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO withdrawal_history (withdrawal_id, from_status, to_status, reason, actor)
+		VALUES (?,?,?,?,?)`, id, f, to, reason, actor); err != nil {
+		return fmt.Errorf("history of %s: %w", id, err)
+	}
+	return nil
+}
+
+// HistoryEntry is one recorded transition.
+type HistoryEntry struct {
+	From      Status
+	To        Status
+	Reason    string
+	Actor     string
+	CreatedAt time.Time
+}
+
+// History returns a withdrawal's transitions, oldest first.
+func (s *Store) History(ctx context.Context, id string) ([]HistoryEntry, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT COALESCE(from_status,''), to_status, reason, actor, created_at
+		FROM withdrawal_history WHERE withdrawal_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	for rows.Next() {
+		var h HistoryEntry
+		if err := rows.Scan(&h.From, &h.To, &h.Reason, &h.Actor, &h.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// WithdrawalsBySentTx returns the withdrawals a sent transaction pays.
+func (s *Store) WithdrawalsBySentTx(ctx context.Context, q querier, sentTxID int64) ([]*Withdrawal, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+withdrawalCols+withdrawalFrom+` WHERE w.sent_tx_id = ? ORDER BY w.id`, sentTxID)
+	if err != nil {
+		return nil, fmt.Errorf("withdrawals of tx %d: %w", sentTxID, err)
+	}
+	defer rows.Close()
+	var out []*Withdrawal
+	for rows.Next() {
+		w, err := scanWithdrawal(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
