@@ -136,11 +136,16 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.applyEnv(os.Getenv)
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	if err := c.Finish(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Finish fills in defaults and validates; for configurations built in code.
+func (c *Config) Finish() error {
+	c.applyDefaults()
+	return c.Validate()
 }
 
 func (c *Config) applyEnv(get func(string) string) {

@@ -1,0 +1,28 @@
+# Sluice: `make dev` runs it, `make test` proves it. See README.md.
+GO ?= go
+BIN := bin/sluice
+
+.PHONY: all build dev test vet fmt contracts clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+dev: build
+	./scripts/dev.sh
+
+# Starts MariaDB, Redis and the SQS emulator itself (installing them if missing) and stops them after.
+test:
+	./scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
+
+-include contracts/contracts.mk

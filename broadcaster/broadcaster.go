@@ -1,0 +1,127 @@
+// Package broadcaster owns getting recorded signed transactions to the chain: it sends the raw bytes
+// (in nonce order per address, as the signed-tx queue delivers them), treats "already there" answers as
+// success, marks the transaction and its withdrawals BROADCASTED and hands them to the monitor.
+package broadcaster
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/txerr"
+)
+
+// Chain is what the broadcaster asks of a node.
+type Chain interface {
+	SendTransaction(ctx context.Context, tx *types.Transaction) error
+	TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
+}
+
+// Broadcaster consumes signed-tx.
+type Broadcaster struct {
+	Store  *store.Store
+	Queue  queue.TxSender
+	Chains map[string]Chain
+	Log    *slog.Logger
+}
+
+// Handle processes one signed-tx message.
+func (b *Broadcaster) Handle(ctx context.Context, m queue.Message) error {
+	env, err := queue.ParseEnvelope(m.Body, queue.TypeTxSigned)
+	if err != nil {
+		return txerr.New(txerr.InvalidTransaction, "bad_message", err)
+	}
+	var p queue.TxSigned
+	if err := json.Unmarshal(env.Payload, &p); err != nil || p.SentTxID == 0 {
+		return txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("signed-tx payload %s: %v", env.Payload, err))
+	}
+	st, err := b.Store.GetSentTx(ctx, p.SentTxID)
+	if err != nil {
+		return fmt.Errorf("load sent tx %d: %w", p.SentTxID, err)
+	}
+	log := b.Log.With("sent_tx_id", st.ID, "tx_hash", st.Hash, "from", st.From, "nonce", st.Nonce, "correlation_id", env.CorrelationID)
+	if st.Status != store.TxSigned {
+		log.Info("already broadcast", "status", st.Status)
+		return nil
+	}
+	client, ok := b.Chains[st.Chain]
+	if !ok {
+		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q of sent tx %d is not configured", st.Chain, st.ID)
+	}
+	tx := new(types.Transaction)
+	if err := tx.UnmarshalBinary(st.Raw); err != nil {
+		return txerr.New(txerr.InvalidTransaction, "bad_raw_tx", fmt.Errorf("decode sent tx %d: %w", st.ID, err))
+	}
+	if err := b.send(ctx, client, st, tx); err != nil {
+		log.Warn("broadcast failed", "err", err, "type", txerr.Classify(err))
+		return err
+	}
+	if err := b.markBroadcasted(ctx, st, env.CorrelationID); err != nil {
+		return err
+	}
+	log.Info("broadcast")
+	return nil
+}
+
+// send submits tx; a node that already has it, or a chain that already mined one of its attempts, is
+// success. A nonce consumed by anything else is a conflict no retry can fix.
+func (b *Broadcaster) send(ctx context.Context, client Chain, st *store.SentTx, tx *types.Transaction) error {
+	err := client.SendTransaction(ctx, tx)
+	if err == nil || strings.Contains(strings.ToLower(err.Error()), "already known") {
+		return nil
+	}
+	if txerr.Classify(err) != txerr.NonceTooLow {
+		return fmt.Errorf("send %s: %w", tx.Hash(), err)
+	}
+	hashes, herr := b.Store.AttemptHashes(ctx, st.ID)
+	if herr != nil {
+		return herr
+	}
+	for _, h := range hashes {
+		_, _, lerr := client.TransactionByHash(ctx, common.HexToHash(h))
+		if lerr == nil {
+			return nil // ours is on chain (or in the pool) under this or an earlier attempt
+		}
+		if !errors.Is(lerr, ethereum.NotFound) {
+			return fmt.Errorf("look up attempt %s: %w", h, lerr)
+		}
+	}
+	return txerr.New(txerr.InvalidTransaction, "nonce_conflict",
+		fmt.Errorf("nonce %d of %s is used by a transaction that is not ours (%d attempts checked): %w", st.Nonce, st.From, len(hashes), err))
+}
+
+func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, correlationID string) error {
+	return b.Store.InTx(ctx, func(tx *sql.Tx) error {
+		if err := b.Store.SetSentTxStatus(ctx, tx, st.ID, store.TxSigned, store.TxBroadcasted); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil // a concurrent delivery got here first and queued the monitor
+			}
+			return err
+		}
+		ws, err := b.Store.WithdrawalsBySentTx(ctx, tx, st.ID)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if err := b.Store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, "broadcaster", store.Change{}); err != nil {
+				return err
+			}
+		}
+		body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), correlationID,
+			queue.TxBroadcasted{SentTxID: st.ID, Chain: st.Chain, Hash: st.Hash})
+		if err != nil {
+			return err
+		}
+		return b.Queue.SendTx(ctx, tx, queue.TxMonitor, body, queue.SendOptions{})
+	})
+}

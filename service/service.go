@@ -1,0 +1,124 @@
+// Package service owns what every Sluice process has in common: the /healthz, /readyz and /metrics
+// endpoint, running a service's workers together, and stopping them cleanly on SIGTERM.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// SignalContext is canceled on SIGINT or SIGTERM.
+func SignalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// Check is a readiness probe of one dependency.
+type Check func(ctx context.Context) error
+
+// Worker runs until ctx is canceled, then drains what it has in flight and returns.
+type Worker func(ctx context.Context) error
+
+// Run serves the health endpoint on listen (skipped when empty) and runs the workers until ctx is
+// canceled or one of them fails; then it cancels the rest, waits for them to drain, and stops the server.
+func Run(ctx context.Context, name, listen string, ready []Check, workers ...Worker) error {
+	log := slog.With("service", name)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var srv *http.Server
+	srvErr := make(chan error, 1)
+	if listen != "" {
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("%s: listen %s: %w", name, listen, err)
+		}
+		srv = &http.Server{Handler: HealthMux(ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				srvErr <- err
+			}
+		}()
+		log.Info("health endpoint up", "addr", l.Addr().String())
+	}
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				log.Error("worker stopped", "err", err)
+				cancel()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case err := <-srvErr:
+		firstErr = fmt.Errorf("%s: health server: %w", name, err)
+		cancel()
+		<-done
+	}
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+	}
+	log.Info("stopped")
+	return firstErr
+}
+
+// HealthMux serves /healthz (the process answers), /readyz (every check passes within 3 s) and /metrics.
+func HealthMux(ready []Check) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := Ready(ctx, ready); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"status":"unavailable","error":%q}`, err.Error())
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	mux.Handle("/metrics", promhttp.Handler())
+	return mux
+}
+
+// Ready runs every check and joins their errors.
+func Ready(ctx context.Context, checks []Check) error {
+	var errs []error
+	for _, c := range checks {
+		if err := c(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
