@@ -65,8 +65,11 @@ func Start(opts Options) (*Chain, error) {
 	} else if err := portFree(host, port); err != nil {
 		return nil, fmt.Errorf("devchain: %s:%d is taken: %w", host, port, err)
 	}
+	// Every fork up to Osaka, as on Ethereum and Polygon today; go-ethereum's dev config also turns on
+	// forks still in design (Bogota's state-growth gas), which would make every gas figure unreal.
 	chainCfg := *params.AllDevChainProtocolChanges
 	chainCfg.ChainID = new(big.Int).SetUint64(opts.ChainID)
+	chainCfg.AmsterdamTime, chainCfg.BogotaTime, chainCfg.UBTTime = nil, nil, nil
 	var (
 		b        *simulated.Backend
 		panicked any
