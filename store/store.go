@@ -28,7 +28,8 @@ type Store struct {
 }
 
 // Open connects to dsn (go-sql-driver form), forcing the settings the code relies on: parsed times in
-// UTC and a transaction isolation that makes conditional updates and SKIP LOCKED behave.
+// UTC. Transactions run READ COMMITTED (set per transaction in InTx: MariaDB and MySQL name the session
+// variable differently), so a conditional update always sees the latest committed row.
 func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -41,7 +42,6 @@ func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
-	cfg.Params["transaction_isolation"] = "'READ-COMMITTED'"
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -102,7 +102,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.DB.BeginTx(ctx, nil)
+	tx, err := s.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -1,0 +1,249 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/sluice-custody/sluice/app"
+	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type withdrawal struct {
+	ID            string  `json:"id"`
+	ExternalID    string  `json:"external_id"`
+	Asset         string  `json:"asset"`
+	To            string  `json:"to"`
+	Amount        string  `json:"amount"`
+	Status        string  `json:"status"`
+	From          *string `json:"from"`
+	Nonce         *uint64 `json:"nonce"`
+	TxHash        *string `json:"tx_hash"`
+	BlockNumber   *uint64 `json:"block_number"`
+	Confirmations *uint64 `json:"confirmations"`
+	Error         *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+type client struct {
+	t    *testing.T
+	base string
+	key  string
+}
+
+func (c client) do(method, path string, body any, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestEndToEnd posts withdrawals over HTTP, half native and half ERC-20 to fresh recipients, lets the
+// real signer, broadcaster and monitor take them to 12 confirmations on a real node, and checks every
+// recipient's balance on chain, with each queue backend.
+func TestEndToEnd(t *testing.T) {
+	for _, backend := range []string{"mysql", "sqs"} {
+		t.Run(backend, func(t *testing.T) {
+			q := config.Queue{Backend: backend, VisibilityTimeout: config.Duration{Duration: 10 * time.Second},
+				WaitTime: config.Duration{Duration: 200 * time.Millisecond}}
+			if backend == "sqs" {
+				// The SQS emulator (npm local-aws-sqs) stands in for AWS; the outbox relays to it.
+				q.SQS = config.SQS{Endpoint: testenv.SQSEndpoint(t), Region: "us-east-1", Prefix: testenv.UniqueName(t) + "-"}
+			}
+			runEndToEnd(t, q, 20)
+		})
+	}
+}
+
+func runEndToEnd(t *testing.T, q config.Queue, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := app.StartDev(ctx, app.DevOptions{
+		RPCAddr: "127.0.0.1:0", APIAddr: freeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 12,
+		DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: q,
+	}, log)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer st.Close()
+	if err := st.App.Queue.Setup(ctx); err != nil {
+		t.Fatalf("queue setup: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
+	api := client{t: t, base: st.APIURL, key: st.APIKey}
+	waitReady(t, st.APIURL)
+
+	type posted struct {
+		w      withdrawal
+		to     common.Address
+		amount *big.Int // base units
+	}
+	var all []posted
+	for i := 0; i < n; i++ {
+		to := testenv.NewAccount(t).Address
+		body := map[string]string{"external_id": fmt.Sprintf("e2e-%d", i), "chain": "local", "to": to.Hex()}
+		var amount *big.Int
+		if i%2 == 0 {
+			body["asset"], body["amount"] = app.DevNative, fmt.Sprintf("0.%03d5", i+1) // e.g. 0.0015 POL
+			amount = new(big.Int).Mul(big.NewInt(int64((i+1)*10+5)), big.NewInt(1e14))
+		} else {
+			body["asset"], body["amount"] = app.DevToken, fmt.Sprintf("%d.25", i)
+			amount = big.NewInt(int64(i)*1_000_000 + 250_000)
+		}
+		var w withdrawal
+		if code := api.do("POST", "/v1/withdrawals", body, &w); code != http.StatusCreated {
+			t.Fatalf("post %d: status %d", i, code)
+		}
+		if w.Status != "PENDING" && w.Status != "SIGNING" && w.Status != "SIGNED" {
+			t.Fatalf("new withdrawal status %q", w.Status)
+		}
+		all = append(all, posted{w: w, to: to, amount: amount})
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := range all {
+		for {
+			var w withdrawal
+			if code := api.do("GET", "/v1/withdrawals/"+all[i].w.ID, nil, &w); code != http.StatusOK {
+				t.Fatalf("get %s: %d", all[i].w.ID, code)
+			}
+			all[i].w = w
+			if w.Status == "CONFIRMED" {
+				break
+			}
+			if w.Status == "FAILED" || w.Status == "CANCELED" {
+				t.Fatalf("withdrawal %s ended %s: %+v", w.ExternalID, w.Status, w.Error)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("withdrawal %s still %s", w.ExternalID, w.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	eth, err := ethclient.DialContext(ctx, st.Chain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eth.Close()
+	head, err := eth.BlockNumber(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonces := map[uint64]bool{}
+	for _, p := range all {
+		w := p.w
+		if w.TxHash == nil || w.Nonce == nil || w.BlockNumber == nil || w.From == nil || *w.From != st.HotWallet.Hex() {
+			t.Fatalf("confirmed withdrawal %s lacks chain fields: %+v", w.ExternalID, w)
+		}
+		if head-*w.BlockNumber+1 < 12 {
+			t.Fatalf("withdrawal %s confirmed at %d confirmations", w.ExternalID, head-*w.BlockNumber+1)
+		}
+		if nonces[*w.Nonce] {
+			t.Fatalf("nonce %d used twice", *w.Nonce)
+		}
+		nonces[*w.Nonce] = true
+		got := balance(t, ctx, eth, st, w.Asset, p.to)
+		if got.Cmp(p.amount) != 0 {
+			t.Fatalf("recipient %s of %s holds %s %s, want %s", p.to, w.ExternalID, got, w.Asset, p.amount)
+		}
+	}
+	// One transaction per withdrawal, nonces 0..n-1 without a gap, all mined.
+	mined, err := eth.NonceAt(ctx, st.HotWallet, nil)
+	if err != nil || mined != uint64(n) {
+		t.Fatalf("hot wallet mined nonce %d (%v), want %d", mined, err, n)
+	}
+	for i := 0; i < n; i++ {
+		if !nonces[uint64(i)] {
+			t.Fatalf("nonce %d unused: gap", i)
+		}
+	}
+
+	stop()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("services stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("services did not stop within 30s of cancel")
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("API never became ready")
+}
+
+func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *app.DevStack, asset string, who common.Address) *big.Int {
+	t.Helper()
+	if asset == app.DevNative {
+		b, err := eth.BalanceAt(ctx, who, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	data := append([]byte{0x70, 0xa0, 0x82, 0x31}, common.LeftPadBytes(who.Bytes(), 32)...) // balanceOf(who)
+	out, err := eth.CallContract(ctx, ethereum.CallMsg{To: &st.Contracts.USDT, Data: data}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return new(big.Int).SetBytes(out)
+}

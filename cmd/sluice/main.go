@@ -1,0 +1,104 @@
+// Command sluice is the one Sluice binary: one subcommand per service, `all` for every service in one
+// process, `dev` for a zero-setup local engine, and `migrate`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sluice-custody/sluice/app"
+	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/service"
+	"github.com/sluice-custody/sluice/store"
+)
+
+const usage = `usage: sluice <command> [flags]
+
+commands:
+  api           HTTP API for the exchange backend and the dashboard
+  signer        consumes tx-request: nonces, fees, signing
+  broadcaster   consumes signed-tx: sends raw transactions in nonce order
+  monitor       consumes tx-monitor: confirmations, reorgs, settling
+  all           every service above in one process
+  dev           all, plus an embedded chain with contracts deployed (see README)
+  migrate       applies the database migrations
+
+flags (every command):
+  --config FILE   configuration file (YAML); environment variables override it
+  --log-level L   debug, info, warn or error (default info)
+`
+
+func main() {
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") || os.Args[1] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	if err := run(cmd, args); err != nil {
+		slog.Error("sluice "+cmd+" failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	cfgPath := fs.String("config", os.Getenv("SLUICE_CONFIG"), "configuration file")
+	level := fs.String("log-level", "info", "log level")
+	var devOpts app.DevOptions
+	if cmd == "dev" {
+		devOpts.Flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*level)
+	slog.SetDefault(log)
+	ctx, stop := service.SignalContext(context.Background())
+	defer stop()
+
+	if cmd == "dev" {
+		return app.Dev(ctx, devOpts, log)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "migrate":
+		s, err := store.Open(ctx, cfg.Database.DSN, 2)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if err := s.Migrate(ctx); err != nil {
+			return err
+		}
+		log.Info("migrations applied")
+		return nil
+	case "api", "signer", "broadcaster", "monitor", "all":
+		names := []string{cmd}
+		if cmd == "all" {
+			names = app.Services
+		}
+		a, err := app.Open(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return a.Run(ctx, names...)
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
