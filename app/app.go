@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-custody/sluice/api"
@@ -192,7 +193,7 @@ func (a *App) worker(name string) (service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
-		srv := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Logger: log,
+		srv := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Logger: log, Metrics: defaultRegistry(),
 			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }})
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
@@ -219,6 +220,13 @@ func (a *App) worker(name string) (service.Worker, error) {
 		return a.consumer(name, queue.TxMonitor, m.Handle), nil
 	}
 	return nil, fmt.Errorf("unknown service %q", name)
+}
+
+// defaultRegistry is the process-wide registry, so the API's /metrics also shows the consumers' metrics
+// when they share the process.
+func defaultRegistry() *prometheus.Registry {
+	r, _ := prometheus.DefaultRegisterer.(*prometheus.Registry)
+	return r
 }
 
 // bootstrapAPIKey registers the key in the configured variable (SLUICE_API_KEY) as the default client's.
