@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sluice-custody/sluice/config"
 	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/queue"

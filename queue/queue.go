@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -162,3 +163,9 @@ type DeadLetterMeta struct {
 	Timestamp    time.Time `json:"timestamp"`
 	AttemptCount int       `json:"attempt_count"`
 }
+
+// ErrReceiptInvalid is returned (wrapped) by Delete and ChangeVisibility when the receipt no longer
+// identifies the current delivery of a message: its visibility timeout ran out and another consumer
+// received it since, or it was moved to the DLQ. The caller no longer owns the message; the new owner's
+// delivery is unaffected. Deleting a message that is already gone is not an error.
+var ErrReceiptInvalid = errors.New("receipt handle is no longer valid")

@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/keys"
 	"github.com/sluice-custody/sluice/nonce"
 	"github.com/sluice-custody/sluice/queue"
 	"github.com/sluice-custody/sluice/store"
@@ -35,14 +36,9 @@ type Chain interface {
 	PendingNonceAt(ctx context.Context, account common.Address) (uint64, error)
 }
 
-// TxSigner signs for one address.
-type TxSigner interface {
-	SignTx(ctx context.Context, tx *types.Transaction, chainID *big.Int) (*types.Transaction, error)
-}
-
 // Keys hands out signers; the keys themselves never leave it.
 type Keys interface {
-	TxSigner(ctx context.Context, addr common.Address) (TxSigner, error)
+	Signer(ctx context.Context, addr common.Address) (keys.Signer, error)
 }
 
 // Nonces allocates nonce leases: Commit one once the tx using it is persisted, Release it if nothing was.
@@ -175,7 +171,7 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 	if err := s.checkFunds(ctx, cd, asset, from, w.Amount, gas, fees.MaxFeePerGas); err != nil {
 		return err
 	}
-	signer, err := s.Keys.TxSigner(ctx, from)
+	signer, err := s.Keys.Signer(ctx, from)
 	if err != nil {
 		return fmt.Errorf("signer for %s: %w", from, err)
 	}
@@ -194,7 +190,7 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 // signWithNonce allocates a nonce, signs and records. done=false means the nonce turned out to be
 // recorded already (a lease reclaimed after its holder was slow, not dead) and signing must retry.
 func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.Withdrawal, env queue.Envelope, cd ChainDeps,
-	signer TxSigner, chainID *big.Int, from, txTo common.Address, value *big.Int, data []byte, gas uint64, fees Fees) (bool, error) {
+	signer keys.Signer, chainID *big.Int, from, txTo common.Address, value *big.Int, data []byte, gas uint64, fees Fees) (bool, error) {
 	mined, err := cd.Client.NonceAt(ctx, from)
 	if err != nil {
 		return false, fmt.Errorf("mined nonce of %s: %w", from, err)
