@@ -158,6 +158,11 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 	if err != nil {
 		return err
 	}
+	if !asset.Native() { // before estimating: a transfer beyond the balance would read as a revert
+		if err := s.checkTokenFunds(ctx, cd, asset, from, w.Amount); err != nil {
+			return err
+		}
+	}
 	// Estimating also runs the transfer against current state, so a reverting token transfer
 	// (blocked recipient, say) fails here, before a nonce is spent on it.
 	gas, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &txTo, Value: value, Data: data,
@@ -168,7 +173,7 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 	if data != nil {
 		gas += gas * gasMargin / 100
 	}
-	if err := s.checkFunds(ctx, cd, asset, from, w.Amount, gas, fees.MaxFeePerGas); err != nil {
+	if err := s.checkCoinFunds(ctx, cd, asset, from, w.Amount, gas, fees.MaxFeePerGas); err != nil {
 		return err
 	}
 	signer, err := s.Keys.Signer(ctx, from)
@@ -265,29 +270,31 @@ func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.W
 	return false, err
 }
 
-func (s *Signer) checkFunds(ctx context.Context, cd ChainDeps, asset *config.Asset, from common.Address, amount *big.Int, gas uint64, maxFee *big.Int) error {
-	gasCost := new(big.Int).Mul(new(big.Int).SetUint64(gas), maxFee)
+// checkCoinFunds makes sure the hot wallet can pay the gas, and the amount when it is the native coin.
+func (s *Signer) checkCoinFunds(ctx context.Context, cd ChainDeps, asset *config.Asset, from common.Address, amount *big.Int, gas uint64, maxFee *big.Int) error {
+	need := new(big.Int).Mul(new(big.Int).SetUint64(gas), maxFee)
+	if asset.Native() {
+		need.Add(need, amount)
+	}
 	coin, err := cd.Client.BalanceAt(ctx, from)
 	if err != nil {
 		return fmt.Errorf("balance of %s: %w", from, err)
 	}
-	need := gasCost
-	if asset.Native() {
-		need = new(big.Int).Add(gasCost, amount)
-	}
 	if coin.Cmp(need) < 0 {
 		return txerr.New(txerr.InsufficientFunds, "hot_wallet_balance",
-			fmt.Errorf("hot wallet %s holds %s wei of %s, needs %s", from, coin, cd.Config.Name, need))
+			fmt.Errorf("hot wallet %s holds %s wei on %s, needs %s", from, coin, cd.Config.Name, need))
 	}
-	if !asset.Native() {
-		bal, err := cd.Client.TokenBalance(ctx, common.HexToAddress(asset.Address), from)
-		if err != nil {
-			return fmt.Errorf("%s balance of %s: %w", asset.Symbol, from, err)
-		}
-		if bal.Cmp(amount) < 0 {
-			return txerr.New(txerr.InsufficientFunds, "hot_wallet_token_balance",
-				fmt.Errorf("hot wallet %s holds %s base units of %s, needs %s", from, bal, asset.Symbol, amount))
-		}
+	return nil
+}
+
+func (s *Signer) checkTokenFunds(ctx context.Context, cd ChainDeps, asset *config.Asset, from common.Address, amount *big.Int) error {
+	bal, err := cd.Client.TokenBalance(ctx, common.HexToAddress(asset.Address), from)
+	if err != nil {
+		return fmt.Errorf("%s balance of %s: %w", asset.Symbol, from, err)
+	}
+	if bal.Cmp(amount) < 0 {
+		return txerr.New(txerr.InsufficientFunds, "hot_wallet_token_balance",
+			fmt.Errorf("hot wallet %s holds %s base units of %s, needs %s", from, bal, asset.Symbol, amount))
 	}
 	return nil
 }

@@ -1,0 +1,226 @@
+// Package pipelinetest assembles the real parts of the withdrawal pipeline for component tests: a fresh
+// MariaDB database, the MySQL queue, Redis, an embedded chain with the contracts deployed, an encrypted
+// keystore holding a funded hot wallet, and the signer, broadcaster and monitor wired to them. Tests drive
+// the handlers message by message, so each exactly-once rule can be exercised on its own.
+package pipelinetest
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"math/big"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/broadcaster"
+	"github.com/sluice-custody/sluice/chain"
+	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/contracts/bindings"
+	"github.com/sluice-custody/sluice/devchain"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/keys"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/nonce"
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/queue/mysqlq"
+	"github.com/sluice-custody/sluice/signer"
+	"github.com/sluice-custody/sluice/store"
+)
+
+// Env is one assembled pipeline.
+type Env struct {
+	T         testing.TB
+	Ctx       context.Context
+	Store     *store.Store
+	Queue     *mysqlq.Queue
+	Chain     *devchain.Chain
+	Client    *chain.Client
+	Keys      *keys.Keystore
+	Nonces    *nonce.Allocator
+	Config    config.Chain
+	Hot       testenv.Account
+	Funder    testenv.Account
+	Contracts contracts.Addresses
+	ClientID  int64
+	Log       *slog.Logger
+}
+
+// Options tune an Env.
+type Options struct {
+	Confirmations uint64        // default 3
+	NonceTTL      time.Duration // default nonce.DefaultTTL
+}
+
+// New assembles an Env; everything is torn down at test cleanup.
+func New(t testing.TB, o Options) *Env {
+	t.Helper()
+	if o.Confirmations == 0 {
+		o.Confirmations = 3
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e := &Env{T: t, Ctx: ctx, Hot: testenv.NewAccount(t), Funder: testenv.NewAccount(t),
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	e.Store, _ = testenv.Store(t)
+	e.Queue = mysqlq.New(e.Store.DB, mysqlq.Options{})
+	e.Chain = testenv.Chain(t, 100*time.Millisecond, e.Hot.Address, e.Funder.Address)
+	eth, err := e.Chain.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eth.Close()
+	if e.Contracts, err = contracts.DeployAll(ctx, eth, e.Funder.Key, e.Chain.ChainID); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if err := contracts.Mint(ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, e.Hot.Address, big.NewInt(1e15)); err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	e.Config = config.Chain{Name: "local", ChainID: e.Chain.ChainID.Uint64(), RPC: []string{e.Chain.URL},
+		Confirmations: o.Confirmations, BlockTime: config.Duration{Duration: 100 * time.Millisecond},
+		Assets:     []config.Asset{{Symbol: "POL", Decimals: 18}, {Symbol: "USDT", Decimals: 6, Address: e.Contracts.USDT.Hex()}},
+		HotWallets: []string{e.Hot.Address.Hex()}}
+	full := &config.Config{Chains: []config.Chain{e.Config}}
+	if err := full.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	e.Config = full.Chains[0]
+	if e.Client, err = chain.Dial(ctx, "local", e.Config.ChainID, e.Config.RPC, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Client.Close)
+	if e.Keys, err = keys.NewKeystore(t.TempDir(), "test-password", keys.WithLightScrypt()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Keys.ImportECDSA(e.Hot.Key); err != nil {
+		t.Fatal(err)
+	}
+	opts := []nonce.Option{nonce.WithPrefix("test:" + testenv.UniqueName(t))}
+	if o.NonceTTL > 0 {
+		opts = append(opts, nonce.WithTTL(o.NonceTTL))
+	}
+	e.Nonces = nonce.New(testenv.Redis(t), opts...)
+	c, err := e.Store.EnsureAPIClient(ctx, "test", "test-key-"+testenv.UniqueName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ClientID = c.ID
+	return e
+}
+
+// Signer returns a signer on the Env.
+func (e *Env) Signer() *signer.Signer {
+	return &signer.Signer{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Nonces: e.Nonces, Log: e.Log,
+		Chains: map[string]signer.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
+}
+
+// Broadcaster returns a broadcaster on the Env.
+func (e *Env) Broadcaster() *broadcaster.Broadcaster {
+	return &broadcaster.Broadcaster{Store: e.Store, Queue: e.Queue, Log: e.Log, Chains: map[string]broadcaster.Chain{"local": e.Client}}
+}
+
+// Monitor returns a monitor on the Env.
+func (e *Env) Monitor() *monitor.Monitor {
+	return &monitor.Monitor{Store: e.Store, Queue: e.Queue, Log: e.Log,
+		Chains: map[string]monitor.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
+}
+
+// Withdraw creates a PENDING withdrawal of amount base units and its tx-request message, as the API does.
+func (e *Env) Withdraw(asset string, to common.Address, amount int64) *store.Withdrawal {
+	e.T.Helper()
+	id := queue.NewID()
+	w := &store.Withdrawal{ID: id, ClientID: e.ClientID, ExternalID: "ext-" + id, RequestHash: make([]byte, 32),
+		Chain: "local", Asset: asset, To: to.Hex(), Amount: big.NewInt(amount), CorrelationID: "corr-" + id}
+	got, created, err := e.Store.CreateWithdrawal(e.Ctx, w, func(tx *sql.Tx) error {
+		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: id})
+		if err != nil {
+			return err
+		}
+		return e.Queue.SendTx(e.Ctx, tx, queue.TxRequest, body, queue.SendOptions{})
+	})
+	if err != nil || !created {
+		e.T.Fatalf("create withdrawal: %v (created %v)", err, created)
+	}
+	return got
+}
+
+// Receive takes every visible message of a queue (hidden for a minute).
+func (e *Env) Receive(name string) []queue.Message {
+	e.T.Helper()
+	var out []queue.Message
+	for {
+		ms, err := e.Queue.Receive(e.Ctx, name, 10, time.Minute, 0)
+		if err != nil {
+			e.T.Fatalf("receive %s: %v", name, err)
+		}
+		if len(ms) == 0 {
+			return out
+		}
+		out = append(out, ms...)
+	}
+}
+
+// One receives exactly one message of a queue and fails the test otherwise.
+func (e *Env) One(name string) queue.Message {
+	e.T.Helper()
+	ms := e.Receive(name)
+	if len(ms) != 1 {
+		e.T.Fatalf("%s holds %d messages, want 1", name, len(ms))
+	}
+	return ms[0]
+}
+
+// Get reloads a withdrawal.
+func (e *Env) Get(id string) *store.Withdrawal {
+	e.T.Helper()
+	w, err := e.Store.GetWithdrawal(e.Ctx, id)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return w
+}
+
+// CountSent counts recorded transactions.
+func (e *Env) CountSent() int {
+	e.T.Helper()
+	var n int
+	if err := e.Store.DB.QueryRowContext(e.Ctx, `SELECT COUNT(*) FROM sent_transactions`).Scan(&n); err != nil {
+		e.T.Fatal(err)
+	}
+	return n
+}
+
+// BlockToken puts addr on the test token's blocklist: transfers to it revert from then on.
+func (e *Env) BlockToken(addr common.Address) {
+	e.T.Helper()
+	data, err := bindings.NewTestToken().TryPackSetBlocked(addr, true)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	eth, err := e.Chain.Client(e.Ctx)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	defer eth.Close()
+	if _, err := contracts.Transact(e.Ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, nil, data, 0); err != nil {
+		e.T.Fatalf("block %s: %v", addr, err)
+	}
+}
+
+// WaitMinedNonce waits until the hot wallet's mined nonce reaches n.
+func (e *Env) WaitMinedNonce(n uint64) {
+	e.T.Helper()
+	for {
+		got, err := e.Client.NonceAt(e.Ctx, e.Hot.Address)
+		if err == nil && got >= n {
+			return
+		}
+		if e.Ctx.Err() != nil {
+			e.T.Fatalf("hot wallet nonce %d never reached %d (%v)", got, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

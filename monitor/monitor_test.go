@@ -1,0 +1,88 @@
+package monitor_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluice-custody/sluice/internal/pipelinetest"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/txerr"
+)
+
+// sendOne signs and broadcasts a withdrawal and returns its tx-monitor message.
+func sendOne(t *testing.T, e *pipelinetest.Env, asset string, amount int64, beforeBroadcast func(w *store.Withdrawal)) (*store.Withdrawal, queue.Message) {
+	t.Helper()
+	w := e.Withdraw(asset, testenv.NewAccount(t).Address, amount)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if beforeBroadcast != nil {
+		beforeBroadcast(e.Get(w.ID))
+	}
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	return w, e.One(queue.TxMonitor)
+}
+
+// The monitor confirms only at the configured depth; before that it looks again later through a fresh
+// delayed message (so waiting never counts as a failed delivery).
+func TestConfirmsAtDepth(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{Confirmations: 5})
+	w, m := sendOne(t, e, "USDT", 1_000_000, nil)
+	mo := e.Monitor()
+	if err := mo.Handle(e.Ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Get(w.ID); got.Status != store.Broadcasted {
+		t.Fatalf("status %s before depth", got.Status)
+	}
+	if d, err := e.Queue.Depth(e.Ctx, queue.TxMonitor); err != nil || d != 2 {
+		t.Fatalf("tx-monitor depth %d (%v): want the original and a delayed re-check", d, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for e.Get(w.ID).Status != store.Confirmed {
+		if time.Now().After(deadline) {
+			t.Fatalf("not confirmed: %s", e.Get(w.ID).Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if err := mo.Handle(e.Ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.Get(w.ID)
+	head, err := e.Client.BlockNumber(e.Ctx)
+	if err != nil || got.BlockNumber == nil || head-*got.BlockNumber+1 < 5 {
+		t.Fatalf("confirmed at block %v with head %d (%v)", got.BlockNumber, head, err)
+	}
+	st, err := e.Store.GetSentTx(e.Ctx, *got.SentTxID)
+	if err != nil || st.Status != store.TxConfirmed || st.ReceiptStatus == nil || *st.ReceiptStatus != 1 || st.GasUsed == nil {
+		t.Fatalf("sent tx %+v (%v)", st, err)
+	}
+}
+
+// A transaction mined with status 0 fails its withdrawal with the reason from the receipt.
+func TestRevertedReceiptFails(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{Confirmations: 2})
+	w, m := sendOne(t, e, "USDT", 1_000_000, func(w *store.Withdrawal) {
+		// Blocked after the signer's estimate passed and before the tx is mined: it reverts on chain.
+		e.BlockToken(common(w.To))
+	})
+	mo := e.Monitor()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.Get(w.ID).Status.Terminal() {
+		if time.Now().After(deadline) {
+			t.Fatal("never settled")
+		}
+		if err := mo.Handle(e.Ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := e.Get(w.ID)
+	if got.Status != store.Failed || got.ErrorType != string(txerr.ExecutionReverted) || got.BlockNumber == nil {
+		t.Fatalf("got %s %s block %v, want FAILED EXECUTION_REVERTED with the block", got.Status, got.ErrorType, got.BlockNumber)
+	}
+}

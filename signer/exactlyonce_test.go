@@ -1,0 +1,191 @@
+package signer_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-custody/sluice/internal/pipelinetest"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/txerr"
+)
+
+// A redelivered tx-request for a withdrawal that is already signed re-queues the recorded transaction:
+// same sent tx, same hash, and no second nonce.
+func TestRedeliveredRequestIsNotSignedTwice(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	m := e.One(queue.TxRequest)
+	s := e.Signer()
+	if err := s.Handle(e.Ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	first := e.Get(w.ID)
+	if first.Status != store.Signed || first.SentTxID == nil || first.Nonce == nil || *first.Nonce != 0 {
+		t.Fatalf("after signing: %+v", first)
+	}
+	if err := s.Handle(e.Ctx, m); err != nil { // the same message again, as a queue redelivers it
+		t.Fatal(err)
+	}
+	if n := e.CountSent(); n != 1 {
+		t.Fatalf("%d recorded transactions after a redelivery, want 1", n)
+	}
+	// signed-tx is ordered per address: the re-queue is delivered once the original is done with.
+	original := e.One(queue.SignedTx)
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, original); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []queue.Message{original, e.One(queue.SignedTx)} {
+		if !strings.Contains(string(m.Body), first.TxHash) {
+			t.Fatalf("re-queued message does not carry the recorded hash %s: %s", first.TxHash, m.Body)
+		}
+	}
+	st, err := e.Nonces.Peek(e.Ctx, e.Config.ChainID, e.Hot.Address)
+	if err != nil || st.Next != 1 || len(st.Leases) != 0 {
+		t.Fatalf("nonce state %+v (%v): want counter 1 and no lease", st, err)
+	}
+}
+
+// Deliveries of one request racing each other (a visibility timeout ran out mid-signing) record one
+// transaction; the losers' nonces go back, so the next withdrawal takes nonce 1 and leaves no gap.
+func TestConcurrentDeliveriesSignOnce(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	w := e.Withdraw("USDT", testenv.NewAccount(t).Address, 5_000_000)
+	m := e.One(queue.TxRequest)
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Signer().Handle(e.Ctx, m); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.CountSent(); n != 1 {
+		t.Fatalf("%d recorded transactions, want 1", n)
+	}
+	if got := e.Get(w.ID); got.Status != store.Signed {
+		t.Fatalf("status %s", got.Status)
+	}
+	next := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e12)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Get(next.ID); got.Nonce == nil || *got.Nonce != 1 {
+		t.Fatalf("next withdrawal nonce %v, want 1", derefOr(got.Nonce))
+	}
+}
+
+// failingSender refuses to enqueue, like a database that fails at the last statement of the transaction.
+type failingSender struct{}
+
+func (failingSender) SendTx(context.Context, *sql.Tx, string, []byte, queue.SendOptions) error {
+	return errors.New("queue insert failed")
+}
+
+// The signed transaction, the SIGNED transition and the signed-tx message commit together: when the
+// message cannot be written, nothing is recorded, and the nonce is handed out again.
+func TestSignedTxCommitsWithItsMessage(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	m := e.One(queue.TxRequest)
+	s := e.Signer()
+	s.Queue = failingSender{}
+	if err := s.Handle(e.Ctx, m); err == nil {
+		t.Fatal("signing succeeded without its message")
+	}
+	if n := e.CountSent(); n != 0 {
+		t.Fatalf("%d transactions recorded without their message", n)
+	}
+	if got := e.Get(w.ID); got.Status != store.Signing || got.SentTxID != nil {
+		t.Fatalf("withdrawal %s with sent tx %v, want SIGNING with none", got.Status, got.SentTxID)
+	}
+	if err := e.Signer().Handle(e.Ctx, m); err != nil { // the redelivery, with the queue back
+		t.Fatal(err)
+	}
+	if got := e.Get(w.ID); got.Status != store.Signed || got.Nonce == nil || *got.Nonce != 0 {
+		t.Fatalf("after retry: %s nonce %v, want SIGNED with nonce 0", got.Status, derefOr(got.Nonce))
+	}
+}
+
+// A nonce allocated by a signer that died before recording anything is handed out again once its lease
+// runs out, so the address's nonce sequence has no gap on chain.
+func TestNonceOfCrashedSignerIsReused(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{NonceTTL: 300 * time.Millisecond})
+	if _, err := e.Nonces.Allocate(e.Ctx, e.Config.ChainID, e.Hot.Address, nonceFloors(0)); err != nil { // the crashed signer's
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Get(w.ID); got.Nonce == nil || *got.Nonce != 0 {
+		t.Fatalf("nonce %v, want the abandoned 0", derefOr(got.Nonce))
+	}
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitMinedNonce(1)
+}
+
+// Errors that no retry can fix fail the withdrawal at once with the reason, before a nonce is spent.
+func TestPermanentErrorsFailBeforeSigning(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	blocked := testenv.NewAccount(t).Address
+	e.BlockToken(blocked)
+	tests := []struct {
+		name   string
+		asset  string
+		to     [20]byte
+		amount int64
+		want   txerr.Type
+	}{
+		{"token transfer reverts", "USDT", blocked, 1_000_000, txerr.ExecutionReverted},
+		{"more tokens than the hot wallet holds", "USDT", testenv.NewAccount(t).Address, 2e15, txerr.InsufficientFunds},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.Withdraw(tt.asset, tt.to, tt.amount)
+			if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+				t.Fatal(err)
+			}
+			got := e.Get(w.ID)
+			if got.Status != store.Failed || got.ErrorType != string(tt.want) || got.ErrorMessage == "" {
+				t.Fatalf("got %s %q %q, want FAILED %s with a reason", got.Status, got.ErrorType, got.ErrorMessage, tt.want)
+			}
+			h, err := e.Store.History(e.Ctx, w.ID)
+			if err != nil || h[len(h)-1].To != store.Failed || h[len(h)-1].Reason == "" {
+				t.Fatalf("history %+v (%v)", h, err)
+			}
+		})
+	}
+	if n := e.CountSent(); n != 0 {
+		t.Fatalf("%d transactions signed for failing withdrawals", n)
+	}
+}
+
+// A canceled withdrawal is never signed, even when its request is still queued.
+func TestCanceledWithdrawalIsNotSigned(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
+		return e.Store.Transition(e.Ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", "api", store.Change{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.CountSent(); n != 0 || e.Get(w.ID).Status != store.Canceled {
+		t.Fatalf("canceled withdrawal signed (%d txs, status %s)", n, e.Get(w.ID).Status)
+	}
+}
