@@ -141,7 +141,16 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 	if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, hot, coins(1_000_000_000, 6)); err != nil {
 		return nil, fmt.Errorf("mint USDT to the hot wallet: %w", err)
 	}
-	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, hot, coins(1_000_000, 18), nil, 21000); err != nil {
+	// Half of what the funder holds, up to a million coins: stock Hardhat and Anvil accounts hold 10,000.
+	funds, err := client.BalanceAt(ctx, crypto.PubkeyToAddress(funder.PublicKey), nil)
+	if err != nil {
+		return nil, fmt.Errorf("balance of the funding account: %w", err)
+	}
+	grant := new(big.Int).Div(funds, big.NewInt(2))
+	if limit := coins(1_000_000, 18); grant.Cmp(limit) > 0 {
+		grant = limit
+	}
+	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, hot, grant, nil, 21000); err != nil {
 		return nil, fmt.Errorf("fund the hot wallet: %w", err)
 	}
 

@@ -49,7 +49,7 @@ func (b *Broadcaster) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return fmt.Errorf("load sent tx %d: %w", p.SentTxID, err)
 	}
-	log := b.Log.With("sent_tx_id", st.ID, "tx_hash", st.Hash, "from", st.From, "nonce", st.Nonce, "correlation_id", env.CorrelationID)
+	log := b.Log.With("sent_tx_id", st.ID, "from", st.From, "correlation_id", env.CorrelationID)
 	if st.Status != store.TxSigned {
 		log.Info("already broadcast", "status", st.Status)
 		return nil
@@ -58,18 +58,35 @@ func (b *Broadcaster) Handle(ctx context.Context, m queue.Message) error {
 	if !ok {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q of sent tx %d is not configured", st.Chain, st.ID)
 	}
+	// Signers commit concurrently, so messages can arrive out of nonce order; a node may refuse a
+	// nonce above its next one (Hardhat's automine does) and would hold this address's queue hostage.
+	// Sending the lower unsent ones first keeps the address in nonce order whatever the arrival order.
+	lower, err := b.Store.SignedBelow(ctx, st.ChainID, st.From, st.Nonce)
+	if err != nil {
+		return err
+	}
+	for _, l := range append(lower, st) {
+		if err := b.broadcast(ctx, log, client, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// broadcast sends one recorded transaction and marks it sent.
+func (b *Broadcaster) broadcast(ctx context.Context, log *slog.Logger, client Chain, st *store.SentTx) error {
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(st.Raw); err != nil {
 		return txerr.New(txerr.InvalidTransaction, "bad_raw_tx", fmt.Errorf("decode sent tx %d: %w", st.ID, err))
 	}
 	if err := b.send(ctx, client, st, tx); err != nil {
-		log.Warn("broadcast failed", "err", err, "type", txerr.Classify(err))
+		log.Warn("broadcast failed", "nonce", st.Nonce, "err", err, "type", txerr.Classify(err))
 		return err
 	}
-	if err := b.markBroadcasted(ctx, st, env.CorrelationID); err != nil {
+	if err := b.markBroadcasted(ctx, st, st.CorrelationID); err != nil {
 		return err
 	}
-	log.Info("broadcast")
+	log.Info("broadcast", "nonce", st.Nonce, "tx_hash", st.Hash)
 	return nil
 }
 

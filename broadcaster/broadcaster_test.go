@@ -104,3 +104,39 @@ func TestNonceTakenByAnotherTxIsConflict(t *testing.T) {
 		t.Fatalf("status %s, want SIGNED (not sent)", got.Status)
 	}
 }
+
+// Signers commit concurrently, so nonce 1's message can arrive before nonce 0's. Broadcasting it sends
+// nonce 0 first, so the address stays in nonce order even on a node that refuses future nonces.
+func TestOutOfOrderMessageSendsLowerNoncesFirst(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	w0, m0 := signOne(t, e)
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, m0); err != nil { // nonce 0's message is late
+		t.Fatal(err)
+	}
+	w1, _ := signOne(t, e)
+	if *w0.Nonce != 0 || *w1.Nonce != 1 {
+		t.Fatalf("nonces %d, %d", *w0.Nonce, *w1.Nonce)
+	}
+	if err := e.Broadcaster().Handle(e.Ctx, signedMessage(t, w1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*store.Withdrawal{w0, w1} {
+		if got := e.Get(w.ID); got.Status != store.Broadcasted {
+			t.Fatalf("nonce %d: status %s, want BROADCASTED", *w.Nonce, got.Status)
+		}
+	}
+	if n := len(e.Receive(queue.TxMonitor)); n != 2 {
+		t.Fatalf("%d monitor messages, want one per transaction", n)
+	}
+	e.WaitMinedNonce(2)
+}
+
+// signedMessage builds the signed-tx message the signer sends for w.
+func signedMessage(t *testing.T, w *store.Withdrawal) queue.Message {
+	t.Helper()
+	body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), w.CorrelationID, queue.TxSigned{SentTxID: *w.SentTxID, Chain: w.Chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queue.Message{ID: "late", Body: body}
+}

@@ -191,3 +191,23 @@ func (s *Store) FinishSentTx(ctx context.Context, tx *sql.Tx, id int64, status s
 	}
 	return nil
 }
+
+// SignedBelow lists the transactions of (chainID, from) still waiting to be broadcast with a nonce below
+// nonce, lowest first: they must reach the node before the one at nonce.
+func (s *Store) SignedBelow(ctx context.Context, chainID uint64, from string, nonce uint64) ([]*SentTx, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+sentTxCols+` FROM sent_transactions
+		WHERE chain_id = ? AND from_address = ? AND nonce < ? AND status = ? ORDER BY nonce`, chainID, from, nonce, TxSigned)
+	if err != nil {
+		return nil, fmt.Errorf("unsent txs of %s below %d: %w", from, nonce, err)
+	}
+	defer rows.Close()
+	var out []*SentTx
+	for rows.Next() {
+		t, err := scanSentTx(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
