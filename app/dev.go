@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/sluice-custody/sluice/config"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/devchain"
+	"github.com/sluice-custody/sluice/embedded"
 	"github.com/sluice-custody/sluice/keys"
 	"github.com/sluice-custody/sluice/store"
 )
@@ -34,8 +34,8 @@ type DevOptions struct {
 	APIAddr       string        // the API's address
 	BlockTime     time.Duration // a block at this interval
 	Confirmations uint64
-	DatabaseDSN   string // a MySQL/MariaDB server; the database in it is created afresh
-	RedisAddr     string
+	DatabaseDSN   string // a MySQL/MariaDB server (its database is created afresh); embedded when empty
+	RedisAddr     string // embedded when empty
 	APIKey        string // generated when empty
 	KeystoreDir   string // a temporary directory when empty
 	Concurrency   int
@@ -52,8 +52,8 @@ func (o *DevOptions) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:3000", "address of the API")
 	fs.DurationVar(&o.BlockTime, "block-time", 2*time.Second, "block interval")
 	fs.Uint64Var(&o.Confirmations, "confirmations", 12, "confirmations before CONFIRMED")
-	fs.StringVar(&o.DatabaseDSN, "database", os.Getenv("SLUICE_DATABASE_DSN"), "MySQL/MariaDB DSN (database name sluice_dev by default)")
-	fs.StringVar(&o.RedisAddr, "redis", os.Getenv("SLUICE_REDIS_ADDR"), "Redis address")
+	fs.StringVar(&o.DatabaseDSN, "database", os.Getenv("SLUICE_DATABASE_DSN"), "MySQL/MariaDB DSN (database sluice_dev by default); an embedded server when empty")
+	fs.StringVar(&o.RedisAddr, "redis", os.Getenv("SLUICE_REDIS_ADDR"), "Redis address; an embedded server when empty")
 	fs.StringVar(&o.RPC, "rpc", "", "use this node (e.g. http://127.0.0.1:8545 of `npx hardhat node`) instead of the embedded chain")
 	fs.Func("funding-key", "hex private key of a funded account on --rpc (default: Hardhat's account #0)", func(v string) error {
 		k, err := crypto.HexToECDSA(strings.TrimPrefix(v, "0x"))
@@ -75,6 +75,8 @@ type DevStack struct {
 	APIURL    string
 	HotWallet common.Address
 	Contracts contracts.Addresses
+	mysql     *embedded.MySQL
+	redis     *embedded.Redis
 }
 
 // Native and token asset symbols of the dev chain.
@@ -86,9 +88,6 @@ const (
 // StartDev boots the chain, deploys the contracts, funds the hot wallet, prepares the database and opens
 // the app. Run the services with stack.App.Run(ctx, Services...) and Close the stack after.
 func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, error) {
-	if o.DatabaseDSN == "" || o.RedisAddr == "" {
-		return nil, errors.New("dev: a database DSN and a Redis address are needed (make dev starts both)")
-	}
 	if o.BlockTime == 0 {
 		o.BlockTime = 2 * time.Second
 	}
@@ -110,16 +109,31 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 			st.Close()
 		}
 	}()
+	// The embedded servers speak the MySQL and Redis protocols: the same drivers, SQL and Lua as
+	// production run against them, only the addresses differ.
+	if o.DatabaseDSN == "" {
+		if st.mysql, err = embedded.StartMySQL(ctx, embedded.MySQLOptions{}); err != nil {
+			return nil, err
+		}
+		o.DatabaseDSN = st.mysql.DSN()
+	}
+	if o.RedisAddr == "" {
+		if st.redis, err = embedded.StartRedis(embedded.RedisOptions{}); err != nil {
+			return nil, err
+		}
+		o.RedisAddr = st.redis.Addr()
+	}
 	funder := o.FundingKey
 	if o.RPC == "" {
 		if funder, err = crypto.GenerateKey(); err != nil {
 			return nil, err
 		}
-		if st.Chain, err = devchain.Start(devchain.Options{Addr: o.RPCAddr, BlockInterval: o.BlockTime, Alloc: types.GenesisAlloc{
-			crypto.PubkeyToAddress(funder.PublicKey): {Balance: coins(2_000_000, 18)},
-		}}); err != nil {
+		// Fast blocks while the contracts deploy, then the configured block time.
+		if st.Chain, err = devchain.Start(devchain.Options{Addr: o.RPCAddr, BlockInterval: min(o.BlockTime, 100*time.Millisecond),
+			Alloc: types.GenesisAlloc{crypto.PubkeyToAddress(funder.PublicKey): {Balance: coins(2_000_000, 18)}}}); err != nil {
 			return nil, err
 		}
+		defer st.Chain.SealEvery(o.BlockTime)
 		st.RPCURL = st.Chain.URL
 	} else {
 		st.RPCURL = o.RPC
@@ -226,6 +240,12 @@ func (s *DevStack) Close() {
 	}
 	if s.Chain != nil {
 		s.Chain.Close()
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
+	if s.mysql != nil {
+		s.mysql.Close()
 	}
 }
 

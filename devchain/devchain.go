@@ -35,6 +35,7 @@ type Chain struct {
 	backend *simulated.Backend
 	stop    chan struct{}
 	done    chan struct{}
+	every   chan time.Duration
 	mu      sync.Mutex
 	closed  bool
 }
@@ -103,6 +104,7 @@ func Start(opts Options) (*Chain, error) {
 		backend: b,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		every:   make(chan time.Duration),
 	}
 	go c.seal(opts.BlockInterval)
 	return c, nil
@@ -116,9 +118,20 @@ func (c *Chain) seal(every time.Duration) {
 		select {
 		case <-c.stop:
 			return
+		case d := <-c.every:
+			t.Reset(d)
 		case <-t.C:
 			c.Commit()
 		}
+	}
+}
+
+// SealEvery changes the block interval from now on (a dev engine seals fast while it deploys its
+// contracts, then settles into the configured block time).
+func (c *Chain) SealEvery(d time.Duration) {
+	select {
+	case c.every <- d:
+	case <-c.done:
 	}
 }
 

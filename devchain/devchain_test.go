@@ -67,3 +67,25 @@ func TestStartRejectsTakenPort(t *testing.T) {
 		t.Fatal("second chain on the same port started")
 	}
 }
+
+func TestSealEveryChangesInterval(t *testing.T) {
+	c := testenv.Chain(t, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := c.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c.SealEvery(20 * time.Millisecond)
+	for {
+		n, err := cl.BlockNumber(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 3 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,269 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestDevMode runs `sluice dev` as a user does (the built binary, embedded chain, database and Redis,
+// nothing else) and treats it as an integrator would: 40 quick withdrawals of both assets to fresh
+// recipients, some replayed, some invalid, one with a wrong key; every valid one must be CONFIRMED
+// with the recipient holding exactly its amount, and Ctrl-C must stop it cleanly.
+func TestDevMode(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	apiAddr, rpcAddr := freeAddr(t), freeAddr(t)
+	const key = "sk_test_dev_mode_0123456789"
+	cmd := exec.Command(bin, "dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr, "--block-time", "200ms")
+	cmd.Env = append(os.Environ(), "SLUICE_API_KEY="+key, "SLUICE_DATABASE_DSN=", "SLUICE_REDIS_ADDR=")
+	stdout, _ := cmd.StdoutPipe()
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("sluice dev logs (tail):\n%s", tail(logs.String(), 4000))
+		}
+	}()
+	banner := readBanner(t, stdout)
+	for _, want := range []string{"http://" + apiAddr, key, "http://" + rpcAddr, "USDT", "POL", "curl"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	t.Logf("ready after %s", time.Since(start).Round(time.Millisecond))
+	base := "http://" + apiAddr
+
+	var chains struct {
+		Chains []struct {
+			Assets []struct {
+				Symbol   string  `json:"symbol"`
+				Decimals int     `json:"decimals"`
+				Address  *string `json:"address"`
+			} `json:"assets"`
+		} `json:"chains"`
+	}
+	if code, body := call(t, "GET", base+"/v1/chains", key, ""); code != 200 || json.Unmarshal(body, &chains) != nil {
+		t.Fatalf("chains: %d %s", code, body)
+	}
+	var usdt common.Address
+	for _, a := range chains.Chains[0].Assets {
+		if a.Symbol == "USDT" && a.Address != nil {
+			usdt = common.HexToAddress(*a.Address)
+		}
+	}
+
+	if code, _ := call(t, "POST", base+"/v1/withdrawals", "sk_wrong_key_000000000", `{}`); code != 401 {
+		t.Fatalf("wrong key: %d, want 401", code)
+	}
+	type want struct {
+		id, asset string
+		to        common.Address
+		amount    *big.Int
+	}
+	var (
+		mu    sync.Mutex
+		wants = map[string]want{}
+		wg    sync.WaitGroup
+	)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			to := newAddr(t)
+			asset, amount, base10 := "POL", fmt.Sprintf("0.%04d", i+1), new(big.Int).Mul(big.NewInt(int64(i+1)), big.NewInt(1e14))
+			if i%2 == 1 {
+				asset, amount, base10 = "USDT", fmt.Sprintf("%d.5", i), big.NewInt(int64(i)*1_000_000+500_000)
+			}
+			body := fmt.Sprintf(`{"external_id":"dev-%d","chain":"local","asset":"%s","to":"%s","amount":"%s"}`, i, asset, to.Hex(), amount)
+			code, resp := call(t, "POST", base+"/v1/withdrawals", key, body)
+			if code != 201 {
+				t.Errorf("post %d: %d %s", i, code, resp)
+				return
+			}
+			var w struct{ ID string }
+			_ = json.Unmarshal(resp, &w)
+			if i%5 == 0 { // replayed: the same withdrawal back, nothing new
+				code, again := call(t, "POST", base+"/v1/withdrawals", key, body)
+				var w2 struct{ ID string }
+				_ = json.Unmarshal(again, &w2)
+				if code != 200 || w2.ID != w.ID {
+					t.Errorf("replay %d: %d id %s, want 200 id %s", i, code, w2.ID, w.ID)
+				}
+			}
+			mu.Lock()
+			wants[w.ID] = want{id: w.ID, asset: asset, to: to, amount: base10}
+			mu.Unlock()
+		}(i)
+	}
+	bad := []struct{ body, field string }{
+		{`{"external_id":"bad-1","chain":"local","asset":"POL","to":"0x123","amount":"1"}`, "to"},
+		{`{"external_id":"bad-2","chain":"local","asset":"USDT","to":"0x000000000000000000000000000000000000dEaD","amount":"1.1234567"}`, "amount"},
+		{`{"external_id":"bad-3","chain":"mars","asset":"POL","to":"0x000000000000000000000000000000000000dEaD","amount":"1"}`, "chain"},
+		{`{"external_id":"bad-4","chain":"local","asset":"POL","to":"0x000000000000000000000000000000000000dEaD","amount":"-1"}`, "amount"},
+		{`{"chain":"local","asset":"POL","to":"0x000000000000000000000000000000000000dEaD","amount":"1"}`, "external_id"},
+		{`{"external_id":"dev-0","chain":"local","asset":"POL","to":"0x000000000000000000000000000000000000dEaD","amount":"9"}`, "external_id"},
+	}
+	wg.Wait()
+	for _, b := range bad {
+		code, resp := call(t, "POST", base+"/v1/withdrawals", key, b.body)
+		if code < 400 || code >= 500 || !strings.Contains(string(resp), `"field":"`+b.field+`"`) {
+			t.Errorf("bad input %s: %d %s, want a 4xx naming %s", b.body, code, resp, b.field)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if len(wants) != 40 {
+		t.Fatalf("%d distinct withdrawals, want 40", len(wants))
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for id := range wants {
+		for {
+			_, body := call(t, "GET", base+"/v1/withdrawals/"+id, key, "")
+			var w struct{ Status string }
+			_ = json.Unmarshal(body, &w)
+			if w.Status == "CONFIRMED" {
+				break
+			}
+			if w.Status == "FAILED" || time.Now().After(deadline) {
+				t.Fatalf("withdrawal %s: %s", id, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eth, err := ethclient.DialContext(ctx, "http://"+rpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eth.Close()
+	for _, w := range wants {
+		var got *big.Int
+		if w.asset == "POL" {
+			got, err = eth.BalanceAt(ctx, w.to, nil)
+		} else {
+			var out []byte
+			out, err = eth.CallContract(ctx, ethereum.CallMsg{To: &usdt, Data: append(common.FromHex("0x70a08231"), common.LeftPadBytes(w.to.Bytes(), 32)...)}, nil)
+			got = new(big.Int).SetBytes(out)
+		}
+		if err != nil || got.Cmp(w.amount) != 0 {
+			t.Fatalf("recipient %s holds %v %s (%v), want %s", w.to, got, w.asset, err, w.amount)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("sluice dev exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("sluice dev did not stop within 20s of Ctrl-C")
+	}
+}
+
+func readBanner(t *testing.T, r io.Reader) string {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var b strings.Builder
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("sluice dev exited before it was ready; printed:\n%s", b.String())
+			}
+			b.WriteString(l + "\n")
+			if strings.Contains(l, "-d '{") { // the curl's last line ends the banner
+				go func() {
+					for range lines {
+					}
+				}()
+				return b.String()
+			}
+		case <-timeout:
+			t.Fatalf("no banner within 60s; printed:\n%s", b.String())
+		}
+	}
+}
+
+func call(t *testing.T, method, url, key, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func newAddr(t *testing.T) common.Address {
+	k, err := crypto.GenerateKey()
+	if err != nil {
+		t.Error(err)
+		return common.Address{}
+	}
+	return crypto.PubkeyToAddress(k.PublicKey)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
