@@ -5,7 +5,8 @@
 -- One row per message present in a queue (visible, delayed or in flight). A receive claims rows with
 -- SELECT … FOR UPDATE SKIP LOCKED, moves visible_at forward and sets a fresh receipt; Delete removes the
 -- row. A row of a FIFO group is only deliverable while no row with a smaller id of the same
--- (queue, group_id) exists.
+-- (queue, group_id) exists: ungrouped rows are claimed off idx_queue_messages_claim (group_id NULL),
+-- group heads are found with a loose scan of idx_queue_messages_group.
 CREATE TABLE queue_messages (
     id            BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
     queue         VARCHAR(80)  NOT NULL,
@@ -17,7 +18,7 @@ CREATE TABLE queue_messages (
     receipt       VARCHAR(64)  NULL     COMMENT 'names the current delivery; a new one on every receive',
     visible_at    DATETIME(6)  NOT NULL COMMENT 'deliverable from then on (send time + delay, or end of visibility)',
     created_at    DATETIME(6)  NOT NULL COMMENT 'first enqueue; retention counts from here, as on SQS',
-    KEY idx_queue_messages_claim (queue, visible_at, id),
+    KEY idx_queue_messages_claim (queue, group_id, visible_at, id),
     KEY idx_queue_messages_group (queue, group_id, id),
     KEY idx_queue_messages_dedup (queue, dedup_id),
     KEY idx_queue_messages_created (created_at)

@@ -200,7 +200,9 @@ func (c *Consumer) withDefaults() Consumer {
 // Run receives and handles messages until ctx is canceled, then stops receiving, lets in-flight
 // handlers finish for up to ShutdownGrace, and then cancels the rest and releases their messages
 // (visibility 0) so another consumer takes them at once. It returns nil after the shutdown, whichever
-// way the in-flight messages ended; it returns an error only for an invalid configuration.
+// way the in-flight messages ended; it returns an error only for an invalid configuration. (On SQS a
+// long poll cut short by the shutdown can leave a message hidden until its visibility timeout: SQS may
+// have handed it to the canceled request.)
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.Queue == nil || c.Name == "" || c.Handler == nil {
 		return errors.New("queue consumer: Queue, Name and Handler are required")
@@ -425,16 +427,16 @@ func (c *Consumer) settle(st *runState, log *slog.Logger, m Message, err error) 
 	permanent := errors.As(err, &te) && !te.Type.Retryable()
 	dlq := DLQFor(c.Name)
 	if dlq != "" && (permanent || m.ReceiveCount >= MaxReceiveCount) {
-		if derr := c.deadLetter(ctx, m, err, dlq); derr == nil {
+		derr := c.deadLetter(ctx, m, err, dlq)
+		if derr == nil {
 			if delErr := c.Queue.Delete(ctx, c.Name, m); delErr != nil {
 				// The DLQ copy is deduplicated by message id if the original comes back.
 				log.Error("delete after dead-lettering failed", "error", delErr)
 			}
 			log.Warn("message dead-lettered", "dlq", dlq, "error", err, "error_type", txerr.Classify(err), "permanent", permanent)
 			return OutcomeDeadLettered
-		} else {
-			log.Error("dead-lettering failed; retrying the message", "dlq", dlq, "error", derr, "handler_error", err)
 		}
+		log.Error("dead-lettering failed; retrying the message", "dlq", dlq, "error", derr, "handler_error", err)
 	}
 	delay := c.backoff(m.ReceiveCount)
 	if cerr := c.Queue.ChangeVisibility(ctx, c.Name, m, delay); cerr != nil {
@@ -453,7 +455,9 @@ func (c *Consumer) backoff(receiveCount int) time.Duration {
 	return min(d, c.Visibility)
 }
 
-// DeadLetterFor builds the DLQ body for m failing with err after attempts deliveries.
+// DeadLetterFor builds the DLQ body (the DeadLetter format) for m, taken off queueName, failing with
+// err: the original body as raw JSON when it is valid JSON and as a JSON string otherwise, the txerr
+// classification, and the delivery count.
 func DeadLetterFor(m Message, queueName string, err error, now time.Time) ([]byte, error) {
 	orig := json.RawMessage(m.Body)
 	if !json.Valid(m.Body) {

@@ -10,9 +10,11 @@
 //     queue.ErrReceiptInvalid. Deleting a message that is already gone is not an error.
 //   - FIFO groups: a message with a GroupID is only delivered when no earlier message (smaller id) of
 //     the same (queue, group) is present, visible, delayed or in flight: strict in-group order, one
-//     message of a group in flight at a time, as on SQS FIFO. "Earlier" is insertion order; two
-//     transactions sending to one group concurrently are ordered by their inserts, not their commits.
-//     Messages without a group are unordered (roughly oldest-visible first).
+//     message of a group in flight at a time, as on SQS FIFO. Two transactions sending to one group at
+//     the same time are not ordered against each other (the later commit may be delivered first), as
+//     with two concurrent senders on SQS. A receive costs one index step per group, not per message:
+//     a long backlog in one group does not slow the others down. Messages without a group are
+//     unordered (roughly oldest-visible first).
 //   - Deduplication: a Send with a DedupID already used on the same queue within DedupWindow (5 min), or
 //     whose first message is still present, is dropped silently and returns nil.
 //   - Redrive: a message already received MaxReceiveCount times that would be received again is moved
@@ -78,6 +80,9 @@ type Queue struct {
 	notify   map[string]chan struct{}
 
 	lastCleanup atomic.Int64
+	turn        atomic.Uint64
+
+	noHeadsUntil sync.Map // queue name → unix nanos
 }
 
 var (
@@ -124,9 +129,17 @@ func (q *Queue) Setup(ctx context.Context) error {
 
 const maxNameLen = 80
 
+// checkName accepts SQS-style names (letters, digits, '-', '_', plus '.' and ':'); the claim statements
+// carry the name as a literal, so nothing else may pass.
 func checkName(name string) error {
 	if name == "" || len(name) > maxNameLen {
 		return fmt.Errorf("mysql queue: invalid queue name %q", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return fmt.Errorf("mysql queue: invalid queue name %q", name)
+		}
 	}
 	return nil
 }
@@ -339,17 +352,34 @@ func (q *Queue) Receive(ctx context.Context, name string, max int, visibility, w
 	}
 }
 
-// claimSQL selects deliverable rows: visible now, and not behind an earlier message of their group.
-// The subquery is a plain (non-locking) read, so a group's head that another consumer is claiming
-// right now still blocks the rest of the group.
-const claimSQL = `SELECT m.id, m.msg_id, m.body, m.group_id, m.receive_count
-FROM queue_messages m FORCE INDEX (idx_queue_messages_claim)
-WHERE m.queue = ? AND m.visible_at <= UTC_TIMESTAMP(6)
-  AND (m.group_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM queue_messages e WHERE e.queue = m.queue AND e.group_id = m.group_id AND e.id < m.id))
-ORDER BY m.visible_at, m.id
-LIMIT ?
+// A claim runs two locking selects: ungrouped messages, oldest visible first, straight off the claim
+// index; and the heads of the FIFO groups (each group's smallest id, found with a loose index scan that
+// costs one step per group, however long the groups are) that are visible now. A group whose head is in
+// flight or delayed has nothing deliverable, so at most one message per group is ever in flight and the
+// messages queued behind a head are never scanned. The derived table is read without locks; SKIP
+// LOCKED applies to the rows joined to it.
+//
+// Both are sent as text with the (validated) queue name and limit written in: MariaDB does not use the
+// loose index scan for a prepared statement's parameter, and scans every row of the queue instead.
+func claimUngroupedSQL(name string, limit int) string {
+	return `SELECT id, msg_id, body, group_id, receive_count
+FROM queue_messages FORCE INDEX (idx_queue_messages_claim)
+WHERE queue = '` + name + `' AND group_id IS NULL AND visible_at <= UTC_TIMESTAMP(6)
+ORDER BY visible_at, id
+LIMIT ` + strconv.Itoa(limit) + `
 FOR UPDATE SKIP LOCKED`
+}
+
+func claimGroupHeadsSQL(name string, limit int) string {
+	return `SELECT m.id, m.msg_id, m.body, m.group_id, m.receive_count
+FROM (SELECT MIN(id) AS id FROM queue_messages FORCE INDEX (idx_queue_messages_group)
+      WHERE queue = '` + name + `' GROUP BY queue, group_id) h
+JOIN queue_messages m ON m.id = h.id
+WHERE m.group_id IS NOT NULL AND m.visible_at <= UTC_TIMESTAMP(6)
+ORDER BY h.id
+LIMIT ` + strconv.Itoa(limit) + `
+FOR UPDATE SKIP LOCKED`
+}
 
 type row struct {
 	id    uint64
@@ -360,38 +390,54 @@ type row struct {
 }
 
 func (q *Queue) claim(ctx context.Context, name string, max int, visibility time.Duration) ([]queue.Message, error) {
-	s, err := q.stmt(ctx, claimSQL)
-	if err != nil {
-		return nil, fmt.Errorf("mysql queue receive %s: prepare: %w", name, err)
-	}
+	// Alternate which kind goes first, so that neither starves the other on a queue that has both. A
+	// queue whose last look found no deliverable group head skips that query for headsBackoff while
+	// ungrouped messages keep it busy (a queue without groups pays one query per claim, not two).
+	lazyHeads := q.headsIdle(name)
+	headsFirst := !lazyHeads && q.turn.Add(1)%2 == 0
 	tx, err := q.beginRC(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mysql queue receive %s: begin: %w", name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	rows, err := tx.StmtContext(ctx, s).QueryContext(ctx, name, max)
-	if err != nil {
-		return nil, fmt.Errorf("mysql queue receive %s: claim: %w", name, err)
-	}
 	var deliver, redrive []row
 	dlq := q.opts.DLQFor(name)
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.msgID, &r.body, &r.group, &r.count); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("mysql queue receive %s: scan: %w", name, err)
+	for i := range 2 {
+		heads := (i == 0) == headsFirst
+		left := max - len(deliver) - len(redrive)
+		if left <= 0 || (heads && lazyHeads && left < max) {
+			break
 		}
-		if dlq != "" && r.count >= q.opts.MaxReceiveCount {
-			redrive = append(redrive, r)
-		} else {
-			deliver = append(deliver, r)
+		claimSQL := claimUngroupedSQL
+		if heads {
+			claimSQL = claimGroupHeadsSQL
 		}
-	}
-	if err := rows.Err(); err != nil {
+		got := len(deliver) + len(redrive)
+		rows, err := tx.QueryContext(ctx, claimSQL(name, left))
+		if err != nil {
+			return nil, fmt.Errorf("mysql queue receive %s: claim: %w", name, err)
+		}
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.msgID, &r.body, &r.group, &r.count); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("mysql queue receive %s: scan: %w", name, err)
+			}
+			if dlq != "" && r.count >= q.opts.MaxReceiveCount {
+				redrive = append(redrive, r)
+			} else {
+				deliver = append(deliver, r)
+			}
+		}
+		err = rows.Err()
 		rows.Close()
-		return nil, fmt.Errorf("mysql queue receive %s: claim: %w", name, err)
+		if err != nil {
+			return nil, fmt.Errorf("mysql queue receive %s: claim: %w", name, err)
+		}
+		if heads {
+			q.noteHeads(name, len(deliver)+len(redrive) > got)
+		}
 	}
-	rows.Close()
 	if len(deliver) == 0 && len(redrive) == 0 {
 		return nil, nil
 	}
@@ -403,12 +449,18 @@ func (q *Queue) claim(ctx context.Context, name string, max int, visibility time
 SELECT ?, msg_id, body, group_id, NULL, 0, UTC_TIMESTAMP(6), created_at FROM queue_messages WHERE id IN (`+ids+`) ORDER BY id`, dlq); err != nil {
 			return nil, fmt.Errorf("mysql queue receive %s: redrive to %s: %w", name, dlq, err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM queue_messages WHERE id IN ("+ids+")"); err != nil {
-			return nil, fmt.Errorf("mysql queue receive %s: redrive to %s: %w", name, dlq, err)
+		// Row by row on the primary key: a DELETE … IN (…) planned as a scan would wait on rows other
+		// consumers hold.
+		for _, r := range redrive {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM queue_messages WHERE id = "+strconv.FormatUint(r.id, 10)); err != nil {
+				return nil, fmt.Errorf("mysql queue receive %s: redrive to %s: %w", name, dlq, err)
+			}
 		}
 	}
 	token := randHex(16)
 	if len(deliver) > 0 {
+		// Under READ COMMITTED an UPDATE reads locked rows semi-consistently: even planned as a scan it
+		// does not wait on rows that other consumers hold and it does not match.
 		if _, err := tx.ExecContext(ctx, "UPDATE queue_messages SET visible_at = UTC_TIMESTAMP(6) + INTERVAL "+
 			strconv.FormatInt(visibility.Microseconds(), 10)+" MICROSECOND, receive_count = receive_count + 1, receipt = CONCAT('"+
 			token+"-', id) WHERE id IN ("+idList(deliver)+")"); err != nil {
@@ -432,6 +484,23 @@ SELECT ?, msg_id, body, group_id, NULL, 0, UTC_TIMESTAMP(6), created_at FROM que
 		}
 	}
 	return msgs, nil
+}
+
+// headsBackoff is how long a queue without deliverable group heads is not asked for them again while
+// it has ungrouped messages to deliver.
+const headsBackoff = 100 * time.Millisecond
+
+func (q *Queue) headsIdle(name string) bool {
+	v, ok := q.noHeadsUntil.Load(name)
+	return ok && time.Now().UnixNano() < v.(int64)
+}
+
+func (q *Queue) noteHeads(name string, found bool) {
+	if found {
+		q.noHeadsUntil.Delete(name)
+	} else {
+		q.noHeadsUntil.Store(name, time.Now().Add(headsBackoff).UnixNano())
+	}
 }
 
 func idList(rs []row) string {

@@ -259,37 +259,61 @@ func TestSubSecondVisibilityAndReleaseWakesWaiters(t *testing.T) {
 	}
 }
 
-func TestClaimUsesIndex(t *testing.T) {
+func TestClaimPlansUseTheIndexes(t *testing.T) {
 	_, s := newQueue(t, mysqlq.Options{})
-	rows, err := s.DB.QueryContext(ctx(t), `EXPLAIN SELECT m.id FROM queue_messages m FORCE INDEX (idx_queue_messages_claim)
-WHERE m.queue = 'tx-request' AND m.visible_at <= UTC_TIMESTAMP(6)
-  AND (m.group_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM queue_messages e WHERE e.queue = m.queue AND e.group_id = m.group_id AND e.id < m.id))
-ORDER BY m.visible_at, m.id LIMIT 10 FOR UPDATE SKIP LOCKED`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var plan []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	// Enough rows for the optimizer's statistics to matter: 40 groups of 50 and 1,000 ungrouped.
+	for g := range 41 {
+		var vals []string
+		for i := range 50 {
+			grp := fmt.Sprintf("'g%d'", g)
+			if g == 40 {
+				grp = "NULL"
+			}
+			vals = append(vals, fmt.Sprintf("('signed-tx', UUID(), 'x', %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))", grp))
+			_ = i
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+		if _, err := s.DB.ExecContext(ctx(t), "INSERT INTO queue_messages (queue, msg_id, body, group_id, visible_at, created_at) VALUES "+
+			strings.Join(vals, ",")); err != nil {
 			t.Fatal(err)
 		}
-		var line []string
-		for i, c := range cols {
-			line = append(line, c+"="+vals[i].String)
-		}
-		plan = append(plan, strings.Join(line, " "))
 	}
-	t.Log(strings.Join(plan, "\n"))
-	if len(plan) == 0 || !strings.Contains(plan[0], "idx_queue_messages_claim") || strings.Contains(plan[0], "filesort") {
-		t.Fatalf("claim does not range-scan idx_queue_messages_claim:\n%s", strings.Join(plan, "\n"))
+	if _, err := s.DB.ExecContext(ctx(t), "ANALYZE TABLE queue_messages"); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(query string) []string {
+		rows, err := s.DB.QueryContext(ctx(t), "EXPLAIN "+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		var plan []string
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var line []string
+			for i, c := range cols {
+				line = append(line, c+"="+vals[i].String)
+			}
+			plan = append(plan, strings.Join(line, " "))
+		}
+		t.Log(strings.Join(plan, "\n"))
+		return plan
+	}
+	p := explain(mysqlq.ClaimUngroupedSQL(queue.SignedTx, 10))
+	if len(p) != 1 || !strings.Contains(p[0], "key=idx_queue_messages_claim") || strings.Contains(p[0], "filesort") {
+		t.Fatalf("ungrouped claim is not an ordered range scan of idx_queue_messages_claim:\n%s", strings.Join(p, "\n"))
+	}
+	p = explain(mysqlq.ClaimGroupHeadsSQL(queue.SignedTx, 10))
+	all := strings.Join(p, "\n")
+	if !strings.Contains(all, "Using index for group-by") || !strings.Contains(all, "table=m type=eq_ref") {
+		t.Fatalf("group heads are not found with a loose index scan:\n%s", all)
 	}
 }
 
@@ -356,5 +380,58 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			b.ReportMetric(float64(total)/el.Seconds(), "msgs/s")
 		})
+	}
+}
+
+// A long backlog in one FIFO group (its head in flight) must not slow down receives of everything else:
+// group heads are found per group, not by scanning the group's messages.
+func TestGroupBacklogDoesNotSlowReceives(t *testing.T) {
+	q, s := newQueue(t, mysqlq.Options{})
+	conn, err := s.DB.Conn(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx(t), "SET SESSION max_recursive_iterations = 100000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx(t), `INSERT INTO queue_messages (queue, msg_id, body, group_id, visible_at, created_at)
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 20000)
+SELECT 'signed-tx', UUID(), CONCAT('stuck-', i), 'local:0xstuck', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	head, err := q.Receive(ctx(t), queue.SignedTx, 1, time.Minute, 0)
+	if err != nil || len(head) != 1 || string(head[0].Body) != "stuck-1" {
+		t.Fatalf("head: %v %v", head, err)
+	}
+	for i := range 300 {
+		if err := q.Send(ctx(t), queue.SignedTx, fmt.Appendf(nil, "other-%d", i), queue.SendOptions{GroupID: fmt.Sprintf("local:0x%d", i%30)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	got := 0
+	for range 30 {
+		ms, err := q.Receive(ctx(t), queue.SignedTx, 10, time.Minute, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if strings.HasPrefix(string(m.Body), "stuck-") {
+				t.Fatalf("got %q while the group's head is in flight", m.Body)
+			}
+			got++
+			if err := q.Delete(ctx(t), queue.SignedTx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	per := time.Since(start) / 30
+	t.Logf("receive+delete of 10 beside a 20,000-message blocked group: %v per round, %d messages", per, got)
+	if got != 300 {
+		t.Fatalf("got %d of the 300 other messages", got)
+	}
+	if per > 100*time.Millisecond {
+		t.Fatalf("%v per receive round: the blocked group is being scanned", per)
 	}
 }

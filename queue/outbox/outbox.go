@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -265,17 +264,25 @@ func (r *Relay) relayOnce(ctx context.Context) (claimed, sent int, err error) {
 	// Settle even when ctx was canceled meanwhile: what was sent must not stay in the outbox.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	var sentIDs []string
+	// One statement per row, by primary key: a multi-row DELETE … IN (…) may be planned as a table scan
+	// on a small table, and a scanning DELETE waits on the rows other relays hold (a deadlock, after the
+	// sends, that would send them all again).
+	nSent := 0
+	var del *sql.Stmt
 	for _, x := range batch {
-		if x.sent {
-			sentIDs = append(sentIDs, strconv.FormatUint(x.id, 10))
-			r.met.relayed.WithLabelValues(x.queue).Inc()
+		if !x.sent {
+			continue
 		}
-	}
-	if len(sentIDs) > 0 {
-		if _, err := tx.ExecContext(sctx, "DELETE FROM outbox WHERE id IN ("+strings.Join(sentIDs, ",")+")"); err != nil {
-			return 0, 0, fmt.Errorf("outbox: delete sent rows: %w", err)
+		if del == nil {
+			if del, err = tx.PrepareContext(sctx, "DELETE FROM outbox WHERE id = ?"); err != nil {
+				return 0, 0, fmt.Errorf("outbox: delete sent rows: %w", err)
+			}
+			defer del.Close()
 		}
+		if _, err := del.ExecContext(sctx, x.id); err != nil {
+			return 0, 0, fmt.Errorf("outbox: delete sent row %d: %w", x.id, err)
+		}
+		nSent++
 	}
 	for _, x := range batch {
 		if x.failed == nil {
@@ -297,7 +304,12 @@ func (r *Relay) relayOnce(ctx context.Context) (claimed, sent int, err error) {
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("outbox: commit: %w", err)
 	}
-	return len(batch), len(sentIDs), nil
+	for _, x := range batch {
+		if x.sent {
+			r.met.relayed.WithLabelValues(x.queue).Inc()
+		}
+	}
+	return len(batch), nSent, nil
 }
 
 // plan orders the claimed rows into runs. A group's rows may only be sent from the group's oldest row
@@ -357,6 +369,11 @@ func (r *Relay) plan(ctx context.Context, tx *sql.Tx, claimed []*row) ([][]*row,
 
 func (r *Relay) send(ctx context.Context, x *row) error {
 	opts := queue.SendOptions{GroupID: x.group.String, DedupID: x.dedup.String}
+	if opts.DedupID == "" {
+		// A row sent again (its relay died before deleting it) is then dropped by a deduplicating queue
+		// (SQS FIFO, within its 5-minute interval) instead of arriving twice.
+		opts.DedupID = "outbox-" + strconv.FormatUint(x.id, 10)
+	}
 	if left := time.Duration(x.delayMS-x.ageMS) * time.Millisecond; left > 0 {
 		opts.Delay = left
 	}
