@@ -189,7 +189,7 @@ type row struct {
 // locked as they are scanned, so a range scan plus a sort would lock every due row.
 const claimSQL = `SELECT o.id, o.queue, o.body, o.group_id, o.dedup_id, o.delay_ms, o.attempts,
   TIMESTAMPDIFF(MICROSECOND, o.created_at, UTC_TIMESTAMP(6)) DIV 1000
-FROM outbox o FORCE INDEX (`+"`PRIMARY`"+`)
+FROM outbox o FORCE INDEX (` + "`PRIMARY`" + `)
 WHERE o.next_attempt_at <= UTC_TIMESTAMP(6)
   AND (o.group_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM outbox e WHERE e.queue = o.queue AND e.group_id = o.group_id AND e.id < o.id
