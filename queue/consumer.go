@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-custody/sluice/service"
 	"github.com/sluice-custody/sluice/txerr"
 )
 
@@ -80,37 +81,23 @@ var (
 	metricsVal  consumerMetrics
 )
 
-// register adds c to the default registry once; a collector already registered (by another copy of
-// this code, or a test) is reused.
-func register[C prometheus.Collector](c C) C {
-	if err := prometheus.DefaultRegisterer.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
 func metrics() *consumerMetrics {
 	metricsOnce.Do(func() {
 		metricsVal = consumerMetrics{
-			messages: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			messages: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "sluice_queue_messages_total",
 				Help: "Messages processed by queue consumers, by queue and outcome (handled, retried, dead_lettered, released).",
 			}, []string{"queue", "outcome"})),
-			duration: register(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			duration: service.Register(prometheus.DefaultRegisterer, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 				Name:    "sluice_queue_handle_duration_seconds",
 				Help:    "Time spent in message handlers, by queue and outcome.",
 				Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 			}, []string{"queue", "outcome"})),
-			receiveErrors: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			receiveErrors: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "sluice_queue_receive_errors_total",
 				Help: "Failed receive calls, by queue.",
 			}, []string{"queue"})),
-			inFlight: register(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			inFlight: service.Register(prometheus.DefaultRegisterer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 				Name: "sluice_queue_in_flight",
 				Help: "Messages being handled now, by queue.",
 			}, []string{"queue"})),

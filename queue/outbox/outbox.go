@@ -12,7 +12,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/service"
 )
 
 // Sender implements queue.TxSender by inserting into the outbox table. The zero value is ready to use.
@@ -112,26 +112,14 @@ var (
 	metricsVal  relayMetrics
 )
 
-func register[C prometheus.Collector](c C) C {
-	if err := prometheus.DefaultRegisterer.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
 func metrics() *relayMetrics {
 	metricsOnce.Do(func() {
 		metricsVal = relayMetrics{
-			relayed: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			relayed: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "sluice_outbox_relayed_total",
 				Help: "Outbox rows sent to their queue, by queue.",
 			}, []string{"queue"})),
-			failed: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			failed: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "sluice_outbox_send_failures_total",
 				Help: "Failed outbox sends (retried with backoff), by queue.",
 			}, []string{"queue"})),
