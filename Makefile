@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/sluice
 
-.PHONY: all build dev test vet fmt contracts clean
+.PHONY: all build dev test chaos vet fmt contracts clean
 
 all: build
 
@@ -15,6 +15,11 @@ dev: build
 # Starts MariaDB, Redis and the SQS emulator itself (installing them if missing) and stops them after.
 test:
 	./scripts/test.sh
+
+# Kills services and injects RPC faults while 500 withdrawals flow; exits non-zero if any is paid twice or
+# lost. Pass flags with CHAOS_FLAGS="--queue sqs --seed 42".
+chaos:
+	./scripts/chaos.sh $(CHAOS_FLAGS)
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,379 @@
+// Package chaos is Sluice's chaos run: every service as its own process against real MariaDB, Redis
+// and an EVM node behind a fault-injecting JSON-RPC proxy, with services killed at random while
+// withdrawals flow, and a check on chain that nobody was paid twice and nothing was lost.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault kinds the proxy injects.
+const (
+	// FaultDrop closes the connection without forwarding the request or answering.
+	FaultDrop = "drop"
+	// FaultDelay holds the request for a random delay, then forwards it normally.
+	FaultDelay = "delay"
+	// FaultHTTP503 answers 503 Service Unavailable without forwarding.
+	FaultHTTP503 = "http_503"
+	// FaultRPCError answers a JSON-RPC error (a provider's rate limit or timeout) without forwarding.
+	FaultRPCError = "rpc_error"
+	// FaultSendAcceptedDropped forwards an eth_sendRawTransaction, lets the node accept it, and then
+	// closes the connection instead of answering: the caller sees a failure for a transaction the node has.
+	FaultSendAcceptedDropped = "send_accepted_response_dropped"
+)
+
+// FaultKinds lists every kind, in report order.
+var FaultKinds = []string{FaultDrop, FaultDelay, FaultHTTP503, FaultRPCError, FaultSendAcceptedDropped}
+
+// ProxyOptions configure a FaultProxy.
+type ProxyOptions struct {
+	// Target is the node's JSON-RPC URL.
+	Target string
+	// Rate is the share of HTTP requests (0..1) that get a fault.
+	Rate float64
+	// SendRate is the share of requests carrying eth_sendRawTransaction that get a fault; negative
+	// means Rate. Half of these faults are FaultSendAcceptedDropped, the rest spread over the others.
+	SendRate float64
+	// DelayMin and DelayMax bound FaultDelay (default 0.5 s and 3 s).
+	DelayMin, DelayMax time.Duration
+	// Seed seeds the fault decisions: the same sequence of requests gets the same faults.
+	Seed uint64
+	// Client forwards requests (default: a client with a 30 s timeout).
+	Client *http.Client
+}
+
+// rpcErrors are the JSON-RPC errors FaultRPCError answers with: what hosted providers send when they
+// are overloaded. Both are transient by any reading (rate limit, provider-side timeout).
+var rpcErrors = []struct {
+	code int
+	msg  string
+}{
+	{-32005, "limit exceeded"},
+	{-32603, "request timed out"},
+}
+
+// FaultProxy is an HTTP JSON-RPC proxy that injects faults. A fault applies to a whole HTTP request,
+// so a JSON-RPC batch fails or succeeds as one.
+type FaultProxy struct {
+	opts ProxyOptions
+	srv  *http.Server
+	ln   net.Listener
+	URL  string
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	requests int
+	calls    map[string]int // JSON-RPC calls forwarded or faulted, by method
+	faults   map[string]int
+	byMethod map[string]map[string]int // kind → method → count
+}
+
+// NewFaultProxy makes a proxy; Start it to listen.
+func NewFaultProxy(o ProxyOptions) *FaultProxy {
+	if o.SendRate < 0 {
+		o.SendRate = o.Rate
+	}
+	if o.DelayMin <= 0 {
+		o.DelayMin = 500 * time.Millisecond
+	}
+	if o.DelayMax < o.DelayMin {
+		o.DelayMax = max(o.DelayMin, 3*time.Second)
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	}
+	return &FaultProxy{
+		opts:     o,
+		rng:      rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		calls:    map[string]int{},
+		faults:   map[string]int{},
+		byMethod: map[string]map[string]int{},
+	}
+}
+
+// Start listens on addr (127.0.0.1:0 for a free port) and serves in the background.
+func (p *FaultProxy) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("fault proxy: listen %s: %w", addr, err)
+	}
+	p.ln = ln
+	p.URL = "http://" + ln.Addr().String()
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = p.srv.Serve(ln) }()
+	return nil
+}
+
+// Close stops the proxy.
+func (p *FaultProxy) Close() error {
+	if p.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := p.srv.Shutdown(ctx)
+	if err != nil {
+		err = p.srv.Close()
+	}
+	return err
+}
+
+// Counts returns the faults injected so far, by kind.
+func (p *FaultProxy) Counts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.faults))
+	for k, v := range p.faults {
+		out[k] = v
+	}
+	return out
+}
+
+// Total is the number of faults injected so far.
+func (p *FaultProxy) Total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, v := range p.faults {
+		n += v
+	}
+	return n
+}
+
+// Requests is the number of HTTP requests seen so far.
+func (p *FaultProxy) Requests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests
+}
+
+// FaultsByMethod reports, for one kind, how many faults hit each JSON-RPC method ("batch" for batches).
+func (p *FaultProxy) FaultsByMethod(kind string) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for m, n := range p.byMethod[kind] {
+		out[m] = n
+	}
+	return out
+}
+
+// rpcReq is the part of a JSON-RPC request the proxy reads.
+type rpcReq struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+}
+
+// parseRPC reads a single request or a batch. ok is false for a body that is neither.
+func parseRPC(body []byte) (reqs []rpcReq, batch bool, ok bool) {
+	b := bytes.TrimSpace(body)
+	if len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(b, &reqs); err != nil {
+			return nil, true, false
+		}
+		return reqs, true, true
+	}
+	var r rpcReq
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, false, false
+	}
+	return []rpcReq{r}, false, true
+}
+
+// decide picks the fault for a request (empty: none) and the delay of a FaultDelay.
+func (p *FaultProxy) decide(reqs []rpcReq, batch bool) (kind string, delay time.Duration, label string) {
+	sends := false
+	label = "batch"
+	if !batch && len(reqs) == 1 {
+		label = reqs[0].Method
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requests++
+	for _, r := range reqs {
+		p.calls[r.Method]++
+		sends = sends || r.Method == "eth_sendRawTransaction"
+	}
+	rate := p.opts.Rate
+	if sends {
+		rate = p.opts.SendRate
+	}
+	if rate <= 0 || p.rng.Float64() >= rate {
+		return "", 0, label
+	}
+	others := []string{FaultDrop, FaultDelay, FaultHTTP503, FaultRPCError}
+	if sends && p.rng.IntN(2) == 0 {
+		kind = FaultSendAcceptedDropped
+	} else {
+		kind = others[p.rng.IntN(len(others))]
+	}
+	if kind == FaultDelay {
+		span := p.opts.DelayMax - p.opts.DelayMin
+		delay = p.opts.DelayMin
+		if span > 0 {
+			delay += time.Duration(p.rng.Int64N(int64(span)))
+		}
+	}
+	p.faults[kind]++
+	if p.byMethod[kind] == nil {
+		p.byMethod[kind] = map[string]int{}
+	}
+	p.byMethod[kind][label]++
+	return kind, delay, label
+}
+
+// pickRPCError chooses the JSON-RPC error of a FaultRPCError.
+func (p *FaultProxy) pickRPCError() (int, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := rpcErrors[p.rng.IntN(len(rpcErrors))]
+	return e.code, e.msg
+}
+
+// ServeHTTP forwards one HTTP request, or injects a fault.
+func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+	if err != nil {
+		http.Error(w, "read request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	reqs, batch, ok := parseRPC(body)
+	kind, delay := "", time.Duration(0)
+	if ok && r.Method == http.MethodPost {
+		kind, delay, _ = p.decide(reqs, batch)
+	}
+	switch kind {
+	case FaultDrop:
+		hangUp(w)
+		return
+	case FaultHTTP503:
+		http.Error(w, "service unavailable (injected)", http.StatusServiceUnavailable)
+		return
+	case FaultRPCError:
+		code, msg := p.pickRPCError()
+		writeRPCErrors(w, reqs, batch, code, msg)
+		return
+	case FaultDelay:
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	status, header, respBody, err := p.forward(r, body)
+	if err != nil {
+		http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	if kind == FaultSendAcceptedDropped {
+		// The node has answered (and accepted or refused the transaction); the caller never hears it.
+		hangUp(w)
+		return
+	}
+	for k, vs := range header {
+		if strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Connection") {
+			continue
+		}
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(respBody)
+}
+
+func (p *FaultProxy) forward(r *http.Request, body []byte) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.opts.Target, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.opts.Client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection without answering
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // a reset, as a crashed or overloaded load balancer would do
+	}
+	_ = conn.Close()
+}
+
+func writeRPCErrors(w http.ResponseWriter, reqs []rpcReq, batch bool, code int, msg string) {
+	type rpcErr struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	type resp struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   rpcErr          `json:"error"`
+	}
+	out := make([]resp, len(reqs))
+	for i, r := range reqs {
+		id := r.ID
+		if len(id) == 0 {
+			id = json.RawMessage("null")
+		}
+		out[i] = resp{JSONRPC: "2.0", ID: id, Error: rpcErr{Code: code, Message: msg}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	var b []byte
+	if batch {
+		b, _ = json.Marshal(out)
+	} else if len(out) == 1 {
+		b, _ = json.Marshal(out[0])
+	}
+	_, _ = w.Write(b)
+}
+
+// FormatCounts renders counts as "k1 n1, k2 n2" in the given key order, then any other keys sorted.
+func FormatCounts(m map[string]int, order []string) string {
+	seen := map[string]bool{}
+	var parts []string
+	for _, k := range order {
+		seen[k] = true
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	var rest []string
+	for k := range m {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
