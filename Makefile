@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/sluice
 
-.PHONY: all build dev test chaos vet fmt contracts clean
+.PHONY: all build dev test chaos bench vet fmt contracts clean
 
 all: build
 
@@ -20,6 +20,10 @@ test:
 # lost. Pass flags with CHAOS_FLAGS="--queue sqs --seed 42".
 chaos:
 	./scripts/chaos.sh $(CHAOS_FLAGS)
+
+# Batched versus one-tx-per-withdrawal on the same workload, and API intake; the last line is RESULT {json}.
+bench:
+	./bench/run.sh
 
 vet:
 	$(GO) vet ./...

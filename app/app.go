@@ -140,11 +140,11 @@ func (a *App) Run(ctx context.Context, names ...string) error {
 		workers = append(workers, a.relay.Run)
 	}
 	for _, n := range names {
-		w, err := a.worker(n)
+		ws, err := a.workers(n)
 		if err != nil {
 			return err
 		}
-		workers = append(workers, w)
+		workers = append(workers, ws...)
 	}
 	listen := ""
 	if len(names) == 1 && names[0] != "api" {
@@ -189,7 +189,8 @@ func (a *App) consumer(name, queueName string, h queue.Handler) service.Worker {
 	return c.Run
 }
 
-func (a *App) worker(name string) (service.Worker, error) {
+// workers builds what service name runs; service.Run stops them all when one fails.
+func (a *App) workers(name string) ([]service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
@@ -198,26 +199,27 @@ func (a *App) worker(name string) (service.Worker, error) {
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, nil
+		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
 	case "signer":
 		s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log,
 			Chains: map[string]signer.ChainDeps{}}
 		for _, ch := range a.Cfg.Chains {
 			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
-		return a.consumer(name, queue.TxRequest, s.Handle), nil
+		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
+		return []service.Worker{a.consumer(name, queue.TxRequest, s.Handle), s.RunBatcher}, nil
 	case "broadcaster":
 		b := &broadcaster.Broadcaster{Store: a.Store, Queue: a.Sender, Log: log, Chains: map[string]broadcaster.Chain{}}
 		for n, c := range a.Chains {
 			b.Chains[n] = c
 		}
-		return a.consumer(name, queue.SignedTx, b.Handle), nil
+		return []service.Worker{a.consumer(name, queue.SignedTx, b.Handle)}, nil
 	case "monitor":
 		m := &monitor.Monitor{Store: a.Store, Queue: a.Queue, Log: log, Chains: map[string]monitor.ChainDeps{}}
 		for _, ch := range a.Cfg.Chains {
 			m.Chains[ch.Name] = monitor.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
-		return a.consumer(name, queue.TxMonitor, m.Handle), nil
+		return []service.Worker{a.consumer(name, queue.TxMonitor, m.Handle)}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q", name)
 }

@@ -87,7 +87,33 @@ type Chain struct {
 	BatchContract string   `yaml:"batch_contract"`
 	Assets        []Asset  `yaml:"assets"`
 	HotWallets    []string `yaml:"hot_wallets"`
+	Batching      Batching `yaml:"batching"`
 }
+
+// Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.
+type Batching struct {
+	// Enabled turns batching on (the default). Set `enabled: false` to sign one transfer per transaction.
+	Enabled *bool `yaml:"enabled"`
+	// MinBatch is the group size that is batched at once, without waiting for MaxWait.
+	MinBatch int `yaml:"min_batch"`
+	// PerTokenThreshold is the smallest group worth a batch: smaller groups go out as single transfers.
+	PerTokenThreshold int `yaml:"per_token_threshold"`
+	// MaxWait is how long the oldest pending withdrawal waits for a group to fill (default: one block time).
+	MaxWait Duration `yaml:"max_wait"`
+	// GasBudget bounds one batch transaction's gas (default half a 30M block; never above MaxTxGas).
+	GasBudget uint64 `yaml:"gas_budget"`
+	// MaxSize bounds the number of transfers in one batch (default 500).
+	MaxSize int `yaml:"max_size"`
+	// Prefer is "gas" (batch only where it saves gas: no native batches to empty accounts) or
+	// "throughput" (batch everything batchable).
+	Prefer string `yaml:"prefer"`
+}
+
+// On reports whether batching is enabled.
+func (b Batching) On() bool { return b.Enabled == nil || *b.Enabled }
+
+// MaxTxGas is the per-transaction gas cap of EIP-7825 (Osaka).
+const MaxTxGas = 1 << 24
 
 // Fees caps what the signer pays; values in wei as decimal strings (so caps above 2^64 can be written).
 type Fees struct {
@@ -237,6 +263,29 @@ func (c *Config) applyDefaults() {
 		if ch.Fees.MinPriorityFee == "" {
 			ch.Fees.MinPriorityFee = "1000000000" // 1 gwei
 		}
+		b := &ch.Batching
+		if b.Enabled == nil {
+			on := true
+			b.Enabled = &on
+		}
+		if b.MinBatch == 0 {
+			b.MinBatch = 5
+		}
+		if b.PerTokenThreshold == 0 {
+			b.PerTokenThreshold = 3
+		}
+		if b.MaxWait.Duration == 0 {
+			b.MaxWait.Duration = ch.BlockTime.Duration
+		}
+		if b.GasBudget == 0 {
+			b.GasBudget = 15_000_000
+		}
+		if b.MaxSize == 0 {
+			b.MaxSize = 500
+		}
+		if b.Prefer == "" {
+			b.Prefer = "gas"
+		}
 	}
 }
 
@@ -271,6 +320,26 @@ func (c *Config) Validate() error {
 		for _, a := range []struct{ name, v string }{{"multicall3", ch.Multicall3}, {"batch_contract", ch.BatchContract}} {
 			if a.v != "" && !common.IsHexAddress(a.v) {
 				bad("%s.%s: %q is not an address", at, a.name, a.v)
+			}
+		}
+		if b := ch.Batching; b.On() {
+			if b.MinBatch < 1 || b.PerTokenThreshold < 1 || b.MaxSize < 1 {
+				bad("%s.batching: min_batch, per_token_threshold and max_size must be at least 1", at)
+			}
+			if b.PerTokenThreshold > b.MinBatch {
+				bad("%s.batching.per_token_threshold: %d is above min_batch %d", at, b.PerTokenThreshold, b.MinBatch)
+			}
+			if b.MaxSize < b.MinBatch {
+				bad("%s.batching.max_size: %d is below min_batch %d", at, b.MaxSize, b.MinBatch)
+			}
+			if b.GasBudget < 100_000 || b.GasBudget > MaxTxGas {
+				bad("%s.batching.gas_budget: %d is not within 100000..%d (EIP-7825 per-transaction cap)", at, b.GasBudget, MaxTxGas)
+			}
+			if b.MaxWait.Duration < 0 {
+				bad("%s.batching.max_wait: negative", at)
+			}
+			if b.Prefer != "gas" && b.Prefer != "throughput" {
+				bad("%s.batching.prefer: %q is not gas or throughput", at, b.Prefer)
 			}
 		}
 		syms := map[string]bool{}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -19,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/queue"
 	"github.com/sluice-custody/sluice/store"
 	"github.com/sluice-custody/sluice/txerr"
@@ -103,7 +105,7 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 		log.Warn("receipt block is no longer canonical; waiting", "block", mined)
 		return mo.later(ctx, env, p, blockTime)
 	}
-	if err := mo.settle(ctx, st, rcpt); err != nil {
+	if err := mo.settle(ctx, cd, st, rcpt); err != nil {
 		return err
 	}
 	log.Info("settled", "tx_hash", rcpt.TxHash.Hex(), "block", mined, "status", rcpt.Status, "confirmations", confs)
@@ -152,11 +154,13 @@ func (mo *Monitor) later(ctx context.Context, env queue.Envelope, p queue.TxBroa
 	return mo.Queue.Send(ctx, queue.TxMonitor, body, queue.SendOptions{Delay: d})
 }
 
-func (mo *Monitor) settle(ctx context.Context, st *store.SentTx, r *types.Receipt) error {
+func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r *types.Receipt) error {
 	rec := store.Receipt{Hash: r.TxHash.Hex(), BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
 		Status: int(r.Status), GasUsed: r.GasUsed}
 	ok := r.Status == types.ReceiptStatusSuccessful
-	return mo.Store.InTx(ctx, func(tx *sql.Tx) error {
+	var retry []*store.Withdrawal // returned to PENDING: asked for again once committed
+	err := mo.Store.InTx(ctx, func(tx *sql.Tx) error {
+		retry = retry[:0]
 		status := store.TxConfirmed
 		if !ok {
 			status = store.TxFailed
@@ -171,16 +175,55 @@ func (mo *Monitor) settle(ctx context.Context, st *store.SentTx, r *types.Receip
 		if err != nil {
 			return err
 		}
+		batch, err := mo.Store.BatchBySentTx(ctx, tx, st.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			batch, err = nil, nil
+		}
+		if err != nil {
+			return err
+		}
 		block := rec.BlockNumber
-		for _, w := range ws {
+		var items []multicall.ItemResult
+		if batch != nil && ok && batch.Mode == store.BatchERC20 {
+			if items, err = mo.itemResults(cd, st, batch, ws, r); err != nil {
+				return err
+			}
+		}
+		for i, w := range ws {
 			if w.Status.Terminal() {
 				continue
 			}
 			var err error
-			if ok {
+			switch {
+			case ok && items != nil && !items[i].Success:
+				typ := string(txerr.ExecutionReverted)
+				msg := fmt.Sprintf("transfer %d of batch %s reverted inside tx %s (block %d); the other transfers of the batch are unaffected",
+					i, batch.ID, rec.Hash, block)
+				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
+			case ok:
 				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
 					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), "monitor", store.Change{BlockNumber: &block})
-			} else {
+			case batch != nil:
+				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
+				// the revert is final and its nonce spent, so no attempt of it can ever be mined: the
+				// withdrawals can safely be signed afresh. After maxBatchReturns such rounds they fail.
+				var n int
+				if n, err = mo.Store.CountReturns(ctx, tx, w.ID); err != nil {
+					return err
+				}
+				if n < maxBatchReturns {
+					reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
+						batch.ID, rec.Hash, block, cd.Config.Confirmations)
+					err = mo.Store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, "monitor")
+					retry = append(retry, w)
+					break
+				}
+				typ := string(txerr.ExecutionReverted)
+				msg := fmt.Sprintf("batch %s tx %s reverted in block %d (receipt status 0), after %d earlier reverted batches", batch.ID, rec.Hash, block, n)
+				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
+			default:
 				typ := string(txerr.ExecutionReverted)
 				msg := fmt.Sprintf("tx %s reverted in block %d (receipt status 0)", rec.Hash, block)
 				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
@@ -192,4 +235,44 @@ func (mo *Monitor) settle(ctx context.Context, st *store.SentTx, r *types.Receip
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, w := range retry {
+		// The batcher finds PENDING withdrawals in the database; the message serves a signer without one.
+		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+		if err == nil {
+			err = mo.Queue.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
+		}
+		if err != nil {
+			mo.Log.Warn("re-request withdrawal after reverted batch", "withdrawal_id", w.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// maxBatchReturns bounds how often a withdrawal goes back to PENDING after reverted batches.
+const maxBatchReturns = 2
+
+// itemResults reads each item's outcome of an ERC-20 batch from its TransferResult events, in the order
+// the signer built it (withdrawal id order), checking every item against its withdrawal.
+func (mo *Monitor) itemResults(cd ChainDeps, st *store.SentTx, b *store.Batch, ws []*store.Withdrawal, r *types.Receipt) ([]multicall.ItemResult, error) {
+	if cd.Config.BatchContract == "" || !strings.EqualFold(cd.Config.BatchContract, st.To) {
+		return nil, txerr.Permanentf(txerr.Unknown, "batch %s was sent to %s, not the configured batch contract %q", b.ID, st.To, cd.Config.BatchContract)
+	}
+	items, err := multicall.ParseTransferResults(common.HexToAddress(cd.Config.BatchContract), r.Logs)
+	if err != nil {
+		return nil, fmt.Errorf("batch %s: %w", b.ID, err)
+	}
+	if len(items) != len(ws) {
+		return nil, txerr.Permanentf(txerr.Unknown, "batch %s: %d TransferResult events for %d withdrawals", b.ID, len(items), len(ws))
+	}
+	for i, it := range items {
+		w := ws[i]
+		if it.To != common.HexToAddress(w.To) || it.Amount.Cmp(w.Amount) != 0 {
+			return nil, txerr.Permanentf(txerr.Unknown, "batch %s item %d pays %s %s, withdrawal %s wants %s %s",
+				b.ID, i, it.To, it.Amount, w.ID, w.To, w.Amount)
+		}
+	}
+	return items, nil
 }

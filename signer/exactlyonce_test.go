@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-custody/sluice/chain"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/queue"
@@ -199,5 +200,44 @@ func TestCanceledWithdrawalIsNotSigned(t *testing.T) {
 	}
 	if n := e.CountSent(); n != 0 || e.Get(w.ID).Status != store.Canceled {
 		t.Fatalf("canceled withdrawal signed (%d txs, status %s)", n, e.Get(w.ID).Status)
+	}
+}
+
+// A withdrawal whose signing keeps failing for a retryable reason (the node is down) is never stranded:
+// on its last delivery it goes back to PENDING, says why, and is asked for again later.
+func TestRetryableFailureOnLastDeliveryGoesBackToPending(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	dead, err := chain.Dial(e.Ctx, "local", e.Config.ChainID, []string{"http://" + closedAddr(t)}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	s := e.Signer()
+	cd := s.Chains["local"]
+	cd.Client = dead
+	s.Chains["local"] = cd
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	m := e.One(queue.TxRequest)
+
+	m.ReceiveCount = 1
+	if err := s.Handle(e.Ctx, m); err == nil || !txerr.IsRetryable(err) {
+		t.Fatalf("early delivery: %v, want a retryable error for the queue to retry", err)
+	}
+	m.ReceiveCount = queue.MaxReceiveCount
+	if err := s.Handle(e.Ctx, m); err != nil {
+		t.Fatalf("last delivery: %v, want it handled", err)
+	}
+	if got := e.Get(w.ID); got.Status != store.Pending {
+		t.Fatalf("status %s, want PENDING", got.Status)
+	}
+	h, err := e.Store.History(e.Ctx, w.ID)
+	if err != nil || h[len(h)-1].To != store.Pending || !strings.Contains(h[len(h)-1].Reason, "retrying") {
+		t.Fatalf("history %+v (%v)", h, err)
+	}
+	if d, err := e.Queue.Depth(e.Ctx, queue.TxRequest); err != nil || d != 2 {
+		t.Fatalf("tx-request depth %d (%v), want the delivered message and a delayed new one", d, err)
+	}
+	if n := e.CountSent(); n != 0 {
+		t.Fatalf("%d transactions recorded", n)
 	}
 }

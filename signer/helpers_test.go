@@ -1,6 +1,11 @@
 package signer_test
 
-import "github.com/sluice-custody/sluice/nonce"
+import (
+	"net"
+	"testing"
+
+	"github.com/sluice-custody/sluice/nonce"
+)
 
 func nonceFloors(next uint64) nonce.Floors { return nonce.Floors{Next: next} }
 
@@ -9,4 +14,15 @@ func derefOr(n *uint64) any {
 		return "none"
 	}
 	return *n
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

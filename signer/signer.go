@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -43,7 +44,9 @@ type Keys interface {
 
 // Nonces allocates nonce leases: Commit one once the tx using it is persisted, Release it if nothing was.
 type Nonces interface {
-	Allocate(ctx context.Context, chainID uint64, addr common.Address, f nonce.Floors) (nonce.Lease, error)
+	// AllocateFor returns holder's earlier uncommitted lease when there is one, so a retry after a
+	// crash reuses its nonce instead of leaving a hole.
+	AllocateFor(ctx context.Context, chainID uint64, addr common.Address, f nonce.Floors, holder string) (nonce.Lease, error)
 }
 
 // ChainDeps is one configured chain and its node client.
@@ -60,6 +63,8 @@ type Signer struct {
 	Nonces Nonces
 	Chains map[string]ChainDeps
 	Log    *slog.Logger
+
+	batcher batcherState
 }
 
 // gasMargin is the extra gas limit over an estimate, in percent: estimates can move with state
@@ -96,6 +101,10 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 		log.Info("nothing to do", "status", w.Status)
 		return nil
 	case store.Pending:
+		if s.batchingActive(w.Chain) {
+			log.Debug("left to the batcher")
+			return nil // the batcher claims it from the database
+		}
 		if err := s.Store.InTx(ctx, func(tx *sql.Tx) error {
 			return s.Store.Transition(ctx, tx, w.ID, store.Pending, store.Signing, "picked up by signer", "signer", store.Change{})
 		}); err != nil {
@@ -105,6 +114,9 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 			return err
 		}
 	case store.Signing:
+		if s.batchingActive(w.Chain) {
+			return nil // claimed by the batcher, which also takes over claims whose signer died
+		}
 		// A signer died between claiming and recording (nothing was persisted then), or another is
 		// signing right now; carry on: only one can win the SIGNING → SIGNED transition.
 	}
@@ -115,7 +127,36 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 	if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
 		return s.fail(ctx, w, err)
 	}
+	if m.ReceiveCount >= queue.MaxReceiveCount {
+		// Nothing was recorded for it, so rather than strand it in SIGNING on a DLQ through a node
+		// outage or a fee spike, it goes back to PENDING and is asked for again later.
+		log.Warn("signing keeps failing; retrying later", "err", err, "receives", m.ReceiveCount)
+		return s.retryLater(ctx, w, env, err)
+	}
 	return err
+}
+
+// retryLaterDelay is how long a withdrawal that used up its deliveries waits before it is tried again.
+const retryLaterDelay = time.Minute
+
+// retryLater moves w back to PENDING with the reason and queues a fresh, delayed request for it, in one
+// transaction.
+func (s *Signer) retryLater(ctx context.Context, w *store.Withdrawal, env queue.Envelope, cause error) error {
+	body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+	if err != nil {
+		return err
+	}
+	return s.Store.InTx(ctx, func(tx *sql.Tx) error {
+		err := s.Store.Transition(ctx, tx, w.ID, store.Signing, store.Pending,
+			fmt.Sprintf("retrying in %s after %d failed attempts: %v", retryLaterDelay, queue.MaxReceiveCount, cause), "signer", store.Change{})
+		if errors.Is(err, store.ErrConflict) {
+			return nil // signed or moved meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		return s.Queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{Delay: retryLaterDelay})
+	})
 }
 
 func isClassified(err error) bool {
@@ -208,35 +249,51 @@ func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.W
 	if err != nil {
 		return false, err
 	}
-	lease, err := s.Nonces.Allocate(ctx, cd.Config.ChainID, from, nonce.Floors{Mined: mined, Next: max(pending, recorded)})
-	if err != nil {
-		return false, fmt.Errorf("allocate nonce for %s: %w", from, err)
-	}
-	persisted := false
+	var (
+		lease     *nonce.Lease
+		st        *store.SentTx
+		persisted = false
+	)
 	defer func() {
-		if !persisted {
+		if lease != nil && !persisted {
 			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
 				log.Warn("release nonce lease", "nonce", lease.Nonce, "err", err)
 			}
 		}
 	}()
-	tx, err := signer.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{
-		ChainID: chainID, Nonce: lease.Nonce, GasTipCap: fees.MaxPriorityFee, GasFeeCap: fees.MaxFeePerGas,
-		Gas: gas, To: &txTo, Value: value, Data: data,
-	}), chainID)
-	if err != nil {
-		return false, fmt.Errorf("sign withdrawal %s: %w", w.ID, err)
-	}
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return false, fmt.Errorf("encode tx %s: %w", tx.Hash(), err)
-	}
-	st := &store.SentTx{
-		Chain: w.Chain, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: tx.Nonce(), To: txTo.Hex(),
-		Hash: tx.Hash().Hex(), Raw: raw, GasLimit: gas, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
-		Kind: "withdrawal", Source: "signer", RequestID: env.ID, CorrelationID: w.CorrelationID,
-	}
 	err = s.Store.InTx(ctx, func(dbtx *sql.Tx) error {
+		// Deliveries of one withdrawal racing each other queue up on its row here, so only one of them
+		// allocates a nonce and signs; the others find it SIGNED and stop without taking a nonce.
+		cur, err := s.Store.LockWithdrawal(ctx, dbtx, w.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != store.Signing {
+			return fmt.Errorf("withdrawal %s is %s: %w", w.ID, cur.Status, store.ErrConflict)
+		}
+		if lease == nil { // kept across a deadlock retry of this transaction
+			l, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, nonce.Floors{Mined: mined, Next: max(pending, recorded)}, w.ID)
+			if err != nil {
+				return fmt.Errorf("allocate nonce for %s: %w", from, err)
+			}
+			lease = &l
+		}
+		tx, err := signer.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{
+			ChainID: chainID, Nonce: lease.Nonce, GasTipCap: fees.MaxPriorityFee, GasFeeCap: fees.MaxFeePerGas,
+			Gas: gas, To: &txTo, Value: value, Data: data,
+		}), chainID)
+		if err != nil {
+			return fmt.Errorf("sign withdrawal %s: %w", w.ID, err)
+		}
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("encode tx %s: %w", tx.Hash(), err)
+		}
+		st = &store.SentTx{
+			Chain: w.Chain, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: tx.Nonce(), To: txTo.Hex(),
+			Hash: tx.Hash().Hex(), Raw: raw, GasLimit: gas, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
+			Kind: "withdrawal", Source: "signer", RequestID: env.ID, CorrelationID: w.CorrelationID,
+		}
 		id, err := s.Store.InsertSentTx(ctx, dbtx, st)
 		if err != nil {
 			return err
@@ -264,7 +321,7 @@ func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.W
 		log.Warn("allocated nonce already recorded; allocating again", "nonce", st.Nonce)
 		return false, nil
 	case errors.Is(err, store.ErrConflict):
-		log.Info("withdrawal moved by another worker while signing; dropping this signature", "nonce", st.Nonce)
+		log.Info("withdrawal moved by another worker while signing; nothing signed here")
 		return true, nil
 	}
 	return false, err

@@ -1,0 +1,759 @@
+package signer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/contracts/bindings"
+	"github.com/sluice-custody/sluice/keys"
+	"github.com/sluice-custody/sluice/multicall"
+	"github.com/sluice-custody/sluice/nonce"
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/txerr"
+)
+
+// Gas model, measured on the dev chain under Osaka rules (see the contracts tests): gas per transfer.
+const (
+	GasNativeSingle        = 21_000 // a plain coin transfer, to any account
+	GasNativeBatchedFunded = 11_900 // one Call3Value of aggregate3Value to an account that exists
+	GasNativeBatchedNew    = 37_000 // the same to an empty account (25k new-account charge + cold access)
+	GasERC20SingleNew      = 56_000 // transfer() to a holder with a zero balance
+	GasERC20SingleExisting = 39_000 // transfer() to an existing holder
+	GasERC20BatchedNew     = 33_000 // one batchTransfer item to a new holder
+)
+
+// Batcher tuning that is not configuration.
+const (
+	// claimStaleAfter is how old a SIGNING claim must be before another batcher takes the withdrawal
+	// over: its signer died (a signer that recorded its signature moved the withdrawal to SIGNED in the
+	// same transaction, so an old SIGNING claim has nothing persisted).
+	claimStaleAfter = 2 * time.Minute
+	// allowanceBatches is how many full batches one approve covers: bounded, never unlimited.
+	allowanceBatches = 10
+	// batcherPoll is how often the batcher looks at the pending groups.
+	batcherPoll = 200 * time.Millisecond
+)
+
+// batcherState says whether RunBatcher runs: the tx-request handler then leaves PENDING withdrawals of
+// chains with batching on to the batcher instead of signing each at once.
+type batcherState struct {
+	running atomic.Int32
+
+	mu      sync.Mutex
+	retryAt map[string]time.Time // per chain/asset: a group whose round failed waits until then
+	fails   map[string]int
+}
+
+// due reports whether the group may run now.
+func (b *batcherState) due(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Now().After(b.retryAt[key])
+}
+
+// outcome records a group's round: failures back off exponentially (0.5 s … 30 s), so an outage does
+// not churn claims and history rows every poll.
+func (b *batcherState) outcome(key string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.retryAt == nil {
+		b.retryAt, b.fails = map[string]time.Time{}, map[string]int{}
+	}
+	if err == nil {
+		delete(b.retryAt, key)
+		delete(b.fails, key)
+		return
+	}
+	b.fails[key]++
+	d := min(500*time.Millisecond<<min(b.fails[key]-1, 6), 30*time.Second)
+	b.retryAt[key] = time.Now().Add(d)
+}
+
+func (s *Signer) batchingActive(chain string) bool {
+	cd, ok := s.Chains[chain]
+	return ok && cd.Config.Batching.On() && s.batcher.running.Load() > 0
+}
+
+// RunBatcher claims pending withdrawals from the database and signs them in batches (or one by one
+// when a batch does not pay) until ctx ends. While it runs, Handle leaves PENDING withdrawals of chains
+// with batching enabled to it. It returns nil when ctx is canceled.
+func (s *Signer) RunBatcher(ctx context.Context) error {
+	s.batcher.running.Add(1)
+	defer s.batcher.running.Add(-1)
+	t := time.NewTicker(batcherPoll)
+	defer t.Stop()
+	for {
+		if _, err := s.BatchOnce(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("batch round", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// BatchOnce runs one round: for every chain with batching on and every asset whose group is ready (it
+// reached min_batch, or its oldest withdrawal waited max_wait), it claims and signs. It returns how
+// many withdrawals it moved on (signed or failed).
+func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
+	var (
+		total int
+		errs  []error
+	)
+	for name, cd := range s.Chains {
+		b := cd.Config.Batching
+		if !b.On() {
+			continue
+		}
+		groups, err := s.Store.PendingGroups(ctx, name, claimStaleAfter)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, g := range groups {
+			key := name + "/" + g.Asset
+			if (g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration) || !s.batcher.due(key) {
+				continue
+			}
+			for ctx.Err() == nil { // drain the group while it stays ready
+				n, err := s.batchGroup(ctx, cd, g.Asset)
+				total += n
+				s.batcher.outcome(key, err)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s/%s: %w", name, g.Asset, err))
+					break
+				}
+				if n == 0 {
+					break
+				}
+				more, err := s.Store.PendingGroups(ctx, name, claimStaleAfter)
+				if err != nil {
+					break
+				}
+				ready := false
+				for _, m := range more {
+					if m.Asset == g.Asset && (m.Count >= b.MinBatch || time.Since(m.Oldest) >= b.MaxWait.Duration) {
+						ready = true
+					}
+				}
+				if !ready {
+					break
+				}
+			}
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// maxItems is how many transfers fit the gas budget with the gas model's worst case per item.
+func maxItems(b config.Batching, native bool) int {
+	per := uint64(GasERC20BatchedNew + GasERC20BatchedNew/4)
+	if native {
+		per = GasNativeBatchedNew + GasNativeBatchedNew/4
+	}
+	n := int((b.GasBudget - 50_000) / per)
+	return max(1, min(n, b.MaxSize))
+}
+
+// batchGroup claims one batch worth of withdrawals of (chain, asset) and signs them.
+func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) (int, error) {
+	log := s.Log.With("chain", cd.Config.Name, "asset", assetSym, "component", "batcher")
+	asset, ok := cd.Config.Asset(assetSym)
+	if !ok || len(cd.Config.HotWallets) == 0 {
+		// Not signable at all: the single path fails each with the reason.
+		return s.claimAndSingle(ctx, log, cd, assetSym, 50)
+	}
+	limit := maxItems(cd.Config.Batching, asset.Native())
+	if !asset.Native() && cd.Config.BatchContract != "" {
+		ready, err := s.ensureAllowance(ctx, log, cd, asset, limit)
+		if err != nil {
+			return 0, err
+		}
+		if !ready {
+			return 0, nil // an approve is on its way; the group waits for it
+		}
+	}
+	ws, err := s.Store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, "signer")
+	if err != nil || len(ws) == 0 {
+		return 0, err
+	}
+	n, err := s.signGroup(ctx, log, cd, asset, ws)
+	if err != nil {
+		// Nothing was recorded for the withdrawals still SIGNING: give them back at once.
+		s.release(ctx, log, ws, err)
+	}
+	return n, err
+}
+
+// claimAndSingle claims withdrawals and signs each on its own.
+func (s *Signer) claimAndSingle(ctx context.Context, log *slog.Logger, cd ChainDeps, assetSym string, limit int) (int, error) {
+	ws, err := s.Store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, "signer")
+	if err != nil {
+		return 0, err
+	}
+	return s.singles(ctx, log, ws)
+}
+
+// singles signs each withdrawal with its own transaction (the tx-request path).
+func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.Withdrawal) (int, error) {
+	var errs []error
+	done := 0
+	for _, w := range ws {
+		env := queue.Envelope{CorrelationID: w.CorrelationID}
+		err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, env)
+		if err != nil {
+			if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
+				err = s.fail(ctx, w, err)
+			}
+		}
+		if err != nil {
+			s.release(ctx, log, []*store.Withdrawal{w}, err)
+			errs = append(errs, err)
+			continue
+		}
+		done++
+	}
+	return done, errors.Join(errs...)
+}
+
+// release gives withdrawals that are still SIGNING (nothing recorded for them) back to PENDING.
+func (s *Signer) release(ctx context.Context, log *slog.Logger, ws []*store.Withdrawal, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	reason := "batch attempt did not complete, back to pending: " + cause.Error()
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	for _, w := range ws {
+		err := s.Store.InTx(ctx, func(tx *sql.Tx) error {
+			return s.Store.Transition(ctx, tx, w.ID, store.Signing, store.Pending, reason, "signer", store.Change{})
+		})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			log.Warn("release claimed withdrawal", "withdrawal_id", w.ID, "err", err)
+		}
+	}
+}
+
+// failOne fails one claimed withdrawal (still SIGNING) with a permanent reason.
+func (s *Signer) failOne(ctx context.Context, w *store.Withdrawal, typ txerr.Type, msg string) error {
+	return s.fail(ctx, w, txerr.New(typ, "batch_simulation", errors.New(msg)))
+}
+
+// batchPlan is a batch ready to sign.
+type batchPlan struct {
+	ws     []*store.Withdrawal
+	to     common.Address
+	value  *big.Int
+	data   []byte
+	gas    uint64
+	mode   string
+	reason string
+}
+
+// signGroup decides batch versus singles for claimed withdrawals, simulates, and signs.
+func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, ws []*store.Withdrawal) (int, error) {
+	b := cd.Config.Batching
+	from := common.HexToAddress(cd.Config.HotWallets[0])
+	contract := cd.Config.BatchContract
+	if asset.Native() {
+		contract = cd.Config.Multicall3
+	}
+	if contract == "" || len(ws) < b.PerTokenThreshold {
+		return s.singles(ctx, log, ws)
+	}
+	batchable, single := ws, []*store.Withdrawal(nil)
+	if asset.Native() && b.Prefer == "gas" {
+		// A batched payment to an empty account costs more than a plain transfer (~37k vs 21k).
+		var err error
+		if batchable, single, err = s.splitByFunded(ctx, cd, ws); err != nil {
+			return 0, err
+		}
+	}
+	if len(batchable) < b.PerTokenThreshold {
+		batchable, single = nil, ws
+	}
+	done := 0
+	var errs []error
+	if len(single) > 0 {
+		n, err := s.singles(ctx, log, single)
+		done += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(batchable) > 0 {
+		n, err := s.batch(ctx, log, cd, asset, from, common.HexToAddress(contract), batchable)
+		done += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// splitByFunded separates recipients that exist (balance or nonce) from empty accounts.
+func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Withdrawal) (funded, empty []*store.Withdrawal, err error) {
+	for _, w := range ws {
+		to := common.HexToAddress(w.To)
+		bal, err := cd.Client.BalanceAt(ctx, to)
+		if err != nil {
+			return nil, nil, fmt.Errorf("balance of %s: %w", to, err)
+		}
+		if bal.Sign() > 0 {
+			funded = append(funded, w)
+			continue
+		}
+		n, err := cd.Client.NonceAt(ctx, to)
+		if err != nil {
+			return nil, nil, fmt.Errorf("nonce of %s: %w", to, err)
+		}
+		if n > 0 {
+			funded = append(funded, w)
+		} else {
+			empty = append(empty, w)
+		}
+	}
+	return funded, empty, nil
+}
+
+type caller interface {
+	CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error)
+}
+
+// BuildNative simulates the native batch with allowFailure=true, and returns the atomic calldata for
+// the transfers that succeeded and the indexes of those that failed.
+func BuildNative(ctx context.Context, c caller, from, mc3 common.Address, transfers []multicall.Transfer) (data []byte, value *big.Int, failed []int, err error) {
+	sim, total, err := multicall.NativeBatch(transfers)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	out, err := c.CallContract(ctx, ethereum.CallMsg{From: from, To: &mc3, Value: total, Data: sim}, nil)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("simulate native batch: %w", err)
+	}
+	res, err := multicall.DecodeResults(out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(res) != len(transfers) {
+		return nil, nil, nil, fmt.Errorf("simulate native batch: %d results for %d transfers", len(res), len(transfers))
+	}
+	var keep []multicall.Transfer
+	for i, r := range res {
+		if r.Success {
+			keep = append(keep, transfers[i])
+		} else {
+			failed = append(failed, i)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, nil, failed, nil
+	}
+	data, value, err = multicall.NativeBatchAtomic(keep)
+	return data, value, failed, err
+}
+
+// BuildERC20 simulates batchTransfer from the hot wallet (eth_call returns one bool per item) and
+// returns the calldata for the items that succeed and the indexes of those that fail.
+func BuildERC20(ctx context.Context, c caller, from, batch, token common.Address, transfers []multicall.Transfer) (data []byte, failed []int, err error) {
+	sim, err := multicall.ERC20Batch(token, transfers)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := c.CallContract(ctx, ethereum.CallMsg{From: from, To: &batch, Data: sim}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulate token batch: %w", err)
+	}
+	oks, err := bindings.NewBatchTransfer().UnpackBatchTransfer(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decode token batch simulation: %w", err)
+	}
+	if len(oks) != len(transfers) {
+		return nil, nil, fmt.Errorf("simulate token batch: %d results for %d transfers", len(oks), len(transfers))
+	}
+	var keep []multicall.Transfer
+	for i, ok := range oks {
+		if ok {
+			keep = append(keep, transfers[i])
+		} else {
+			failed = append(failed, i)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, failed, nil
+	}
+	data, err = multicall.ERC20Batch(token, keep)
+	return data, failed, err
+}
+
+func transfersOf(ws []*store.Withdrawal) []multicall.Transfer {
+	ts := make([]multicall.Transfer, len(ws))
+	for i, w := range ws {
+		ts[i] = multicall.Transfer{To: common.HexToAddress(w.To), Amount: w.Amount}
+	}
+	return ts
+}
+
+// batch simulates, fails the items that would fail, and signs the rest as one transaction.
+func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, from, contract common.Address, ws []*store.Withdrawal) (int, error) {
+	c, ok := cd.Client.(caller)
+	if !ok {
+		return s.singles(ctx, log, ws)
+	}
+	b := cd.Config.Batching
+	var (
+		data    []byte
+		value   = new(big.Int)
+		failed  []int
+		err     error
+		mode    = store.BatchMulticall3
+		failMsg string
+	)
+	if asset.Native() {
+		data, value, failed, err = BuildNative(ctx, c, from, contract, transfersOf(ws))
+		failMsg = "recipient rejected the native payment in the batch simulation (Multicall3 call failed)"
+	} else {
+		mode = store.BatchERC20
+		token := common.HexToAddress(asset.Address)
+		sum := new(big.Int)
+		for _, w := range ws {
+			sum.Add(sum, w.Amount)
+		}
+		// Batches signed but not mined yet will take their amounts first: count them, so no item of
+		// this batch fails on chain for want of balance.
+		mined, err := cd.Client.NonceAt(ctx, from)
+		if err != nil {
+			return 0, fmt.Errorf("mined nonce of %s: %w", from, err)
+		}
+		inflight, err := s.Store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.checkTokenFunds(ctx, cd, asset, from, new(big.Int).Add(sum, inflight)); err != nil {
+			// Not enough for the whole batch: each goes alone and fails or not on its own.
+			return s.singles(ctx, log, ws)
+		}
+		data, failed, err = BuildERC20(ctx, c, from, contract, token, transfersOf(ws))
+		failMsg = "token transfer to this recipient reverts (batch simulation: transferFrom failed)"
+	}
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	drop := map[int]bool{}
+	for _, i := range failed {
+		drop[i] = true
+		if err := s.failOne(ctx, ws[i], txerr.ExecutionReverted, failMsg); err != nil {
+			return done, err
+		}
+		done++
+	}
+	var keep []*store.Withdrawal
+	for i, w := range ws {
+		if !drop[i] {
+			keep = append(keep, w)
+		}
+	}
+	if len(keep) == 0 {
+		return done, nil
+	}
+	if len(keep) < b.PerTokenThreshold {
+		n, err := s.singles(ctx, log, keep)
+		return done + n, err
+	}
+	head, err := cd.Client.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return done, fmt.Errorf("head of %s: %w", cd.Config.Name, err)
+	}
+	if head.BaseFee == nil {
+		return done, txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no EIP-1559 base fee", cd.Config.Name)
+	}
+	suggested, err := cd.Client.SuggestGasTipCap(ctx)
+	if err != nil {
+		return done, fmt.Errorf("tip on %s: %w", cd.Config.Name, err)
+	}
+	fees, err := PickFees(cd.Config.Fees, head.BaseFee, suggested)
+	if err != nil {
+		return done, err
+	}
+	est, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &contract, Value: value, Data: data,
+		GasFeeCap: fees.MaxFeePerGas, GasTipCap: fees.MaxPriorityFee})
+	if err != nil {
+		return done, fmt.Errorf("estimate batch of %d: %w", len(keep), err)
+	}
+	gas := est + est*gasMargin/100
+	if gas > b.GasBudget {
+		if len(keep) < 2 {
+			return done, fmt.Errorf("one transfer needs %d gas, over the batch budget %d", gas, b.GasBudget)
+		}
+		// The model underestimated: halve and try each part.
+		h := len(keep) / 2
+		n1, err1 := s.batch(ctx, log, cd, asset, from, contract, keep[:h])
+		n2, err2 := s.batch(ctx, log, cd, asset, from, contract, keep[h:])
+		return done + n1 + n2, errors.Join(err1, err2)
+	}
+	if err := s.checkCoinFunds(ctx, cd, asset, from, value, gas, fees.MaxFeePerGas); err != nil {
+		return done, err
+	}
+	plan := batchPlan{ws: keep, to: contract, value: value, data: data, gas: gas, mode: mode,
+		reason: decisionReason(asset.Native(), cd.Config.Batching.Prefer, len(keep), est)}
+	if err := s.signBatch(ctx, log, cd, from, fees, plan); err != nil {
+		return done, err
+	}
+	return done + len(keep), nil
+}
+
+// decisionReason says why a batch was chosen and what it is expected to save against one
+// transaction per withdrawal (the gas model's single-transfer cost).
+func decisionReason(native bool, prefer string, n int, est uint64) string {
+	single := uint64(n) * GasERC20SingleNew
+	kind := "erc20 batchTransfer"
+	if native {
+		single = uint64(n) * GasNativeSingle
+		kind = "native multicall3 aggregate3Value (atomic, simulated)"
+	}
+	saving := 0.0
+	if single > 0 {
+		saving = 100 * (float64(single) - float64(est)) / float64(single)
+	}
+	return fmt.Sprintf("%s of %d, prefer %s: estimated %d gas (%d/transfer) vs ~%d as singles: %.0f%% saved",
+		kind, n, prefer, est, est/uint64(n), single, saving)
+}
+
+// signBatch allocates one nonce, signs the batch and records, in one database transaction, the batch,
+// the sent transaction, every withdrawal's SIGNING → SIGNED move and the signed-tx message.
+func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, from common.Address, fees Fees, p batchPlan) error {
+	signer, err := s.Keys.Signer(ctx, from)
+	if err != nil {
+		return fmt.Errorf("signer for %s: %w", from, err)
+	}
+	batchID := queue.NewID()
+	corr := "batch-" + batchID
+	record := func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
+		id := st.ID
+		if err := s.Store.InsertBatch(ctx, dbtx, &store.Batch{ID: batchID, Chain: cd.Config.Name, Asset: p.ws[0].Asset,
+			From: from.Hex(), Mode: p.mode, Size: len(p.ws), EstimatedGas: p.gas, Reason: p.reason, SentTxID: &id}); err != nil {
+			return err
+		}
+		fromHex := from.Hex()
+		for i, w := range p.ws {
+			reason := fmt.Sprintf("signed in batch %s (item %d of %d): tx %s nonce %d from %s", batchID, i, len(p.ws), st.Hash, st.Nonce, fromHex)
+			if err := s.Store.Transition(ctx, dbtx, w.ID, store.Signing, store.Signed, reason, "signer",
+				store.Change{From: &fromHex, SentTxID: &id, BatchID: &batchID}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st, err := s.signRecord(ctx, log, cd, signer, from, p.to, p.value, p.data, p.gas, fees, "batch", corr, record)
+	if err != nil {
+		return err
+	}
+	log.Info("batch signed", "batch_id", batchID, "size", len(p.ws), "tx_hash", st.Hash, "nonce", st.Nonce, "gas", p.gas, "reason", p.reason)
+	return nil
+}
+
+// signRecord allocates a nonce, signs, and in one database transaction records the sent tx, calls
+// record, and queues the signed-tx message; the nonce lease is released when nothing was recorded.
+func (s *Signer) signRecord(ctx context.Context, log *slog.Logger, cd ChainDeps, signer keys.Signer, from, to common.Address,
+	value *big.Int, data []byte, gas uint64, fees Fees, kind, correlationID string,
+	record func(context.Context, *sql.Tx, *store.SentTx) error) (*store.SentTx, error) {
+	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
+	for attempt := 0; attempt <= maxNonceRetries; attempt++ {
+		mined, err := cd.Client.NonceAt(ctx, from)
+		if err != nil {
+			return nil, fmt.Errorf("mined nonce of %s: %w", from, err)
+		}
+		pending, err := cd.Client.PendingNonceAt(ctx, from)
+		if err != nil {
+			return nil, fmt.Errorf("pending nonce of %s: %w", from, err)
+		}
+		recorded, err := s.Store.NextNonce(ctx, cd.Config.ChainID, from.Hex())
+		if err != nil {
+			return nil, err
+		}
+		lease, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, nonce.Floors{Mined: mined, Next: max(pending, recorded)}, "")
+		if err != nil {
+			return nil, fmt.Errorf("allocate nonce for %s: %w", from, err)
+		}
+		st, retry, err := s.signRecordLease(ctx, log, cd, signer, chainID, lease, from, to, value, data, gas, fees, kind, correlationID, record)
+		if !retry {
+			return st, err
+		}
+	}
+	return nil, txerr.New(txerr.NonceTooLow, "nonce_retries", fmt.Errorf("%s from %s: every allocated nonce was already recorded", kind, from))
+}
+
+func (s *Signer) signRecordLease(ctx context.Context, log *slog.Logger, cd ChainDeps, signer keys.Signer, chainID *big.Int, lease nonce.Lease,
+	from, to common.Address, value *big.Int, data []byte, gas uint64, fees Fees, kind, correlationID string,
+	record func(context.Context, *sql.Tx, *store.SentTx) error) (st *store.SentTx, retry bool, err error) {
+	persisted := false
+	defer func() {
+		if !persisted {
+			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("release nonce lease", "nonce", lease.Nonce, "err", err)
+			}
+		}
+	}()
+	tx, err := signer.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{
+		ChainID: chainID, Nonce: lease.Nonce, GasTipCap: fees.MaxPriorityFee, GasFeeCap: fees.MaxFeePerGas,
+		Gas: gas, To: &to, Value: value, Data: data,
+	}), chainID)
+	if err != nil {
+		return nil, false, fmt.Errorf("sign %s: %w", kind, err)
+	}
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return nil, false, fmt.Errorf("encode tx %s: %w", tx.Hash(), err)
+	}
+	st = &store.SentTx{
+		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: tx.Nonce(), To: to.Hex(),
+		Hash: tx.Hash().Hex(), Raw: raw, GasLimit: gas, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
+		Kind: kind, Source: "signer", CorrelationID: correlationID,
+	}
+	err = s.Store.InTx(ctx, func(dbtx *sql.Tx) error {
+		if _, err := s.Store.InsertSentTx(ctx, dbtx, st); err != nil {
+			return err
+		}
+		if err := record(ctx, dbtx, st); err != nil {
+			return err
+		}
+		return s.sendSigned(ctx, dbtx, st, correlationID)
+	})
+	switch {
+	case err == nil:
+		persisted = true
+		if err := lease.Commit(ctx); err != nil {
+			log.Warn("commit nonce lease", "nonce", st.Nonce, "err", err)
+		}
+		return st, false, nil
+	case store.IsDuplicate(err) && strings.Contains(err.Error(), "uq_sent_tx_nonce"):
+		persisted = true // the nonce is used by a recorded tx: it must not be handed out again
+		_ = lease.Commit(ctx)
+		log.Warn("allocated nonce already recorded; allocating again", "nonce", st.Nonce)
+		return nil, true, nil
+	}
+	return nil, false, err
+}
+
+// erc20 ABI helpers for the allowance.
+var token20 = bindings.NewTestToken()
+
+// ensureAllowance makes sure the hot wallet's allowance to the batch contract covers the next batch on
+// top of what batches signed but not yet settled will still take. When it does not, it signs one
+// bounded approve (enough for allowanceBatches batches, at most the hot wallet's balance) as its own
+// recorded transaction and reports not ready; while that approve is open it reports not ready.
+// The allowance is only ever given to BatchTransfer (which moves msg.sender's own tokens), never to
+// Multicall3.
+func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, limit int) (bool, error) {
+	c, ok := cd.Client.(caller)
+	if !ok {
+		return true, nil
+	}
+	from := common.HexToAddress(cd.Config.HotWallets[0])
+	batch := common.HexToAddress(cd.Config.BatchContract)
+	token := common.HexToAddress(asset.Address)
+	if batch == common.HexToAddress(cd.Config.Multicall3) {
+		return false, txerr.Permanentf(txerr.InvalidTransaction, "batch_contract of %s is Multicall3: refusing to give it an allowance", cd.Config.Name)
+	}
+	mined, err := cd.Client.NonceAt(ctx, from)
+	if err != nil {
+		return false, fmt.Errorf("mined nonce of %s: %w", from, err)
+	}
+	open, err := s.Store.UnminedSentTxOfKind(ctx, cd.Config.ChainID, from.Hex(), token.Hex(), "approve", mined)
+	if err != nil {
+		return false, err
+	}
+	if open {
+		return false, nil // the approve is not mined yet: simulating against the old allowance would fail
+	}
+	need, err := s.Store.ClaimableAmount(ctx, cd.Config.Name, asset.Symbol, limit, claimStaleAfter)
+	if err != nil {
+		return false, err
+	}
+	if need.Sign() == 0 {
+		return true, nil
+	}
+	inflight, err := s.Store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
+	if err != nil {
+		return false, err
+	}
+	out, err := c.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: token20.PackAllowance(from, batch)}, nil)
+	if err != nil {
+		return false, fmt.Errorf("allowance of %s to %s: %w", from, batch, err)
+	}
+	allowance, err := token20.UnpackAllowance(out)
+	if err != nil {
+		return false, fmt.Errorf("decode allowance: %w", err)
+	}
+	if new(big.Int).Sub(allowance, inflight).Cmp(need) >= 0 {
+		return true, nil
+	}
+	// An approve sets the allowance outright, and it is mined after every batch signed before it
+	// (lower nonces), which the current allowance covers: the new amount is all for later batches.
+	bal, err := cd.Client.TokenBalance(ctx, token, from)
+	if err != nil {
+		return false, fmt.Errorf("%s balance of %s: %w", asset.Symbol, from, err)
+	}
+	target := new(big.Int).Mul(need, big.NewInt(allowanceBatches))
+	if target.Cmp(bal) > 0 {
+		target = bal
+	}
+	if target.Cmp(need) < 0 {
+		return true, nil // not enough tokens for the batch: signing falls back to singles, which fail on funds
+	}
+	if err := s.approve(ctx, log, cd, from, token, batch, target); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// approve signs and records approve(spender, amount) from the hot wallet.
+func (s *Signer) approve(ctx context.Context, log *slog.Logger, cd ChainDeps, from, token, spender common.Address, amount *big.Int) error {
+	data := token20.PackApprove(spender, amount)
+	head, err := cd.Client.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("head of %s: %w", cd.Config.Name, err)
+	}
+	if head.BaseFee == nil {
+		return txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no EIP-1559 base fee", cd.Config.Name)
+	}
+	suggested, err := cd.Client.SuggestGasTipCap(ctx)
+	if err != nil {
+		return err
+	}
+	fees, err := PickFees(cd.Config.Fees, head.BaseFee, suggested)
+	if err != nil {
+		return err
+	}
+	est, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &token, Data: data})
+	if err != nil {
+		return fmt.Errorf("estimate approve: %w", err)
+	}
+	signer, err := s.Keys.Signer(ctx, from)
+	if err != nil {
+		return err
+	}
+	st, err := s.signRecord(ctx, log, cd, signer, from, token, new(big.Int), data, est+est*gasMargin/100, fees, "approve",
+		"approve-"+queue.NewID(), func(context.Context, *sql.Tx, *store.SentTx) error { return nil })
+	if err != nil {
+		return err
+	}
+	log.Info("approve signed for the batch contract", "spender", spender, "amount", amount, "tx_hash", st.Hash, "nonce", st.Nonce)
+	return nil
+}
