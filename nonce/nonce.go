@@ -33,12 +33,14 @@
 //
 // # Redis layout
 //
-// Per (chain, address), all three keys share one hash tag, so they live in one Redis Cluster slot and
+// Per (chain, address), all its keys share one hash tag, so they live in one Redis Cluster slot and
 // one script may touch them all:
 //
 //	sluice:nonce:{<chainID>:<addr>}:next    string: the next never-handed-out nonce
 //	sluice:nonce:{<chainID>:<addr>}:leases  zset:   member nonce, score lease expiry (unix ms; 0 = released)
 //	sluice:nonce:{<chainID>:<addr>}:owners  hash:   nonce -> token of the lease's current holder
+//	sluice:nonce:{<chainID>:<addr>}:holder  hash:   nonce -> id of what it is being signed for (AllocateFor)
+//	sluice:nonce:{<chainID>:<addr>}:held    hash:   that id -> nonce
 //
 // The hash tag covers chain and address together (not the chain alone) so that one busy chain does not
 // pin all its addresses to one cluster slot.
@@ -123,6 +125,8 @@ type Lease struct {
 	// Reclaimed is true when the nonce was handed out before (its lease expired or was released):
 	// it may have been persisted by a holder that died before committing.
 	Reclaimed bool
+	// Resumed is true when the nonce is the one this holder leased before (AllocateFor).
+	Resumed bool
 
 	token string
 	a     *Allocator
@@ -161,22 +165,28 @@ func (l Lease) Release(ctx context.Context) error {
 	return nil
 }
 
-type keySet struct{ next, leases, owners string }
+type keySet struct{ next, leases, owners, holderOf, heldBy string }
 
-func (k keySet) list() []string { return []string{k.next, k.leases, k.owners} }
+func (k keySet) list() []string { return []string{k.next, k.leases, k.owners, k.holderOf, k.heldBy} }
 
 func (a *Allocator) keys(chainID uint64, addr common.Address) keySet {
 	base := fmt.Sprintf("%s:{%d:%s}", a.prefix, chainID, strings.ToLower(addr.Hex()))
-	return keySet{next: base + ":next", leases: base + ":leases", owners: base + ":owners"}
+	return keySet{next: base + ":next", leases: base + ":leases", owners: base + ":owners",
+		holderOf: base + ":holder", heldBy: base + ":held"}
 }
 
 // allocateScript hands out one nonce. In order:
 //  1. Leases whose nonce is below the mined nonce are dead (the chain has used those nonces): drop them.
-//  2. If a lease has expired (score < now; released leases have score 0), re-lease the lowest such
+//  2. If the caller names a holder (the withdrawal or batch being signed) that still has a lease, live
+//     or expired but not yet handed to anyone else, return that same nonce: a signer killed mid-signing
+//     is followed by a redelivery of the same request, which must not leave the first nonce behind as a
+//     hole.
+//  3. If a lease has expired (score < now; released leases have score 0), re-lease the lowest such
 //     nonce: it is a hole that later transactions of this address would wait behind.
-//  3. Otherwise take the counter, raised to the floors, skipping any nonce that still has a lease
+//  4. Otherwise take the counter, raised to the floors, skipping any nonce that still has a lease
 //     (possible after Resync lowered the counter below in-flight leases), and advance it.
 //
+// KEYS: next, leases, owners (nonce -> token), holder (nonce -> holder), held (holder -> nonce).
 // Numbers cross into and out of Lua as decimal strings (string.format %d): Redis would otherwise
 // format large Lua numbers as %.14g.
 var allocateScript = redis.NewScript(`
@@ -185,12 +195,36 @@ local expiry = now + tonumber(ARGV[2])
 local mined = tonumber(ARGV[3])
 local floor = tonumber(ARGV[4])
 local token = ARGV[5]
+local holder = ARGV[6]
 local function s(n) return string.format('%d', n) end
+local function lease(n, reclaimed)
+  redis.call('ZADD', KEYS[2], s(expiry), s(n))
+  redis.call('HSET', KEYS[3], s(n), token)
+  local prev = redis.call('HGET', KEYS[4], s(n))
+  if prev then redis.call('HDEL', KEYS[5], prev) end
+  if holder ~= '' then
+    redis.call('HSET', KEYS[4], s(n), holder)
+    redis.call('HSET', KEYS[5], holder, s(n))
+  else
+    redis.call('HDEL', KEYS[4], s(n))
+  end
+  return {s(n), s(expiry), reclaimed}
+end
 
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if tonumber(m) < mined then
     redis.call('ZREM', KEYS[2], m)
     redis.call('HDEL', KEYS[3], m)
+    local h = redis.call('HGET', KEYS[4], m)
+    if h then redis.call('HDEL', KEYS[5], h) end
+    redis.call('HDEL', KEYS[4], m)
+  end
+end
+
+if holder ~= '' then
+  local held = redis.call('HGET', KEYS[5], holder)
+  if held and redis.call('HGET', KEYS[4], held) == holder and redis.call('ZSCORE', KEYS[2], held) then
+    return lease(tonumber(held), 2)
   end
 end
 
@@ -200,9 +234,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. s(now))) 
   if best == nil or n < best then best = n end
 end
 if best ~= nil then
-  redis.call('ZADD', KEYS[2], s(expiry), s(best))
-  redis.call('HSET', KEYS[3], s(best), token)
-  return {s(best), s(expiry), 1}
+  return lease(best, 1)
 end
 
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -210,27 +242,32 @@ if n < floor then n = floor end
 if n < mined then n = mined end
 while redis.call('ZSCORE', KEYS[2], s(n)) do n = n + 1 end
 redis.call('SET', KEYS[1], s(n + 1))
-redis.call('ZADD', KEYS[2], s(expiry), s(n))
-redis.call('HSET', KEYS[3], s(n), token)
-return {s(n), s(expiry), 0}
+return lease(n, 0)
 `)
 
-// commitScript removes the lease if the caller still holds it.
+// commitScript removes the lease (and its holder) if the caller still holds it.
 var commitScript = redis.NewScript(`
 if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HDEL', KEYS[3], ARGV[1])
+  local h = redis.call('HGET', KEYS[4], ARGV[1])
+  if h then redis.call('HDEL', KEYS[5], h) end
+  redis.call('HDEL', KEYS[4], ARGV[1])
   return 1
 end
 return 0
 `)
 
 // releaseScript makes the lease expired at once (score 0) if the caller still holds it; the next
-// Allocate hands the nonce out again. The owner entry goes, so a later Commit of this lease is a no-op.
+// Allocate hands the nonce out again, to anyone. The owner and holder entries go, so a later Commit of
+// this lease is a no-op and the holder does not get this nonce back by name.
 var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
   redis.call('ZADD', KEYS[2], 'XX', 0, ARGV[1])
   redis.call('HDEL', KEYS[3], ARGV[1])
+  local h = redis.call('HGET', KEYS[4], ARGV[1])
+  if h then redis.call('HDEL', KEYS[5], h) end
+  redis.call('HDEL', KEYS[4], ARGV[1])
   return 1
 end
 return 0
@@ -247,6 +284,9 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.fo
   if tonumber(m) >= floor then
     redis.call('ZREM', KEYS[2], m)
     redis.call('HDEL', KEYS[3], m)
+    local h = redis.call('HGET', KEYS[4], m)
+    if h then redis.call('HDEL', KEYS[5], h) end
+    redis.call('HDEL', KEYS[4], m)
   end
 end
 local prev = redis.call('GET', KEYS[1])
@@ -272,6 +312,13 @@ func newToken() (string, error) {
 // Allocate leases the next nonce for (chainID, addr): the lowest expired or released lease if there is
 // one, otherwise the counter raised to the floors. See the package doc for the caller's contract.
 func (a *Allocator) Allocate(ctx context.Context, chainID uint64, addr common.Address, f Floors) (Lease, error) {
+	return a.AllocateFor(ctx, chainID, addr, f, "")
+}
+
+// AllocateFor is Allocate on behalf of holder (the id of what is being signed): while holder's earlier
+// lease has not been committed, released or handed to someone else, the same nonce comes back, so a
+// retry after a crash reuses its nonce instead of leaving a hole.
+func (a *Allocator) AllocateFor(ctx context.Context, chainID uint64, addr common.Address, f Floors, holder string) (Lease, error) {
 	if f.Mined >= maxNonce || f.Next >= maxNonce {
 		return Lease{}, fmt.Errorf("nonce: floors %+v out of range", f)
 	}
@@ -282,7 +329,7 @@ func (a *Allocator) Allocate(ctx context.Context, chainID uint64, addr common.Ad
 	k := a.keys(chainID, addr)
 	now := a.now().UnixMilli()
 	res, err := allocateScript.Run(ctx, a.rdb, k.list(), now, a.ttl.Milliseconds(),
-		strconv.FormatUint(f.Mined, 10), strconv.FormatUint(f.Next, 10), token).Slice()
+		strconv.FormatUint(f.Mined, 10), strconv.FormatUint(f.Next, 10), token, holder).Slice()
 	if err != nil {
 		return Lease{}, fmt.Errorf("nonce: allocate for %s on chain %d: %w", addr.Hex(), chainID, err)
 	}
@@ -297,7 +344,7 @@ func (a *Allocator) Allocate(ctx context.Context, chainID uint64, addr common.Ad
 	reclaimed, _ := res[2].(int64)
 	return Lease{
 		Nonce: n, ChainID: chainID, Address: addr,
-		Expires: time.UnixMilli(exp), Reclaimed: reclaimed == 1,
+		Expires: time.UnixMilli(exp), Reclaimed: reclaimed != 0, Resumed: reclaimed == 2,
 		token: token, a: a,
 	}, nil
 }

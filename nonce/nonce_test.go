@@ -376,3 +376,49 @@ func BenchmarkAllocateCommit(b *testing.B) {
 		})
 	})
 }
+
+// A holder that allocated and died comes back (its request redelivered) and gets its own nonce again,
+// live or expired, so the crash leaves no hole; nobody else gets that nonce while the holder has it, and
+// once the holder has committed or released it, or it went to someone else, the holder gets a fresh one.
+func TestHolderResumesItsNonce(t *testing.T) {
+	rdb, prefix := setup(t)
+	var now time.Time = time.Unix(1_000_000, 0)
+	a := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(time.Minute), nonce.WithClock(func() time.Time { return now }))
+	addr := testenv.NewAccount(t).Address
+	lease := func(holder string) nonce.Lease {
+		t.Helper()
+		l, err := a.AllocateFor(ctx(t), chainID, addr, nonce.Floors{}, holder)
+		must(t, err)
+		return l
+	}
+	w1 := lease("w1") // the signer dies holding nonce 0
+	if w1.Nonce != 0 {
+		t.Fatalf("first nonce %d", w1.Nonce)
+	}
+	if other := lease("w2"); other.Nonce != 1 {
+		t.Fatalf("another holder got %d while w1 holds 0, want 1", other.Nonce)
+	}
+	again := lease("w1") // the redelivery, lease still live
+	if again.Nonce != 0 || !again.Resumed {
+		t.Fatalf("w1 again got %d (resumed %v), want its own 0", again.Nonce, again.Resumed)
+	}
+	must(t, w1.Commit(ctx(t))) // the dead holder's token is stale: nothing happens
+	now = now.Add(2 * time.Minute)
+	if back := lease("w1"); back.Nonce != 0 { // expired but not handed to anyone: still w1's
+		t.Fatalf("w1 after expiry got %d, want 0", back.Nonce)
+	} else {
+		must(t, back.Commit(ctx(t)))
+	}
+	if fresh := lease("w1"); fresh.Nonce == 0 {
+		t.Fatal("w1 got its committed nonce back")
+	}
+	// A released nonce is anyone's: the holder does not get it back by name.
+	w3 := lease("w3")
+	must(t, w3.Release(ctx(t)))
+	if got := lease("w4"); got.Nonce != w3.Nonce {
+		t.Fatalf("released %d not reused first: got %d", w3.Nonce, got.Nonce)
+	}
+	if got := lease("w3"); got.Nonce == w3.Nonce {
+		t.Fatalf("w3 took back %d, which now belongs to w4", got.Nonce)
+	}
+}
