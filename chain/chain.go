@@ -27,6 +27,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ type Client struct {
 	name    string
 	chainID uint64
 	timeout time.Duration
+	rounds  int
 	eps     []*endpoint
 	log     *slog.Logger
 }
@@ -77,6 +79,7 @@ type endpoint struct {
 type settings struct {
 	failures uint32
 	openFor  time.Duration
+	rounds   int
 	http     *http.Client
 	log      *slog.Logger
 }
@@ -100,6 +103,18 @@ func WithBreaker(failures uint32, openFor time.Duration) Option {
 // WithHTTPClient replaces the HTTP client (proxies, TLS settings).
 func WithHTTPClient(c *http.Client) Option { return func(s *settings) { s.http = c } }
 
+// DefaultRounds is how many times a call goes through the endpoints before it fails.
+const DefaultRounds = 3
+
+// WithRounds sets how many times a call tries every endpoint before it fails (DefaultRounds).
+func WithRounds(n int) Option {
+	return func(s *settings) {
+		if n > 0 {
+			s.rounds = n
+		}
+	}
+}
+
 // WithLogger sets where breaker state changes and endpoint problems are logged (slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
@@ -116,11 +131,11 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	s := settings{failures: DefaultBreakerFailures, openFor: DefaultBreakerOpenFor, log: slog.Default()}
+	s := settings{failures: DefaultBreakerFailures, openFor: DefaultBreakerOpenFor, rounds: DefaultRounds, log: slog.Default()}
 	for _, o := range opts {
 		o(&s)
 	}
-	c := &Client{name: name, chainID: chainID, timeout: timeout, log: s.log.With("chain", name)}
+	c := &Client{name: name, chainID: chainID, timeout: timeout, rounds: s.rounds, log: s.log.With("chain", name)}
 	for i, raw := range urls {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -247,41 +262,55 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, call func(context.Co
 func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) error {
 	var failed []error
 	allTimeouts := true
-	for _, ep := range c.eps {
-		if err := ctx.Err(); err != nil {
-			return c.classify(method, err)
+	// A faulty answer is most often a blip (a dropped connection, a 503 from a load balancer): every
+	// endpoint gets a few rounds, with a short jittered pause between them, before the call fails. Only
+	// endpoint faults are retried, never a node's answer, and every call here is idempotent (reads, or
+	// sending the same signed bytes).
+	for round := 0; round < c.rounds; round++ {
+		if round > 0 {
+			pause := time.Duration(50<<round)*time.Millisecond + time.Duration(rand.Int64N(int64(50*time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return c.classify(method, ctx.Err())
+			case <-time.After(pause):
+			}
 		}
-		if ep.wrongChain.Load() {
-			failed = append(failed, fmt.Errorf("%s: wrong chain", ep.label))
-			allTimeouts = false
-			continue
-		}
-		if err := c.verify(ctx, ep); err != nil {
+		for _, ep := range c.eps {
+			if err := ctx.Err(); err != nil {
+				return c.classify(method, err)
+			}
+			if ep.wrongChain.Load() {
+				failed = append(failed, fmt.Errorf("%s: wrong chain", ep.label))
+				allTimeouts = false
+				continue
+			}
+			if err := c.verify(ctx, ep); err != nil {
+				if ctx.Err() != nil {
+					return c.classify(method, ctx.Err())
+				}
+				failed = append(failed, err)
+				allTimeouts = allTimeouts && errors.Is(err, context.DeadlineExceeded)
+				continue
+			}
+			err := c.attempt(ctx, ep, func(ctx context.Context) error { return call(ctx, ep.eth) })
+			if err == nil {
+				return nil
+			}
 			if ctx.Err() != nil {
 				return c.classify(method, ctx.Err())
 			}
-			failed = append(failed, err)
+			if !errors.Is(err, errSkipped) && !endpointFault(err) {
+				return c.answer(method, err) // the node answered: not the endpoint's fault
+			}
+			failed = append(failed, fmt.Errorf("%s: %w", ep.label, err))
 			allTimeouts = allTimeouts && errors.Is(err, context.DeadlineExceeded)
-			continue
 		}
-		err := c.attempt(ctx, ep, func(ctx context.Context) error { return call(ctx, ep.eth) })
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return c.classify(method, ctx.Err())
-		}
-		if !errors.Is(err, errSkipped) && !endpointFault(err) {
-			return c.answer(method, err) // the node answered: not the endpoint's fault
-		}
-		failed = append(failed, fmt.Errorf("%s: %w", ep.label, err))
-		allTimeouts = allTimeouts && errors.Is(err, context.DeadlineExceeded)
 	}
 	t, code := txerr.Network, "all_endpoints_failed"
 	if allTimeouts {
 		t, code = txerr.Timeout, "all_endpoints_timed_out"
 	}
-	return txerr.New(t, code, fmt.Errorf("%s %s: all %d endpoints failed: %w", c.name, method, len(c.eps), errors.Join(failed...)))
+	return txerr.New(t, code, fmt.Errorf("%s %s: all %d endpoints failed %d times: %w", c.name, method, len(c.eps), c.rounds, errors.Join(failed...)))
 }
 
 // transientAnswers are node answers that another attempt later (or another node) may not give: they

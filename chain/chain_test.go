@@ -490,3 +490,40 @@ func TestCallerCancellation(t *testing.T) {
 		t.Fatalf("cancelled call: %v", err)
 	}
 }
+
+// flaky wraps a proxy so that its first n requests fail with 503.
+func flaky(t *testing.T, p *proxy, n int) {
+	var left atomic.Int32
+	left.Store(int32(n))
+	inner := p.srv.Config.Handler
+	p.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if left.Add(-1) >= 0 {
+			http.Error(w, "blip", http.StatusServiceUnavailable)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
+
+// With a single endpoint, a blip (two failed requests) does not fail the call: the endpoint gets more
+// rounds. When it keeps failing, the call fails retryable after DefaultRounds attempts.
+func TestSingleEndpointBlipIsRetried(t *testing.T) {
+	node := testenv.Chain(t, time.Hour)
+	p := newProxy(t, node.URL)
+	c := dial(t, []string{p.srv.URL}, time.Second)
+	ctx := testCtx(t)
+	p.reset()
+	flaky(t, p, 2)
+	if _, err := c.BlockNumber(ctx); err != nil {
+		t.Fatalf("call failed on a two-request blip: %v", err)
+	}
+	p.reset()
+	p.mode.Store(fail503)
+	_, err := c.BlockNumber(ctx)
+	if err == nil || !txerr.IsRetryable(err) {
+		t.Fatalf("err %v, want a retryable failure", err)
+	}
+	if got := p.hits("eth_blockNumber"); got != chain.DefaultRounds {
+		t.Fatalf("endpoint tried %d times, want %d", got, chain.DefaultRounds)
+	}
+}
