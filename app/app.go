@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-custody/sluice/queue/mysqlq"
 	"github.com/sluice-custody/sluice/queue/outbox"
 	"github.com/sluice-custody/sluice/queue/sqsq"
+	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/service"
 	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/store"
@@ -206,8 +207,14 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		for _, ch := range a.Cfg.Chains {
 			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
+		// The signer owns the nonce sequence, so until the recovery service exists it also fills gaps.
+		g := &recovery.GapFiller{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Log: log,
+			Chains: map[string]recovery.ChainDeps{}}
+		for _, ch := range a.Cfg.Chains {
+			g.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+		}
 		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
-		return []service.Worker{a.consumer(name, queue.TxRequest, s.Handle), s.RunBatcher}, nil
+		return []service.Worker{a.consumer(name, queue.TxRequest, s.Handle), s.RunBatcher, g.Run}, nil
 	case "broadcaster":
 		b := &broadcaster.Broadcaster{Store: a.Store, Queue: a.Sender, Log: log, Chains: map[string]broadcaster.Chain{}}
 		for n, c := range a.Chains {

@@ -211,3 +211,27 @@ func (s *Store) SignedBelow(ctx context.Context, chainID uint64, from string, no
 	}
 	return out, rows.Err()
 }
+
+// UnrecordedNonces lists the nonces of (chainID, from) from start up to the highest recorded one that
+// have no recorded transaction: gaps that later transactions of the address wait behind.
+func (s *Store) UnrecordedNonces(ctx context.Context, chainID uint64, from string, start uint64) ([]uint64, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT nonce FROM sent_transactions WHERE chain_id = ? AND from_address = ? AND nonce >= ?
+		ORDER BY nonce`, chainID, from, start)
+	if err != nil {
+		return nil, fmt.Errorf("recorded nonces of %s: %w", from, err)
+	}
+	defer rows.Close()
+	var holes []uint64
+	next := start
+	for rows.Next() {
+		var n uint64
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		for ; next < n; next++ {
+			holes = append(holes, next)
+		}
+		next = n + 1
+	}
+	return holes, rows.Err()
+}

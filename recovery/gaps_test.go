@@ -1,0 +1,61 @@
+package recovery_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluice-custody/sluice/internal/pipelinetest"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/nonce"
+	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/recovery"
+	"github.com/sluice-custody/sluice/store"
+)
+
+// A signer leased nonce 0 and died; a withdrawal was then signed at nonce 1 and sent, and no further
+// allocation came to reclaim 0. The node holds nonce 1 back for good. The filler puts a zero-value
+// self-transfer at 0 (only once the lease is no longer live), and both get mined.
+func TestGapBelowRecordedNonceIsFilled(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{NonceTTL: 500 * time.Millisecond})
+	if _, err := e.Nonces.Allocate(e.Ctx, e.Config.ChainID, e.Hot.Address, nonce.Floors{}); err != nil {
+		t.Fatal(err)
+	}
+	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Get(w.ID); got.Nonce == nil || *got.Nonce != 1 {
+		t.Fatalf("withdrawal nonce %v, want 1 (0 is leased)", got.Nonce)
+	}
+	m := e.One(queue.SignedTx)
+	if err := e.Broadcaster().Handle(e.Ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, m); err != nil {
+		t.Fatal(err)
+	}
+	g := &recovery.GapFiller{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces, Log: e.Log,
+		Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
+
+	if n, err := g.Once(e.Ctx); err != nil || n != 0 {
+		t.Fatalf("filled %d (%v) while nonce 0 is still leased, want 0", n, err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if n, err := g.Once(e.Ctx); err != nil || n != 1 {
+		t.Fatalf("filled %d (%v), want the one gap", n, err)
+	}
+	if n, err := g.Once(e.Ctx); err != nil || n != 0 {
+		t.Fatalf("second sweep filled %d (%v), want 0", n, err)
+	}
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitMinedNonce(2)
+	var kind string
+	if err := e.Store.DB.QueryRowContext(e.Ctx, `SELECT kind FROM sent_transactions WHERE nonce = 0`).Scan(&kind); err != nil || kind != "nonce_fill" {
+		t.Fatalf("nonce 0 recorded as %q (%v)", kind, err)
+	}
+	if got := e.Get(w.ID); got.Status != store.Broadcasted {
+		t.Fatalf("withdrawal %s", got.Status)
+	}
+}
