@@ -299,7 +299,7 @@ func (c *Client) do(ctx context.Context, method string, call func(ctx context.Co
 			if ctx.Err() != nil {
 				return c.classify(method, ctx.Err())
 			}
-			if !errors.Is(err, errSkipped) && !endpointFault(err) {
+			if !errors.Is(err, errSkipped) && !endpointFault(err) && !transientAnswer(err) {
 				return c.answer(method, err) // the node answered: not the endpoint's fault
 			}
 			failed = append(failed, fmt.Errorf("%s: %w", ep.label, err))
@@ -320,6 +320,18 @@ var transientAnswers = []string{
 	"header not found",
 	"missing trie node",
 	"request timed out",
+}
+
+// transientAnswer reports an answer that another attempt may well not give: it is retried like a fault
+// (without counting against the endpoint's breaker).
+func transientAnswer(err error) bool {
+	msg := strings.ToLower(err.Error())
+	for _, s := range transientAnswers {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer classifies a node's answer.

@@ -279,10 +279,7 @@ func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 	batchable, single := ws, []*store.Withdrawal(nil)
 	if asset.Native() && b.Prefer == "gas" {
 		// A batched payment to an empty account costs more than a plain transfer (~37k vs 21k).
-		var err error
-		if batchable, single, err = s.splitByFunded(ctx, cd, ws); err != nil {
-			return 0, err
-		}
+		batchable, single = s.splitByFunded(ctx, cd, ws)
 	}
 	if len(batchable) < b.PerTokenThreshold {
 		batchable, single = nil, ws
@@ -307,28 +304,31 @@ func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 }
 
 // splitByFunded separates recipients that exist (balance or nonce) from empty accounts.
-func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Withdrawal) (funded, empty []*store.Withdrawal, err error) {
+func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
 	for _, w := range ws {
-		to := common.HexToAddress(w.To)
-		bal, err := cd.Client.BalanceAt(ctx, to)
-		if err != nil {
-			return nil, nil, fmt.Errorf("balance of %s: %w", to, err)
-		}
-		if bal.Sign() > 0 {
-			funded = append(funded, w)
-			continue
-		}
-		n, err := cd.Client.NonceAt(ctx, to)
-		if err != nil {
-			return nil, nil, fmt.Errorf("nonce of %s: %w", to, err)
-		}
-		if n > 0 {
+		if s.recipientFunded(ctx, cd, common.HexToAddress(w.To)) {
 			funded = append(funded, w)
 		} else {
 			empty = append(empty, w)
 		}
 	}
-	return funded, empty, nil
+	return funded, empty
+}
+
+// recipientFunded reports whether to already exists on chain (a balance or a nonce), which makes a
+// native transfer to it cheap inside a batch. One lookup per recipient: when the node cannot answer for
+// one, it counts as empty, the costlier assumption, rather than hold back the whole group.
+func (s *Signer) recipientFunded(ctx context.Context, cd ChainDeps, to common.Address) bool {
+	bal, err := cd.Client.BalanceAt(ctx, to)
+	if err == nil && bal.Sign() > 0 {
+		return true
+	}
+	if err != nil {
+		s.Log.Debug("recipient balance unknown; treating it as a new account", "to", to, "err", err)
+		return false
+	}
+	n, err := cd.Client.NonceAt(ctx, to)
+	return err == nil && n > 0
 }
 
 type caller interface {
