@@ -6,7 +6,6 @@ package broadcaster
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,13 +36,9 @@ type Broadcaster struct {
 
 // Handle processes one signed-tx message.
 func (b *Broadcaster) Handle(ctx context.Context, m queue.Message) error {
-	env, err := queue.ParseEnvelope(m.Body, queue.TypeTxSigned)
+	env, p, err := queue.Decode[queue.TxSigned](m.Body, queue.TypeTxSigned)
 	if err != nil {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", err)
-	}
-	var p queue.TxSigned
-	if err := json.Unmarshal(env.Payload, &p); err != nil || p.SentTxID == 0 {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("signed-tx payload %s: %v", env.Payload, err))
+		return err
 	}
 	st, err := b.Store.GetSentTx(ctx, p.SentTxID)
 	if err != nil {

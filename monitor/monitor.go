@@ -7,7 +7,6 @@ package monitor
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,13 +52,9 @@ const maxDelay = 15 * time.Minute
 
 // Handle processes one tx-monitor message.
 func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
-	env, err := queue.ParseEnvelope(m.Body, queue.TypeTxBroadcasted)
+	env, p, err := queue.Decode[queue.TxBroadcasted](m.Body, queue.TypeTxBroadcasted)
 	if err != nil {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", err)
-	}
-	var p queue.TxBroadcasted
-	if err := json.Unmarshal(env.Payload, &p); err != nil || p.SentTxID == 0 {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("tx-monitor payload %s: %v", env.Payload, err))
+		return err
 	}
 	st, err := mo.Store.GetSentTx(ctx, p.SentTxID)
 	if err != nil {

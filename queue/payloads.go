@@ -1,6 +1,13 @@
 package queue
 
-import "github.com/google/uuid"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/sluice-custody/sluice/txerr"
+)
 
 // WithdrawalRequested is the tx-request payload: a withdrawal is ready to be signed.
 type WithdrawalRequested struct {
@@ -26,3 +33,37 @@ type TxBroadcasted struct {
 
 // NewID returns a new time-ordered unique id (UUIDv7) for messages and records.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// payload lists the payload types Decode knows.
+type payload interface {
+	WithdrawalRequested | TxSigned | TxBroadcasted
+}
+
+// Decode parses an envelope of type typ and its payload. A message that does not decode will never
+// decode: the error is permanent (INVALID_TRANSACTION, code bad_message), so it goes to the DLQ at once.
+func Decode[P payload](body []byte, typ string) (Envelope, P, error) {
+	var p P
+	env, err := ParseEnvelope(body, typ)
+	if err == nil {
+		err = json.Unmarshal(env.Payload, &p)
+	}
+	if err == nil && !complete(p) {
+		err = fmt.Errorf("payload %s lacks its reference", env.Payload)
+	}
+	if err != nil {
+		return env, p, txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("%s message: %w", typ, err))
+	}
+	return env, p, nil
+}
+
+func complete(p any) bool {
+	switch v := p.(type) {
+	case WithdrawalRequested:
+		return v.WithdrawalID != ""
+	case TxSigned:
+		return v.SentTxID != 0
+	case TxBroadcasted:
+		return v.SentTxID != 0
+	}
+	return false
+}

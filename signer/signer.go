@@ -6,7 +6,6 @@ package signer
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,13 +75,9 @@ const maxNonceRetries = 5
 
 // Handle processes one tx-request message.
 func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
-	env, err := queue.ParseEnvelope(m.Body, queue.TypeWithdrawalRequested)
+	env, p, err := queue.Decode[queue.WithdrawalRequested](m.Body, queue.TypeWithdrawalRequested)
 	if err != nil {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", err)
-	}
-	var p queue.WithdrawalRequested
-	if err := json.Unmarshal(env.Payload, &p); err != nil || p.WithdrawalID == "" {
-		return txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("tx-request payload %s: %v", env.Payload, err))
+		return err
 	}
 	log := s.Log.With("withdrawal_id", p.WithdrawalID, "correlation_id", env.CorrelationID, "message_id", env.ID)
 	w, err := s.Store.GetWithdrawal(ctx, p.WithdrawalID)
