@@ -40,8 +40,10 @@ const (
 const (
 	// claimStaleAfter is how old a SIGNING claim must be before another batcher takes the withdrawal
 	// over: its signer died (a signer that recorded its signature moved the withdrawal to SIGNED in the
-	// same transaction, so an old SIGNING claim has nothing persisted).
-	claimStaleAfter = 2 * time.Minute
+	// same transaction, so an old SIGNING claim has nothing persisted). Taking over from a signer that is
+	// only slow is safe, since only one can move a withdrawal SIGNING → SIGNED, so this is set for
+	// recovery speed: well above a normal round, well below the minutes a killed signer would cost.
+	claimStaleAfter = 45 * time.Second
 	// allowanceBatches is how many full batches one approve covers: bounded, never unlimited.
 	allowanceBatches = 10
 	// batcherPoll is how often the batcher looks at the pending groups.
