@@ -46,6 +46,9 @@ const (
 	claimStaleAfter = 45 * time.Second
 	// allowanceBatches is how many full batches one approve covers: bounded, never unlimited.
 	allowanceBatches = 10
+	// singlesParallel is how many single transfers of a round are signed at once: each waits mostly on
+	// the node, and each locks its own withdrawal and leases its own nonce.
+	singlesParallel = 8
 	// batcherPoll is how often the batcher looks at the pending groups.
 	batcherPoll = 200 * time.Millisecond
 )
@@ -214,27 +217,41 @@ func (s *Signer) claimAndSingle(ctx context.Context, log *slog.Logger, cd ChainD
 
 // singles signs each withdrawal with its own transaction (the tx-request path).
 func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.Withdrawal) (int, error) {
-	var errs []error
-	done := 0
+	var (
+		mu   sync.Mutex
+		errs []error
+		done int
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, singlesParallel)
+	)
 	for _, w := range ws {
-		env := queue.Envelope{CorrelationID: w.CorrelationID}
-		err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, env)
-		if err != nil {
-			if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
-				err = s.fail(ctx, w, err)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			env := queue.Envelope{CorrelationID: w.CorrelationID}
+			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, env)
+			if err != nil {
+				if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
+					err = s.fail(ctx, w, err)
+				}
 			}
-		}
-		if err != nil {
-			s.release(ctx, log, []*store.Withdrawal{w}, err)
-			errs = append(errs, err)
-			continue
-		}
-		done++
+			if err != nil {
+				s.release(ctx, log, []*store.Withdrawal{w}, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				done++
+			}
+		}()
 	}
+	wg.Wait()
 	return done, errors.Join(errs...)
 }
 
-// release gives withdrawals that are still SIGNING (nothing recorded for them) back to PENDING.
 func (s *Signer) release(ctx context.Context, log *slog.Logger, ws []*store.Withdrawal, cause error) {
 	ctx = context.WithoutCancel(ctx)
 	reason := "batch attempt did not complete, back to pending: " + cause.Error()
