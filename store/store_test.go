@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math/big"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -96,5 +97,23 @@ func TestCreateWithdrawalReplay(t *testing.T) {
 	}
 	if enqueued {
 		t.Fatal("a replay committed a second message")
+	}
+}
+
+// A new withdrawal is returned without a read-back: it must be exactly the row a read returns.
+func TestCreatedWithdrawalMatchesStoredRow(t *testing.T) {
+	s, _ := testenv.Store(t)
+	ctx := context.Background()
+	c, err := s.EnsureAPIClient(ctx, "t", "key-"+testenv.UniqueName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := newWithdrawal(t, s, c.ID, "fresh")
+	stored, err := s.GetWithdrawal(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(created, stored) {
+		t.Fatalf("returned %+v\nstored   %+v", created, stored)
 	}
 }

@@ -106,10 +106,13 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 // enqueue so the tx-request message commits with the row. When (client, external_id) exists already it
 // returns that withdrawal and created=false; concurrent identical posts thus make one withdrawal.
 func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue func(tx *sql.Tx) error) (*Withdrawal, bool, error) {
+	// The row is fully known here (timestamps included), so a new withdrawal is returned as inserted
+	// without reading it back: the create path is the API's hot path.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
-			to_address, amount, status, correlation_id) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID)
+			to_address, amount, status, correlation_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID, now, now)
 		if err != nil {
 			return err
 		}
@@ -119,8 +122,9 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 		return enqueue(tx)
 	})
 	if err == nil {
-		got, err := s.GetWithdrawal(ctx, w.ID)
-		return got, true, err
+		created := *w
+		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = Pending, 0, now, now
+		return &created, true, nil
 	}
 	if !IsDuplicate(err) {
 		return nil, false, fmt.Errorf("create withdrawal %s: %w", w.ExternalID, err)
