@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
+	"github.com/sluice-custody/sluice/contracts"
+
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -22,16 +22,6 @@ import (
 	"github.com/sluice-custody/sluice/config"
 	"github.com/sluice-custody/sluice/internal/testenv"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 type withdrawal struct {
 	ID            string  `json:"id"`
@@ -103,7 +93,7 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, err := app.StartDev(ctx, app.DevOptions{
-		RPCAddr: "127.0.0.1:0", APIAddr: freeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 12,
+		RPCAddr: "127.0.0.1:0", APIAddr: testenv.FreeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 12,
 		DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: q,
 	}, log)
 	if err != nil {
@@ -242,10 +232,9 @@ func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *app.D
 		}
 		return b
 	}
-	data := append([]byte{0x70, 0xa0, 0x82, 0x31}, common.LeftPadBytes(who.Bytes(), 32)...) // balanceOf(who)
-	out, err := eth.CallContract(ctx, ethereum.CallMsg{To: &st.Contracts.USDT, Data: data}, nil)
+	b, err := contracts.TokenBalance(ctx, eth, st.Contracts.USDT, who)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return new(big.Int).SetBytes(out)
+	return b
 }

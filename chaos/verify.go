@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
+	"github.com/sluice-custody/sluice/contracts"
+
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/sluice-custody/sluice/nonce"
@@ -313,12 +314,7 @@ func (r *run) balance(ctx context.Context, asset string, who common.Address) (*b
 	if asset == "POL" {
 		return r.eth.BalanceAt(ctx, who, nil)
 	}
-	data := append([]byte{0x70, 0xa0, 0x82, 0x31}, common.LeftPadBytes(who.Bytes(), 32)...) // balanceOf(who)
-	out, err := r.eth.CallContract(ctx, ethereum.CallMsg{To: &r.addrs.USDT, Data: data}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return new(big.Int).SetBytes(out), nil
+	return contracts.TokenBalance(ctx, r.eth, r.addrs.USDT, who)
 }
 
 // checkNonces compares the hot wallet's nonces on chain with sent_transactions: every nonce below the

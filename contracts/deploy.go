@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -169,4 +170,14 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// TokenBalance reads an ERC-20 balance: what holder owns of token, in base units.
+func TokenBalance(ctx context.Context, c ethereum.ContractCaller, token, holder common.Address) (*big.Int, error) {
+	t := bindings.NewTestToken()
+	out, err := c.CallContract(ctx, ethereum.CallMsg{To: &token, Data: t.PackBalanceOf(holder)}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("balanceOf(%s) on %s: %w", holder, token, err)
+	}
+	return t.UnpackBalanceOf(out)
 }

@@ -23,7 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
+	"github.com/sluice-custody/sluice/contracts"
+
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 
@@ -96,7 +97,7 @@ func TestHardhat(t *testing.T) {
 		}
 	}
 	usdt := common.HexToAddress(dep.Contracts.USDT)
-	if got := erc20Balance(t, ctx, eth, usdt, hardhatAccount1); got.Cmp(units(1_000_000, 6)) != 0 {
+	if got := mustTokenBalance(t, ctx, eth, usdt, hardhatAccount1); got.Cmp(units(1_000_000, 6)) != 0 {
 		t.Fatalf("hot wallet holds %s USDT base units after deploy, want 1e12", got)
 	}
 	// One source of truth: Hardhat's compilation of ../contracts/src (solc-js from npm) must give the
@@ -121,7 +122,7 @@ func TestHardhat(t *testing.T) {
 
 	t.Run("dev", func(t *testing.T) {
 		st, err := app.StartDev(ctx, app.DevOptions{
-			RPC: url, APIAddr: freeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 3,
+			RPC: url, APIAddr: testenv.FreeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 3,
 			DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: queue,
 		}, log)
 		if err != nil {
@@ -136,7 +137,7 @@ func TestHardhat(t *testing.T) {
 
 	t.Run("config", func(t *testing.T) {
 		cfgPath := filepath.Join(dir, "sluice.hardhat.yaml")
-		apiAddr, apiKey := freeAddr(t), "sk_hardhat_"+randomHex(t, 12)
+		apiAddr, apiKey := testenv.FreeAddr(t), "sk_hardhat_"+randomHex(t, 12)
 		for k, v := range map[string]string{
 			"SLUICE_DATABASE_DSN": testenv.MySQLDSN(t), "SLUICE_REDIS_ADDR": testenv.RedisAddr(t),
 			"SLUICE_CHAIN_LOCAL_RPC": url, "SLUICE_API_LISTEN": apiAddr, "SLUICE_QUEUE_BACKEND": "mysql",
@@ -269,7 +270,7 @@ func runEngine(t *testing.T, ctx context.Context, eth *ethclient.Client, a *app.
 			}
 			got = b
 		} else {
-			got = erc20Balance(t, ctx, eth, usdt, p.to)
+			got = mustTokenBalance(t, ctx, eth, usdt, p.to)
 		}
 		if got.Cmp(p.want) != 0 {
 			t.Fatalf("recipient %s holds %s %s base units, want %s", p.to, got, p.asset, p.want)
@@ -319,7 +320,7 @@ func npmCI(t *testing.T, dir string) {
 // cleanup, with the node process npx/the launcher starts), and waits until its JSON-RPC answers.
 func startNode(t *testing.T, dir string) string {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	url := "http://127.0.0.1:" + port
 	out := &syncBuffer{}
 	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "hardhat"), "node", "--hostname", "127.0.0.1", "--port", port)
@@ -449,16 +450,6 @@ func waitReady(t *testing.T, base string, runErr <-chan error) {
 	t.Fatalf("API at %s not ready within 20s", base)
 }
 
-func erc20Balance(t *testing.T, ctx context.Context, eth *ethclient.Client, token, who common.Address) *big.Int {
-	t.Helper()
-	data := append([]byte{0x70, 0xa0, 0x82, 0x31}, common.LeftPadBytes(who.Bytes(), 32)...) // balanceOf(who)
-	out, err := eth.CallContract(ctx, ethereum.CallMsg{To: &token, Data: data}, nil)
-	if err != nil {
-		t.Fatalf("balanceOf(%s) on %s: %v", who, token, err)
-	}
-	return new(big.Int).SetBytes(out)
-}
-
 func units(n int64, decimals int64) *big.Int {
 	return new(big.Int).Mul(big.NewInt(n), new(big.Int).Exp(big.NewInt(10), big.NewInt(decimals), nil))
 }
@@ -472,16 +463,6 @@ func readJSON(t *testing.T, path string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -513,4 +494,13 @@ func (s *syncBuffer) tail(n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+func mustTokenBalance(t *testing.T, ctx context.Context, eth *ethclient.Client, token, who common.Address) *big.Int {
+	t.Helper()
+	b, err := contracts.TokenBalance(ctx, eth, token, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -4,22 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/sluice-custody/sluice/internal/testenv"
+)
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -37,7 +29,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestRunServesHealthAndDrainsOnCancel(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	var healthy atomic.Bool
 	ready := []Check{func(context.Context) error {
 		if !healthy.Load() {

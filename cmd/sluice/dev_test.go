@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,21 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
+	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/testenv"
+
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestDevMode runs `sluice dev` as a user does (the built binary, embedded chain, database and Redis,
 // nothing else) and treats it as an integrator would: 40 quick withdrawals of both assets to fresh
@@ -44,7 +35,7 @@ func TestDevMode(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	apiAddr, rpcAddr := freeAddr(t), freeAddr(t)
+	apiAddr, rpcAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	const key = "sk_test_dev_mode_0123456789"
 	cmd := exec.Command(bin, "dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr, "--block-time", "200ms")
 	cmd.Env = append(os.Environ(), "SLUICE_API_KEY="+key, "SLUICE_DATABASE_DSN=", "SLUICE_REDIS_ADDR=")
@@ -183,9 +174,7 @@ func TestDevMode(t *testing.T) {
 		if w.asset == "POL" {
 			got, err = eth.BalanceAt(ctx, w.to, nil)
 		} else {
-			var out []byte
-			out, err = eth.CallContract(ctx, ethereum.CallMsg{To: &usdt, Data: append(common.FromHex("0x70a08231"), common.LeftPadBytes(w.to.Bytes(), 32)...)}, nil)
-			got = new(big.Int).SetBytes(out)
+			got, err = contracts.TokenBalance(ctx, eth, usdt, w.to)
 		}
 		if err != nil || got.Cmp(w.amount) != 0 {
 			t.Fatalf("recipient %s holds %v %s (%v), want %s", w.to, got, w.asset, err, w.amount)

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -138,4 +139,15 @@ func Chain(t testing.TB, interval time.Duration, funded ...common.Address) *devc
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// FreeAddr is a loopback host:port nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
