@@ -34,10 +34,15 @@ type TxBroadcasted struct {
 // NewID returns a new time-ordered unique id (UUIDv7) for messages and records.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// payload lists the payload types Decode knows.
+// payload lists the payload types Decode knows; each says whether it names what it is about.
 type payload interface {
 	WithdrawalRequested | TxSigned | TxBroadcasted
+	complete() bool
 }
+
+func (p WithdrawalRequested) complete() bool { return p.WithdrawalID != "" }
+func (p TxSigned) complete() bool            { return p.SentTxID != 0 }
+func (p TxBroadcasted) complete() bool       { return p.SentTxID != 0 }
 
 // Decode parses an envelope of type typ and its payload. A message that does not decode will never
 // decode: the error is permanent (INVALID_TRANSACTION, code bad_message), so it goes to the DLQ at once.
@@ -47,23 +52,11 @@ func Decode[P payload](body []byte, typ string) (Envelope, P, error) {
 	if err == nil {
 		err = json.Unmarshal(env.Payload, &p)
 	}
-	if err == nil && !complete(p) {
+	if err == nil && !p.complete() {
 		err = fmt.Errorf("payload %s lacks its reference", env.Payload)
 	}
 	if err != nil {
 		return env, p, txerr.New(txerr.InvalidTransaction, "bad_message", fmt.Errorf("%s message: %w", typ, err))
 	}
 	return env, p, nil
-}
-
-func complete(p any) bool {
-	switch v := p.(type) {
-	case WithdrawalRequested:
-		return v.WithdrawalID != ""
-	case TxSigned:
-		return v.SentTxID != 0
-	case TxBroadcasted:
-		return v.SentTxID != 0
-	}
-	return false
 }
