@@ -316,8 +316,10 @@ func freshDatabase(ctx context.Context, dsn string) (string, error) {
 		return "", err
 	}
 	defer s.Close()
-	if _, err := s.DB.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`; CREATE DATABASE `"+name+"`"); err != nil {
-		return "", fmt.Errorf("create dev database %s: %w", name, err)
+	for _, stmt := range []string{"DROP DATABASE IF EXISTS `" + name + "`", "CREATE DATABASE `" + name + "`"} {
+		if _, err := s.DB.ExecContext(ctx, stmt); err != nil {
+			return "", fmt.Errorf("create dev database %s: %w", name, err)
+		}
 	}
 	cfg.DBName = name
 	return cfg.FormatDSN(), nil

@@ -107,8 +107,9 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-// The dev wiring (app.freshDatabase) connects without a database and sends two statements at once.
-func TestFreshDatabaseMultiStatement(t *testing.T) {
+// The dev wiring (app.freshDatabase) connects without a database, drops and recreates its database
+// (which may exist from an earlier start), and migrates it.
+func TestFreshDatabaseRecreated(t *testing.T) {
 	m := startMySQL(t, embedded.MySQLOptions{})
 	ctx := ctxT(t, 30*time.Second)
 	s, err := store.Open(ctx, m.DSNFor(""), 1)
@@ -117,8 +118,10 @@ func TestFreshDatabaseMultiStatement(t *testing.T) {
 	}
 	defer s.Close()
 	for range 2 {
-		if _, err := s.DB.ExecContext(ctx, "DROP DATABASE IF EXISTS `sluice_dev`; CREATE DATABASE `sluice_dev`"); err != nil {
-			t.Fatalf("drop+create: %v", err)
+		for _, stmt := range []string{"DROP DATABASE IF EXISTS `sluice_dev`", "CREATE DATABASE `sluice_dev`"} {
+			if _, err := s.DB.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
 		}
 	}
 	s2, err := store.Open(ctx, m.DSNFor("sluice_dev"), 4)
