@@ -238,14 +238,22 @@ func defaultRegistry() *prometheus.Registry {
 	return r
 }
 
+// checkAPIKey refuses keys short enough to guess.
+func checkAPIKey(key string) error {
+	if len(key) < 16 {
+		return errors.New("API key must be at least 16 characters")
+	}
+	return nil
+}
+
 // bootstrapAPIKey registers the key in the configured variable (SLUICE_API_KEY) as the default client's.
 func (a *App) bootstrapAPIKey() error {
 	key := os.Getenv(a.Cfg.API.BootstrapKeyEnv)
 	if key == "" {
 		return nil
 	}
-	if len(key) < 16 {
-		return errors.New(a.Cfg.API.BootstrapKeyEnv + " must be at least 16 characters")
+	if err := checkAPIKey(key); err != nil {
+		return fmt.Errorf("%s: %w", a.Cfg.API.BootstrapKeyEnv, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

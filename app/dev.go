@@ -77,6 +77,7 @@ type DevStack struct {
 	Contracts contracts.Addresses
 	mysql     *embedded.MySQL
 	redis     *embedded.Redis
+	tmpKeys   string // the keystore directory StartDev made, removed on Close
 }
 
 // Native and token asset symbols of the dev chain.
@@ -96,6 +97,8 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 	}
 	if o.APIKey == "" {
 		o.APIKey = "sk_dev_" + randomHex(16)
+	} else if err := checkAPIKey(o.APIKey); err != nil {
+		return nil, fmt.Errorf("SLUICE_API_KEY: %w", err)
 	}
 	hotKey, err := crypto.GenerateKey()
 	if err != nil {
@@ -135,6 +138,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 		}
 		defer st.Chain.SealEvery(o.BlockTime)
 		st.RPCURL = st.Chain.URL
+		log.Info("embedded chain started", "rpc", st.RPCURL)
 	} else {
 		st.RPCURL = o.RPC
 		if funder == nil {
@@ -152,6 +156,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 	if st.Contracts, err = contracts.DeployAll(ctx, client, funder, st.ChainID); err != nil {
 		return nil, err
 	}
+	log.Info("contracts deployed", "multicall3", st.Contracts.Multicall3, "batch", st.Contracts.BatchTransfer, "usdt", st.Contracts.USDT)
 	if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, hot, coins(1_000_000_000, 6)); err != nil {
 		return nil, fmt.Errorf("mint USDT to the hot wallet: %w", err)
 	}
@@ -173,6 +178,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 		if ksDir, err = os.MkdirTemp("", "sluice-dev-keys-"); err != nil {
 			return nil, err
 		}
+		st.tmpKeys = ksDir
 	}
 	password := randomHex(16)
 	ks, err := keys.NewKeystore(ksDir, password, keys.WithLightScrypt())
@@ -233,7 +239,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 // with test coin only, and used only when --rpc names such a node.
 const hardhatAccount0 = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
-// Close stops the chain and closes the app.
+// Close closes the app, stops the chain and the embedded servers, and removes a keystore StartDev made.
 func (s *DevStack) Close() {
 	if s.App != nil {
 		s.App.Close()
@@ -246,6 +252,9 @@ func (s *DevStack) Close() {
 	}
 	if s.mysql != nil {
 		s.mysql.Close()
+	}
+	if s.tmpKeys != "" {
+		_ = os.RemoveAll(s.tmpKeys)
 	}
 }
 
@@ -270,33 +279,45 @@ func (s *DevStack) Banner() string {
 func Dev(ctx context.Context, o DevOptions, log *slog.Logger) error {
 	st, err := StartDev(ctx, o, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start-up", "at", err)
+			return nil
+		}
 		return err
 	}
 	defer st.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- st.App.Run(ctx, Services...) }()
-	if err := waitListening(ctx, o.APIAddr, 10*time.Second); err != nil {
+	listening, err := waitListening(ctx, o.APIAddr, 10*time.Second, errc)
+	if err != nil {
 		return err
 	}
-	fmt.Print(st.Banner())
+	if listening {
+		fmt.Print(st.Banner())
+	}
 	return <-errc
 }
 
-func waitListening(ctx context.Context, addr string, d time.Duration) error {
+// waitListening waits for addr to accept connections. An engine that stops first returns its own error:
+// that, not a timeout, is what tells the user what went wrong. Ctrl-C while waiting is no error: the
+// caller still waits for the engine to stop cleanly.
+func waitListening(ctx context.Context, addr string, d time.Duration, stopped <-chan error) (bool, error) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return nil
+			return true, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, nil
+		case err := <-stopped:
+			return false, fmt.Errorf("engine stopped before the API listened on %s: %w", addr, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("API did not listen on %s within %s", addr, d)
+	return false, fmt.Errorf("API did not listen on %s within %s", addr, d)
 }
 
 // freshDatabase drops and creates the DSN's database (sluice_dev when it names none): every dev start

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -26,19 +27,42 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 )
 
+// devBin is the binary `make dev` runs, built the way it builds it.
+var devBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-dev-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	devBin = filepath.Join(dir, "sluice-dev")
+	code := 1
+	if out, err := exec.Command("make", "-s", "-C", "../..", "dev-build", "DEV_BIN="+devBin).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "make dev-build: %v\n%s", err, out)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// devCommand is `sluice dev` on free ports with the embedded database and Redis, and its own TMPDIR so a
+// test can see what it leaves behind.
+func devCommand(t *testing.T, key string, args ...string) (cmd *exec.Cmd, apiAddr, rpcAddr, tmp string) {
+	apiAddr, rpcAddr, tmp = testenv.FreeAddr(t), testenv.FreeAddr(t), t.TempDir()
+	cmd = exec.Command(devBin, append([]string{"dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr}, args...)...)
+	cmd.Env = append(os.Environ(), "SLUICE_API_KEY="+key, "SLUICE_DATABASE_DSN=", "SLUICE_REDIS_ADDR=", "TMPDIR="+tmp)
+	return cmd, apiAddr, rpcAddr, tmp
+}
+
 // TestDevMode runs `sluice dev` as a user does (the built binary, embedded chain, database and Redis,
 // nothing else) and treats it as an integrator would: 40 quick withdrawals of both assets to fresh
 // recipients, some replayed, some invalid, one with a wrong key; every valid one must be CONFIRMED
 // with the recipient holding exactly its amount, and Ctrl-C must stop it cleanly.
 func TestDevMode(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	apiAddr, rpcAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	const key = "sk_test_dev_mode_0123456789"
-	cmd := exec.Command(bin, "dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr, "--block-time", "200ms")
-	cmd.Env = append(os.Environ(), "SLUICE_API_KEY="+key, "SLUICE_DATABASE_DSN=", "SLUICE_REDIS_ADDR=")
+	cmd, apiAddr, rpcAddr, tmp := devCommand(t, key, "--block-time", "200ms")
 	stdout, _ := cmd.StdoutPipe()
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -191,6 +215,67 @@ func TestDevMode(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("sluice dev did not stop within 20s of Ctrl-C")
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "sluice-dev-keys-*")); len(left) != 0 {
+		t.Fatalf("the temporary keystore outlived the engine: %v", left)
+	}
+}
+
+// A key too short to use is refused at once, naming the variable, before anything starts.
+func TestDevModeRefusesShortKey(t *testing.T) {
+	cmd, _, _, _ := devCommand(t, "sk_short")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SLUICE_API_KEY") || !strings.Contains(string(out), "16 characters") {
+		t.Fatalf("the error does not name SLUICE_API_KEY and its rule:\n%s", out)
+	}
+	if strings.Contains(string(out), "embedded chain started") {
+		t.Fatalf("the chain started before the key was checked:\n%s", out)
+	}
+}
+
+// Ctrl-C while the chain is up but contracts are still deploying is a clean stop, not a failure.
+func TestDevModeCtrlCDuringStartUp(t *testing.T) {
+	cmd, _, _, tmp := devCommand(t, "sk_test_dev_mode_0123456789")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var logs strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		logs.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "embedded chain started") {
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	drained := make(chan struct{}) // Wait closes the pipe, so every read comes first
+	go func() {
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+		}
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sluice dev did not stop within 20s of Ctrl-C")
+	}
+	if err := cmd.Wait(); err != nil || strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Fatalf("exit %v after Ctrl-C during start-up, want a clean stop; logs:\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "embedded chain started") {
+		t.Fatalf("never saw the chain start:\n%s", logs.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "sluice-dev-keys-*")); len(left) != 0 {
+		t.Fatalf("the temporary keystore outlived the engine: %v", left)
 	}
 }
 

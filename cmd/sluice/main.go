@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,9 @@ func main() {
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	if err := run(cmd, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		slog.Error("sluice "+cmd+" failed", "err", err)
 		os.Exit(1)
 	}
