@@ -100,6 +100,12 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 	} else if err := checkAPIKey(o.APIKey); err != nil {
 		return nil, fmt.Errorf("SLUICE_API_KEY: %w", err)
 	}
+	// A taken API port fails now, naming itself, rather than after the chain and contracts are up.
+	l, err := net.Listen("tcp", o.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("API address %s is taken: %w", o.APIAddr, err)
+	}
+	l.Close()
 	hotKey, err := crypto.GenerateKey()
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -234,6 +235,24 @@ func TestDevModeRefusesShortKey(t *testing.T) {
 	}
 	if strings.Contains(string(out), "embedded chain started") {
 		t.Fatalf("the chain started before the key was checked:\n%s", out)
+	}
+}
+
+// A taken API port is named at once, before the chain starts.
+func TestDevModeNamesTakenAPIPort(t *testing.T) {
+	cmd, apiAddr, _, _ := devCommand(t, "sk_test_dev_mode_0123456789")
+	l, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "API address "+apiAddr+" is taken") || strings.Contains(string(out), "embedded chain started") {
+		t.Fatalf("want the taken API address named before the chain starts:\n%s", out)
 	}
 }
 
