@@ -1,5 +1,7 @@
 # Sluice: `make dev` runs it, `make test` proves it. See README.md.
 GO ?= go
+# Go is installed in /usr/local/go, not always on PATH; a go already on PATH wins.
+export PATH := $(PATH):/usr/local/go/bin
 BIN := bin/sluice
 
 # `make dev` runs a debug build of the same code: no cgo (go-ethereum signs with its pure-Go secp256k1), no
