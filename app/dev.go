@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-custody/sluice/config"
@@ -151,10 +153,15 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 			funder, _ = crypto.HexToECDSA(hardhatAccount0)
 		}
 	}
-	client, err := ethclient.DialContext(ctx, st.RPCURL)
+	// Its own transport, closed before the chain stops: a call canceled by Ctrl-C while dialing leaves a
+	// connection that never sent a request, and the node's HTTP server waits 5 s for it to speak.
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer hc.CloseIdleConnections()
+	rc, err := rpc.DialOptions(ctx, st.RPCURL, rpc.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", st.RPCURL, err)
 	}
+	client := ethclient.NewClient(rc)
 	defer client.Close()
 	if st.ChainID, err = client.ChainID(ctx); err != nil {
 		return nil, fmt.Errorf("chain id of %s: %w", st.RPCURL, err)

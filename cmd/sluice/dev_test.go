@@ -222,37 +222,45 @@ func TestDevMode(t *testing.T) {
 	}
 }
 
-// A key too short to use is refused at once, naming the variable, before anything starts.
-func TestDevModeRefusesShortKey(t *testing.T) {
-	cmd, _, _, _ := devCommand(t, "sk_short")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("exit %v, want status 1\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "SLUICE_API_KEY") || !strings.Contains(string(out), "16 characters") {
-		t.Fatalf("the error does not name SLUICE_API_KEY and its rule:\n%s", out)
-	}
-	if strings.Contains(string(out), "embedded chain started") {
-		t.Fatalf("the chain started before the key was checked:\n%s", out)
+// What would stop the engine later is refused at once, named, before the chain starts.
+func TestDevModeRefusesAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		takeAPI   bool
+		wantInErr func(apiAddr string) string
+	}{
+		{"short key", "sk_short", false, func(string) string { return "SLUICE_API_KEY: API key must be at least 16 characters" }},
+		{"taken API port", "sk_test_dev_mode_0123456789", true, func(a string) string { return "API address " + a + " is taken" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, apiAddr, _, _ := devCommand(t, tc.key)
+			if tc.takeAPI {
+				l, err := net.Listen("tcp", apiAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+			}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("exit %v, want status 1\n%s", err, out)
+			}
+			if want := tc.wantInErr(apiAddr); !strings.Contains(string(out), want) {
+				t.Fatalf("the error does not say %q:\n%s", want, out)
+			}
+			if strings.Contains(string(out), "embedded chain started") {
+				t.Fatalf("the chain started before the check:\n%s", out)
+			}
+		})
 	}
 }
 
-// A taken API port is named at once, before the chain starts.
-func TestDevModeNamesTakenAPIPort(t *testing.T) {
-	cmd, apiAddr, _, _ := devCommand(t, "sk_test_dev_mode_0123456789")
-	l, err := net.Listen("tcp", apiAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("exit %v, want status 1\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "API address "+apiAddr+" is taken") || strings.Contains(string(out), "embedded chain started") {
-		t.Fatalf("want the taken API address named before the chain starts:\n%s", out)
+// -h is an answer, not a failure.
+func TestDevHelp(t *testing.T) {
+	out, err := exec.Command(devBin, "dev", "-h").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-api-addr") || strings.Contains(string(out), "ERROR") {
+		t.Fatalf("dev -h: %v\n%s", err, out)
 	}
 }
 
@@ -264,7 +272,10 @@ func TestDevModeCtrlCDuringStartUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	var logs strings.Builder
+	var (
+		logs        strings.Builder
+		interrupted time.Time
+	)
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		logs.WriteString(sc.Text() + "\n")
@@ -272,6 +283,7 @@ func TestDevModeCtrlCDuringStartUp(t *testing.T) {
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
+			interrupted = time.Now()
 			break
 		}
 	}
@@ -289,6 +301,10 @@ func TestDevModeCtrlCDuringStartUp(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil || strings.Contains(logs.String(), `"level":"ERROR"`) {
 		t.Fatalf("exit %v after Ctrl-C during start-up, want a clean stop; logs:\n%s", err, logs.String())
+	}
+	// It takes milliseconds; 5 s is the chain's HTTP server waiting on a connection nobody closed.
+	if took := time.Since(interrupted); took > 3*time.Second {
+		t.Fatalf("stopping took %s after Ctrl-C; logs:\n%s", took, logs.String())
 	}
 	if !strings.Contains(logs.String(), "embedded chain started") {
 		t.Fatalf("never saw the chain start:\n%s", logs.String())
