@@ -52,6 +52,10 @@ const (
 	DefaultTimeout         = 10 * time.Second // per call per endpoint, when Dial is given 0
 )
 
+// idleConnsPerHost is how many idle connections to one endpoint the client keeps: more than the signer,
+// broadcaster and monitor workers of one process call at once.
+const idleConnsPerHost = 64
+
 // Client is one chain's JSON-RPC client. It is safe for concurrent use.
 type Client struct {
 	name    string
@@ -60,6 +64,9 @@ type Client struct {
 	rounds  int
 	eps     []*endpoint
 	log     *slog.Logger
+	// transport is the connection pool Dial made, closed with the client; nil when the caller passed
+	// its own HTTP client.
+	transport *http.Transport
 }
 
 type endpoint struct {
@@ -136,6 +143,13 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 		o(&s)
 	}
 	c := &Client{name: name, chainID: chainID, timeout: timeout, rounds: s.rounds, log: s.log.With("chain", name)}
+	if s.http == nil {
+		// A pool of its own: the shared default keeps only 2 idle connections per host, so a worker pool
+		// reconnects all the time, and a pool of our own can be closed with the client.
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+		c.transport.MaxIdleConnsPerHost = idleConnsPerHost
+		s.http = &http.Client{Transport: c.transport}
+	}
 	for i, raw := range urls {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -143,11 +157,7 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 			return nil, fmt.Errorf("chain %s: endpoint #%d is not an http(s) URL", name, i)
 		}
 		ep := &endpoint{index: i, url: u.String(), label: fmt.Sprintf("#%d %s://%s", i, u.Scheme, u.Host), secrets: secretsOf(u)}
-		var ropts []rpc.ClientOption
-		if s.http != nil {
-			ropts = append(ropts, rpc.WithHTTPClient(s.http))
-		}
-		if ep.rpc, err = rpc.DialOptions(ctx, ep.url, ropts...); err != nil {
+		if ep.rpc, err = rpc.DialOptions(ctx, ep.url, rpc.WithHTTPClient(s.http)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chain %s: endpoint %s: %w", name, ep.label, ep.scrub(err))
 		}
@@ -196,12 +206,15 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 	return c, nil
 }
 
-// Close closes every endpoint's connection.
+// Close closes every endpoint's connection, and the connection pool when Dial made it.
 func (c *Client) Close() {
 	for _, ep := range c.eps {
 		if ep.rpc != nil {
 			ep.rpc.Close()
 		}
+	}
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
 	}
 }
 

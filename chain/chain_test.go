@@ -527,3 +527,57 @@ func TestSingleEndpointBlipIsRetried(t *testing.T) {
 		t.Fatalf("endpoint tried %d times, want %d", got, chain.DefaultRounds)
 	}
 }
+
+// The client keeps its connections for reuse while workers call it in parallel, and closes them all with
+// Close: a pool left open holds sockets on the node (and a node shutting down waits for them).
+func TestConnectionsAreReusedAndClosed(t *testing.T) {
+	node := startChain(t, chainID, nil)
+	target, err := url.Parse(node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened, open atomic.Int32
+	srv := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	c, err := chain.Dial(testCtx(t), "local", chainID, []string{srv.URL}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 8, 5
+	for r := 0; r < rounds; r++ {
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.BlockNumber(testCtx(t)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// The shared default pool keeps 2 per host and would open about 6 new connections every round.
+	if n := opened.Load(); n > workers+2 {
+		t.Errorf("%d connections opened for %d rounds of %d parallel calls, want at most %d", n, rounds, workers, workers+2)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n != 0 {
+		t.Fatalf("%d connections still open after Close", n)
+	}
+}
