@@ -285,6 +285,9 @@ func (s *DevStack) Banner() string {
 	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/withdrawals \\\n    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"external_id\":\"demo-1\",\"chain\":\"local\",\"asset\":\"%s\",\"to\":\"0x000000000000000000000000000000000000dEaD\",\"amount\":\"12.5\"}'\n\n",
 		s.APIURL, s.APIKey, DevToken)
+	ch := s.Config.Chains[0]
+	fmt.Fprintf(&b, "Then follow it to CONFIRMED (%d blocks, about %s):\n  curl -s '%s/v1/withdrawals?external_id=demo-1' -H 'Authorization: Bearer %s'\n\n",
+		ch.Confirmations, (time.Duration(ch.Confirmations) * ch.BlockTime.Duration).Round(time.Second), s.APIURL, s.APIKey)
 	return b.String()
 }
 

@@ -333,7 +333,7 @@ func readBanner(t *testing.T, r io.Reader) string {
 				t.Fatalf("sluice dev exited before it was ready; printed:\n%s", b.String())
 			}
 			b.WriteString(l + "\n")
-			if strings.Contains(l, "-d '{") { // the curl's last line ends the banner
+			if strings.Contains(l, "external_id=demo-1") { // the follow-up curl ends the banner
 				go func() {
 					for range lines {
 					}
