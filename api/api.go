@@ -115,7 +115,7 @@ func New(d Deps) *Server {
 	s := &Server{
 		st:     d.Store,
 		q:      d.Queue,
-		log:    d.Logger.With("service", "api"),
+		log:    d.Logger,
 		ready:  d.Ready,
 		met:    newMetrics(reg),
 		auth:   newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),

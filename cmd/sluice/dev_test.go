@@ -220,6 +220,37 @@ func TestDevMode(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tmp, "sluice-dev-keys-*")); len(left) != 0 {
 		t.Fatalf("the temporary keystore outlived the engine: %v", left)
 	}
+	// Every log line is one JSON object with each key once: log pipelines keep only one of two.
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if err := checkLogLine(line); err != nil {
+			t.Errorf("log line %s: %v", line, err)
+		}
+	}
+}
+
+// checkLogLine says why line is not a JSON object with distinct top-level keys.
+func checkLogLine(line string) error {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("not a JSON object (%v)", err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string)
+		if seen[key] {
+			return fmt.Errorf("key %q twice", key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // What would stop the engine later is refused at once, named, before the chain starts.
