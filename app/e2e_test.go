@@ -1,11 +1,8 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -39,36 +36,6 @@ type withdrawal struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"error"`
-}
-
-type client struct {
-	t    *testing.T
-	base string
-	key  string
-}
-
-func (c client) do(method, path string, body any, out any) int {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode
 }
 
 // TestEndToEnd posts withdrawals over HTTP, half native and half ERC-20 to fresh recipients, lets the
@@ -106,8 +73,8 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
 	go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
-	api := client{t: t, base: st.APIURL, key: st.APIKey}
-	waitReady(t, st.APIURL)
+	api := testenv.API{T: t, Base: st.APIURL, Key: st.APIKey}
+	testenv.WaitReady(t, st.APIURL, runErr)
 
 	type posted struct {
 		w      withdrawal
@@ -127,8 +94,8 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 			amount = big.NewInt(int64(i)*1_000_000 + 250_000)
 		}
 		var w withdrawal
-		if code := api.do("POST", "/v1/withdrawals", body, &w); code != http.StatusCreated {
-			t.Fatalf("post %d: status %d", i, code)
+		if code, raw := api.Do("POST", "/v1/withdrawals", body, &w); code != http.StatusCreated {
+			t.Fatalf("post %d: status %d: %s", i, code, raw)
 		}
 		if w.Status != "PENDING" && w.Status != "SIGNING" && w.Status != "SIGNED" {
 			t.Fatalf("new withdrawal status %q", w.Status)
@@ -140,8 +107,8 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	for i := range all {
 		for {
 			var w withdrawal
-			if code := api.do("GET", "/v1/withdrawals/"+all[i].w.ID, nil, &w); code != http.StatusOK {
-				t.Fatalf("get %s: %d", all[i].w.ID, code)
+			if code, raw := api.Do("GET", "/v1/withdrawals/"+all[i].w.ID, nil, &w); code != http.StatusOK {
+				t.Fatalf("get %s: %d: %s", all[i].w.ID, code, raw)
 			}
 			all[i].w = w
 			if w.Status == "CONFIRMED" {
@@ -206,21 +173,6 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("services did not stop within 30s of cancel")
 	}
-}
-
-func waitReady(t *testing.T, base string) {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("API never became ready")
 }
 
 func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *app.DevStack, asset string, who common.Address) *big.Int {

@@ -200,9 +200,9 @@ func runEngine(t *testing.T, ctx context.Context, eth *ethclient.Client, a *app.
 	defer stop()
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(runCtx, app.Services...) }()
-	waitReady(t, apiURL, runErr)
+	testenv.WaitReady(t, apiURL, runErr)
 
-	api := client{t: t, base: apiURL, key: apiKey}
+	api := testenv.API{T: t, Base: apiURL, Key: apiKey}
 	type posted struct {
 		id, asset string
 		to        common.Address
@@ -214,7 +214,7 @@ func runEngine(t *testing.T, ctx context.Context, eth *ethclient.Client, a *app.
 		var got withdrawal
 		body := map[string]string{"external_id": fmt.Sprintf("hardhat-%s-%d", randomHex(t, 6), i), "chain": "local",
 			"asset": w.asset, "to": to.Hex(), "amount": w.amount}
-		if code, raw := api.do("POST", "/v1/withdrawals", body, &got); code != http.StatusCreated {
+		if code, raw := api.Do("POST", "/v1/withdrawals", body, &got); code != http.StatusCreated {
 			t.Fatalf("post %s withdrawal: status %d: %s", w.asset, code, raw)
 		}
 		want := big.NewInt(12_500_000) // 12.5 USDT
@@ -228,7 +228,7 @@ func runEngine(t *testing.T, ctx context.Context, eth *ethclient.Client, a *app.
 	for _, p := range all {
 		for {
 			var w withdrawal
-			if code, raw := api.do("GET", "/v1/withdrawals/"+p.id, nil, &w); code != http.StatusOK {
+			if code, raw := api.Do("GET", "/v1/withdrawals/"+p.id, nil, &w); code != http.StatusOK {
 				t.Fatalf("get %s: status %d: %s", p.id, code, raw)
 			}
 			if w.Status == "CONFIRMED" {
@@ -397,57 +397,6 @@ type withdrawal struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"error"`
-}
-
-type client struct {
-	t         *testing.T
-	base, key string
-}
-
-func (c client) do(method, path string, body, out any) (int, string) {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, string(b)
-}
-
-func waitReady(t *testing.T, base string, runErr <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-runErr:
-			t.Fatalf("services stopped before the API was ready: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("API at %s not ready within 20s", base)
 }
 
 func units(n int64, decimals int64) *big.Int {

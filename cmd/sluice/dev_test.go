@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +86,7 @@ func TestDevMode(t *testing.T) {
 	}
 	t.Logf("ready after %s", time.Since(start).Round(time.Millisecond))
 	base := "http://" + apiAddr
+	api := testenv.API{T: t, Base: base, Key: key}
 
 	var chains struct {
 		Chains []struct {
@@ -97,7 +97,7 @@ func TestDevMode(t *testing.T) {
 			} `json:"assets"`
 		} `json:"chains"`
 	}
-	if code, body := call(t, "GET", base+"/v1/chains", key, ""); code != 200 || json.Unmarshal(body, &chains) != nil {
+	if code, body := api.Do("GET", "/v1/chains", nil, nil); code != 200 || json.Unmarshal(body, &chains) != nil {
 		t.Fatalf("chains: %d %s", code, body)
 	}
 	var usdt common.Address
@@ -107,7 +107,8 @@ func TestDevMode(t *testing.T) {
 		}
 	}
 
-	if code, _ := call(t, "POST", base+"/v1/withdrawals", "sk_wrong_key_000000000", `{}`); code != 401 {
+	wrongKey := testenv.API{T: t, Base: base, Key: "sk_wrong_key_000000000"}
+	if code, _ := wrongKey.Do("POST", "/v1/withdrawals", `{}`, nil); code != 401 {
 		t.Fatalf("wrong key: %d, want 401", code)
 	}
 	type want struct {
@@ -130,7 +131,7 @@ func TestDevMode(t *testing.T) {
 				asset, amount, base10 = "USDT", fmt.Sprintf("%d.5", i), big.NewInt(int64(i)*1_000_000+500_000)
 			}
 			body := fmt.Sprintf(`{"external_id":"dev-%d","chain":"local","asset":"%s","to":"%s","amount":"%s"}`, i, asset, to.Hex(), amount)
-			code, resp := call(t, "POST", base+"/v1/withdrawals", key, body)
+			code, resp := api.Do("POST", "/v1/withdrawals", body, nil)
 			if code != 201 {
 				t.Errorf("post %d: %d %s", i, code, resp)
 				return
@@ -138,7 +139,7 @@ func TestDevMode(t *testing.T) {
 			var w struct{ ID string }
 			_ = json.Unmarshal(resp, &w)
 			if i%5 == 0 { // replayed: the same withdrawal back, nothing new
-				code, again := call(t, "POST", base+"/v1/withdrawals", key, body)
+				code, again := api.Do("POST", "/v1/withdrawals", body, nil)
 				var w2 struct{ ID string }
 				_ = json.Unmarshal(again, &w2)
 				if code != 200 || w2.ID != w.ID {
@@ -160,7 +161,7 @@ func TestDevMode(t *testing.T) {
 	}
 	wg.Wait()
 	for _, b := range bad {
-		code, resp := call(t, "POST", base+"/v1/withdrawals", key, b.body)
+		code, resp := api.Do("POST", "/v1/withdrawals", b.body, nil)
 		if code < 400 || code >= 500 || !strings.Contains(string(resp), `"field":"`+b.field+`"`) {
 			t.Errorf("bad input %s: %d %s, want a 4xx naming %s", b.body, code, resp, b.field)
 		}
@@ -175,7 +176,7 @@ func TestDevMode(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for id := range wants {
 		for {
-			_, body := call(t, "GET", base+"/v1/withdrawals/"+id, key, "")
+			_, body := api.Do("GET", "/v1/withdrawals/"+id, nil, nil)
 			var w struct{ Status string }
 			_ = json.Unmarshal(body, &w)
 			if w.Status == "CONFIRMED" {
@@ -375,21 +376,6 @@ func readBanner(t *testing.T, r io.Reader) string {
 			t.Fatalf("no banner within 60s; printed:\n%s", b.String())
 		}
 	}
-}
-
-func call(t *testing.T, method, url, key, body string) (int, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", method, url, err)
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 func newAddr(t *testing.T) common.Address {
