@@ -594,19 +594,11 @@ func (s *Signer) signRecord(ctx context.Context, log *slog.Logger, cd ChainDeps,
 	record func(context.Context, *sql.Tx, *store.SentTx) error) (*store.SentTx, error) {
 	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
 	for attempt := 0; attempt <= maxNonceRetries; attempt++ {
-		mined, err := cd.Client.NonceAt(ctx, from)
-		if err != nil {
-			return nil, fmt.Errorf("mined nonce of %s: %w", from, err)
-		}
-		pending, err := cd.Client.PendingNonceAt(ctx, from)
-		if err != nil {
-			return nil, fmt.Errorf("pending nonce of %s: %w", from, err)
-		}
-		recorded, err := s.Store.NextNonce(ctx, cd.Config.ChainID, from.Hex())
+		floors, err := s.nonceFloors(ctx, cd, from)
 		if err != nil {
 			return nil, err
 		}
-		lease, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, nonce.Floors{Mined: mined, Next: max(pending, recorded)}, "")
+		lease, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, floors, "")
 		if err != nil {
 			return nil, fmt.Errorf("allocate nonce for %s: %w", from, err)
 		}

@@ -228,19 +228,29 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 	}
 }
 
+// nonceFloors is what a new nonce of from must not go below: the chain's mined count, and the next nonce
+// after both the node's pending pool and our own recorded transactions.
+func (s *Signer) nonceFloors(ctx context.Context, cd ChainDeps, from common.Address) (nonce.Floors, error) {
+	mined, err := cd.Client.NonceAt(ctx, from)
+	if err != nil {
+		return nonce.Floors{}, fmt.Errorf("mined nonce of %s: %w", from, err)
+	}
+	pending, err := cd.Client.PendingNonceAt(ctx, from)
+	if err != nil {
+		return nonce.Floors{}, fmt.Errorf("pending nonce of %s: %w", from, err)
+	}
+	recorded, err := s.Store.NextNonce(ctx, cd.Config.ChainID, from.Hex())
+	if err != nil {
+		return nonce.Floors{}, err
+	}
+	return nonce.Floors{Mined: mined, Next: max(pending, recorded)}, nil
+}
+
 // signWithNonce allocates a nonce, signs and records. done=false means the nonce turned out to be
 // recorded already (a lease reclaimed after its holder was slow, not dead) and signing must retry.
 func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.Withdrawal, env queue.Envelope, cd ChainDeps,
 	signer keys.Signer, chainID *big.Int, from, txTo common.Address, value *big.Int, data []byte, gas uint64, fees Fees) (bool, error) {
-	mined, err := cd.Client.NonceAt(ctx, from)
-	if err != nil {
-		return false, fmt.Errorf("mined nonce of %s: %w", from, err)
-	}
-	pending, err := cd.Client.PendingNonceAt(ctx, from)
-	if err != nil {
-		return false, fmt.Errorf("pending nonce of %s: %w", from, err)
-	}
-	recorded, err := s.Store.NextNonce(ctx, cd.Config.ChainID, from.Hex())
+	floors, err := s.nonceFloors(ctx, cd, from)
 	if err != nil {
 		return false, err
 	}
@@ -267,7 +277,7 @@ func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.W
 			return fmt.Errorf("withdrawal %s is %s: %w", w.ID, cur.Status, store.ErrConflict)
 		}
 		if lease == nil { // kept across a deadlock retry of this transaction
-			l, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, nonce.Floors{Mined: mined, Next: max(pending, recorded)}, w.ID)
+			l, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, floors, w.ID)
 			if err != nil {
 				return fmt.Errorf("allocate nonce for %s: %w", from, err)
 			}
