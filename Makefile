@@ -34,7 +34,7 @@ chaos:
 
 # Batched versus one-tx-per-withdrawal on the same workload, and API intake; the last line is RESULT {json}.
 bench:
-	./bench/run.sh
+	./tools/bench/run.sh
 
 vet:
 	$(GO) vet ./...

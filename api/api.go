@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 //go:embed openapi.json

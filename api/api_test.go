@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // maxKeyLen bounds what is hashed and looked up; real keys are far shorter.

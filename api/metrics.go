@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/sluice-custody/sluice/service"
+	"github.com/sluice-custody/sluice/internal/service"
 )
 
 type metrics struct {

@@ -20,9 +20,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // Listing limits.

@@ -15,9 +15,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // Chain is what the broadcaster asks of a node.

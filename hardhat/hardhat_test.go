@@ -28,10 +28,10 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 
-	"github.com/sluice-custody/sluice/app"
-	"github.com/sluice-custody/sluice/config"
+	"github.com/sluice-custody/sluice/internal/app"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/nonce"
+	"github.com/sluice-custody/sluice/internal/nonce"
 )
 
 // hardhatAccount1 is the default hot wallet of scripts/deploy.js and sluice.hardhat.yaml.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // sendOne signs and broadcasts a withdrawal and returns its tx-monitor message.

@@ -16,12 +16,12 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/keys"
-	"github.com/sluice-custody/sluice/nonce"
-	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/signer"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // Chain is what gap filling asks of a node.

@@ -6,10 +6,10 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/nonce"
-	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/recovery"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // A signer leased nonce 0 and died; a withdrawal was then signed at nonce 1 and sent, and no further

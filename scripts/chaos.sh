@@ -31,7 +31,7 @@ scripts/services.sh up "$dir/svc"
 
 mkdir -p "$dir/bin" "$dir/run"
 go build -o "$dir/bin/sluice" ./cmd/sluice
-go build -o "$dir/bin/chaos" ./chaos/cmd/chaos
+go build -o "$dir/bin/chaos" ./tools/chaos/cmd/chaos
 
 rc=0
 "$dir/bin/chaos" --dir "$dir/run" --bin "$dir/bin/sluice" "$@" || rc=$?

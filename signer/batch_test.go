@@ -14,10 +14,10 @@ import (
 	"github.com/sluice-custody/sluice/contracts/bindings"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/queue"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/signer"
-	"github.com/sluice-custody/sluice/store"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // batchEnv is a pipeline with the batch contracts configured.

@@ -12,7 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/sluice-custody/sluice/contracts/bindings"
-	"github.com/sluice-custody/sluice/keys"
+	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/signer"
 )

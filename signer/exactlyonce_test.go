@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-custody/sluice/chain"
+	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/queue"
-	"github.com/sluice-custody/sluice/store"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // A redelivered tx-request for a withdrawal that is already signed re-queues the recorded transaction:

@@ -6,7 +6,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/sluice-custody/sluice/multicall"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // SignUnsimulatedNativeBatch signs claimed withdrawals into one atomic Multicall3 batch without the

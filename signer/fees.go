@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // Fees are the EIP-1559 fields of a transaction.

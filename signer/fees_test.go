@@ -4,8 +4,8 @@ import (
 	"math/big"
 	"testing"
 
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/txerr"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 func TestPickFees(t *testing.T) {

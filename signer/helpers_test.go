@@ -4,7 +4,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/sluice-custody/sluice/nonce"
+	"github.com/sluice-custody/sluice/internal/nonce"
 )
 
 func nonceFloors(next uint64) nonce.Floors { return nonce.Floors{Next: next} }

@@ -11,10 +11,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sluice-custody/sluice/app"
-	"github.com/sluice-custody/sluice/config"
-	"github.com/sluice-custody/sluice/service"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/app"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/service"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 const usage = `usage: sluice <command> [flags]

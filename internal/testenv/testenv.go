@@ -22,8 +22,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluice-custody/sluice/devchain"
-	"github.com/sluice-custody/sluice/store"
+	"github.com/sluice-custody/sluice/internal/devchain"
+	"github.com/sluice-custody/sluice/internal/store"
 )
 
 func need(t testing.TB, name string) string {

@@ -1,0 +1,262 @@
+// Package app owns wiring: it opens the configured backends (database, Redis, queue, nodes, keys) and
+// builds each service's workers from them, so that `sluice <service>`, `sluice all`, `sluice dev` and
+// the end-to-end tests run the very same code.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-custody/sluice/api"
+	"github.com/sluice-custody/sluice/broadcaster"
+	"github.com/sluice-custody/sluice/internal/chain"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
+	"github.com/sluice-custody/sluice/internal/queue/outbox"
+	"github.com/sluice-custody/sluice/internal/queue/sqsq"
+	"github.com/sluice-custody/sluice/recovery"
+	"github.com/sluice-custody/sluice/internal/service"
+	"github.com/sluice-custody/sluice/signer"
+	"github.com/sluice-custody/sluice/internal/store"
+)
+
+// App holds the opened backends.
+type App struct {
+	Cfg    *config.Config
+	Log    *slog.Logger
+	Store  *store.Store
+	Queue  queue.Queue
+	Sender queue.TxSender
+	relay  *outbox.Relay // nil when the queue is the database itself
+	Redis  *redis.Client
+	Nonces *nonce.Allocator
+	Keys   keys.Provider
+	Chains map[string]*chain.Client
+}
+
+// Open connects to everything cfg names. Keys are opened only for services that sign.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	a := &App{Cfg: cfg, Log: log, Chains: map[string]*chain.Client{}}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	var err error
+	if a.Store, err = store.Open(ctx, cfg.Database.DSN, cfg.Database.MaxOpenConns); err != nil {
+		return nil, err
+	}
+	switch cfg.Queue.Backend {
+	case "mysql":
+		q := mysqlq.New(a.Store.DB, mysqlq.Options{})
+		a.Queue, a.Sender = q, q
+	case "sqs":
+		sc := sqsq.Config{Region: cfg.Queue.SQS.Region, Endpoint: cfg.Queue.SQS.Endpoint, Prefix: cfg.Queue.SQS.Prefix,
+			VisibilityTimeout: cfg.Queue.VisibilityTimeout.Duration}
+		if sc.Endpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+			// A local emulator wants signed requests but checks no credentials.
+			sc.AccessKeyID, sc.SecretAccessKey = "local", "local"
+		}
+		q, err := sqsq.New(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		a.Queue, a.Sender = q, outbox.Sender{}
+		a.relay = outbox.NewRelay(a.Store.DB, q, outbox.Options{Logger: log})
+	}
+	a.Redis = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
+		DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
+	a.Nonces = nonce.New(a.Redis)
+	for _, ch := range cfg.Chains {
+		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration)
+		if err != nil {
+			return nil, err
+		}
+		a.Chains[ch.Name] = c
+	}
+	ok = true
+	return a, nil
+}
+
+// OpenKeys opens the configured key backend.
+func (a *App) OpenKeys() error {
+	switch a.Cfg.Keys.Backend {
+	case "keystore":
+		ks, err := keys.NewKeystore(a.Cfg.Keys.Dir, os.Getenv(a.Cfg.Keys.PasswordEnv))
+		if err != nil {
+			return fmt.Errorf("open keystore %s: %w", a.Cfg.Keys.Dir, err)
+		}
+		a.Keys = ks
+		return nil
+	}
+	return fmt.Errorf("keys.backend %q is not supported", a.Cfg.Keys.Backend)
+}
+
+// Close releases every connection.
+func (a *App) Close() {
+	for _, c := range a.Chains {
+		c.Close()
+	}
+	if a.Redis != nil {
+		a.Redis.Close()
+	}
+	if a.Store != nil {
+		a.Store.Close()
+	}
+}
+
+// Services lists the services `all` runs.
+var Services = []string{"api", "signer", "broadcaster", "monitor"}
+
+// Run runs the named services in this process until ctx is canceled. With one service its health
+// endpoint is served on its configured port; with several (or with the API, which serves its own),
+// health is the API's.
+func (a *App) Run(ctx context.Context, names ...string) error {
+	var (
+		workers []service.Worker
+		checks  = a.checks()
+	)
+	signs := false
+	for _, n := range names {
+		signs = signs || n == "signer"
+	}
+	if signs && a.Keys == nil {
+		if err := a.OpenKeys(); err != nil {
+			return err
+		}
+	}
+	if a.relay != nil {
+		workers = append(workers, a.relay.Run)
+	}
+	for _, n := range names {
+		ws, err := a.workers(n)
+		if err != nil {
+			return err
+		}
+		workers = append(workers, ws...)
+	}
+	listen := ""
+	if len(names) == 1 && names[0] != "api" {
+		listen = a.Cfg.Services[names[0]].Listen
+	}
+	return service.Run(ctx, joinNames(names), listen, checks, workers...)
+}
+
+func joinNames(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return "all"
+}
+
+func (a *App) checks() []service.Check {
+	cs := []service.Check{
+		func(ctx context.Context) error { return wrap("database", a.Store.Ping(ctx)) },
+		func(ctx context.Context) error { return wrap("redis", a.Redis.Ping(ctx).Err()) },
+	}
+	for name, c := range a.Chains {
+		cs = append(cs, func(ctx context.Context) error { return wrap("chain "+name, c.Ready(ctx)) })
+	}
+	return cs
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (a *App) consumer(name, queueName string, h queue.Handler) service.Worker {
+	c := &queue.Consumer{
+		Queue: a.Queue, Name: queueName, Handler: h,
+		Concurrency: a.Cfg.Services[name].Concurrency,
+		Visibility:  a.Cfg.Queue.VisibilityTimeout.Duration,
+		Wait:        a.Cfg.Queue.WaitTime.Duration,
+		Logger:      a.Log.With("service", name),
+	}
+	return c.Run
+}
+
+// workers builds what service name runs; service.Run stops them all when one fails.
+func (a *App) workers(name string) ([]service.Worker, error) {
+	log := a.Log.With("service", name)
+	switch name {
+	case "api":
+		srv := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Logger: log, Metrics: defaultRegistry(),
+			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }})
+		if err := a.bootstrapAPIKey(); err != nil {
+			return nil, err
+		}
+		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
+	case "signer":
+		s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log,
+			Chains: map[string]signer.ChainDeps{}}
+		for _, ch := range a.Cfg.Chains {
+			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+		}
+		// The signer owns the nonce sequence, so until the recovery service exists it also fills gaps.
+		g := &recovery.GapFiller{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Log: log,
+			Chains: map[string]recovery.ChainDeps{}}
+		for _, ch := range a.Cfg.Chains {
+			g.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+		}
+		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
+		return []service.Worker{a.consumer(name, queue.TxRequest, s.Handle), s.RunBatcher, g.Run}, nil
+	case "broadcaster":
+		b := &broadcaster.Broadcaster{Store: a.Store, Queue: a.Sender, Log: log, Chains: map[string]broadcaster.Chain{}}
+		for n, c := range a.Chains {
+			b.Chains[n] = c
+		}
+		return []service.Worker{a.consumer(name, queue.SignedTx, b.Handle)}, nil
+	case "monitor":
+		m := &monitor.Monitor{Store: a.Store, Queue: a.Queue, Log: log, Chains: map[string]monitor.ChainDeps{}}
+		for _, ch := range a.Cfg.Chains {
+			m.Chains[ch.Name] = monitor.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+		}
+		return []service.Worker{a.consumer(name, queue.TxMonitor, m.Handle)}, nil
+	}
+	return nil, fmt.Errorf("unknown service %q", name)
+}
+
+// defaultRegistry is the process-wide registry, so the API's /metrics also shows the consumers' metrics
+// when they share the process.
+func defaultRegistry() *prometheus.Registry {
+	r, _ := prometheus.DefaultRegisterer.(*prometheus.Registry)
+	return r
+}
+
+// checkAPIKey refuses keys short enough to guess.
+func checkAPIKey(key string) error {
+	if len(key) < 16 {
+		return errors.New("API key must be at least 16 characters")
+	}
+	return nil
+}
+
+// bootstrapAPIKey registers the key in the configured variable (SLUICE_API_KEY) as the default client's.
+func (a *App) bootstrapAPIKey() error {
+	key := os.Getenv(a.Cfg.API.BootstrapKeyEnv)
+	if key == "" {
+		return nil
+	}
+	if err := checkAPIKey(key); err != nil {
+		return fmt.Errorf("%s: %w", a.Cfg.API.BootstrapKeyEnv, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := a.Store.EnsureAPIClient(ctx, "default", key)
+	return err
+}

@@ -1,0 +1,192 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sluice-custody/sluice/contracts"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/sluice-custody/sluice/internal/app"
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/testenv"
+)
+
+type withdrawal struct {
+	ID            string  `json:"id"`
+	ExternalID    string  `json:"external_id"`
+	Asset         string  `json:"asset"`
+	To            string  `json:"to"`
+	Amount        string  `json:"amount"`
+	Status        string  `json:"status"`
+	From          *string `json:"from"`
+	Nonce         *uint64 `json:"nonce"`
+	TxHash        *string `json:"tx_hash"`
+	BlockNumber   *uint64 `json:"block_number"`
+	Confirmations *uint64 `json:"confirmations"`
+	Error         *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// TestEndToEnd posts withdrawals over HTTP, half native and half ERC-20 to fresh recipients, lets the
+// real signer, broadcaster and monitor take them to 12 confirmations on a real node, and checks every
+// recipient's balance on chain, with each queue backend.
+func TestEndToEnd(t *testing.T) {
+	for _, backend := range []string{"mysql", "sqs"} {
+		t.Run(backend, func(t *testing.T) {
+			q := config.Queue{Backend: backend, VisibilityTimeout: config.Duration{Duration: 10 * time.Second},
+				WaitTime: config.Duration{Duration: 200 * time.Millisecond}}
+			if backend == "sqs" {
+				// The SQS emulator (npm local-aws-sqs) stands in for AWS; the outbox relays to it.
+				q.SQS = config.SQS{Endpoint: testenv.SQSEndpoint(t), Region: "us-east-1", Prefix: testenv.UniqueName(t) + "-"}
+			}
+			runEndToEnd(t, q, 20)
+		})
+	}
+}
+
+func runEndToEnd(t *testing.T, q config.Queue, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := app.StartDev(ctx, app.DevOptions{
+		RPCAddr: "127.0.0.1:0", APIAddr: testenv.FreeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 12,
+		DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: q,
+	}, log)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer st.Close()
+	if err := st.App.Queue.Setup(ctx); err != nil {
+		t.Fatalf("queue setup: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
+	api := testenv.API{T: t, Base: st.APIURL, Key: st.APIKey}
+	testenv.WaitReady(t, st.APIURL, runErr)
+
+	type posted struct {
+		w      withdrawal
+		to     common.Address
+		amount *big.Int // base units
+	}
+	var all []posted
+	for i := 0; i < n; i++ {
+		to := testenv.NewAccount(t).Address
+		body := map[string]string{"external_id": fmt.Sprintf("e2e-%d", i), "chain": "local", "to": to.Hex()}
+		var amount *big.Int
+		if i%2 == 0 {
+			body["asset"], body["amount"] = app.DevNative, fmt.Sprintf("0.%03d5", i+1) // e.g. 0.0015 POL
+			amount = new(big.Int).Mul(big.NewInt(int64((i+1)*10+5)), big.NewInt(1e14))
+		} else {
+			body["asset"], body["amount"] = app.DevToken, fmt.Sprintf("%d.25", i)
+			amount = big.NewInt(int64(i)*1_000_000 + 250_000)
+		}
+		var w withdrawal
+		if code, raw := api.Do("POST", "/v1/withdrawals", body, &w); code != http.StatusCreated {
+			t.Fatalf("post %d: status %d: %s", i, code, raw)
+		}
+		if w.Status != "PENDING" && w.Status != "SIGNING" && w.Status != "SIGNED" {
+			t.Fatalf("new withdrawal status %q", w.Status)
+		}
+		all = append(all, posted{w: w, to: to, amount: amount})
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := range all {
+		for {
+			var w withdrawal
+			if code, raw := api.Do("GET", "/v1/withdrawals/"+all[i].w.ID, nil, &w); code != http.StatusOK {
+				t.Fatalf("get %s: %d: %s", all[i].w.ID, code, raw)
+			}
+			all[i].w = w
+			if w.Status == "CONFIRMED" {
+				break
+			}
+			if w.Status == "FAILED" || w.Status == "CANCELED" {
+				t.Fatalf("withdrawal %s ended %s: %+v", w.ExternalID, w.Status, w.Error)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("withdrawal %s still %s", w.ExternalID, w.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	eth, err := ethclient.DialContext(ctx, st.Chain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eth.Close()
+	head, err := eth.BlockNumber(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNonce := map[uint64]string{} // withdrawals batched into one tx share its nonce and hash
+	for _, p := range all {
+		w := p.w
+		if w.TxHash == nil || w.Nonce == nil || w.BlockNumber == nil || w.From == nil || *w.From != st.HotWallet.Hex() {
+			t.Fatalf("confirmed withdrawal %s lacks chain fields: %+v", w.ExternalID, w)
+		}
+		if head-*w.BlockNumber+1 < 12 {
+			t.Fatalf("withdrawal %s confirmed at %d confirmations", w.ExternalID, head-*w.BlockNumber+1)
+		}
+		if h, ok := byNonce[*w.Nonce]; ok && h != *w.TxHash {
+			t.Fatalf("nonce %d carries two transactions: %s and %s", *w.Nonce, h, *w.TxHash)
+		}
+		byNonce[*w.Nonce] = *w.TxHash
+		got := balance(t, ctx, eth, st, w.Asset, p.to)
+		if got.Cmp(p.amount) != 0 {
+			t.Fatalf("recipient %s of %s holds %s %s, want %s", p.to, w.ExternalID, got, w.Asset, p.amount)
+		}
+	}
+	// Every recorded transaction of the hot wallet (payouts, and the batch contract's allowance) is
+	// mined, with nonces 0..n-1 and no gap.
+	var recorded, maxNonce int64
+	if err := st.App.Store.DB.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(nonce), -1) FROM sent_transactions
+		WHERE from_address = ?`, st.HotWallet.Hex()).Scan(&recorded, &maxNonce); err != nil {
+		t.Fatal(err)
+	}
+	mined, err := eth.NonceAt(ctx, st.HotWallet, nil)
+	if err != nil || int64(mined) != recorded || maxNonce != recorded-1 {
+		t.Fatalf("hot wallet mined nonce %d (%v), %d recorded txs up to nonce %d: want all mined, no gap", mined, err, recorded, maxNonce)
+	}
+	t.Logf("%d withdrawals paid in %d transactions", len(all), recorded)
+
+	stop()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("services stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("services did not stop within 30s of cancel")
+	}
+}
+
+func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *app.DevStack, asset string, who common.Address) *big.Int {
+	t.Helper()
+	if asset == app.DevNative {
+		b, err := eth.BalanceAt(ctx, who, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b, err := contracts.TokenBalance(ctx, eth, st.Contracts.USDT, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

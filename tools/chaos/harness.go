@@ -1,0 +1,413 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/devchain"
+	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/internal/queue/sqsq"
+	"github.com/sluice-custody/sluice/internal/store"
+)
+
+// Options configure a chaos run.
+type Options struct {
+	Withdrawals   int           // withdrawals posted
+	Kills         int           // services SIGKILLed (and restarted) while they flow
+	FaultRate     float64       // share of JSON-RPC requests the proxy faults
+	SendFaultRate float64       // share of eth_sendRawTransaction requests faulted; negative: FaultRate
+	Confirmations uint64        // confirmations before CONFIRMED
+	Queue         string        // mysql or sqs
+	Seed          uint64        // seeds amounts, replays, kills and faults
+	Timeout       time.Duration // how long to wait, after the last post, for every withdrawal to end
+	Stall         time.Duration // stop waiting early when no withdrawal changed status for this long (0: never)
+	ReplayShare   float64       // share of withdrawals posted twice (sequentially or concurrently)
+	PostRate      float64       // withdrawals posted per second
+	Visibility    time.Duration // queue visibility timeout (short, to force redeliveries)
+	BlockTime     time.Duration
+	Concurrency   int      // per service; 0 keeps the defaults
+	KillServices  []string // the services kills choose from (default: all four)
+
+	Dir         string // run directory: config, keystore, logs
+	Bin         string // the sluice binary
+	MySQLDSN    string // a MariaDB server (root DSN); a fresh database is created in it
+	RedisAddr   string
+	SQSEndpoint string
+	KeepDB      bool // keep the run's database even when the run passed
+
+	Out io.Writer // progress and report (os.Stderr when nil)
+}
+
+func (o *Options) defaults() {
+	if o.Withdrawals <= 0 {
+		o.Withdrawals = 500
+	}
+	if o.Confirmations == 0 {
+		o.Confirmations = 12
+	}
+	if o.Queue == "" {
+		o.Queue = "mysql"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 4 * time.Minute
+	}
+	if o.PostRate <= 0 {
+		o.PostRate = 10
+	}
+	if o.Visibility <= 0 {
+		o.Visibility = 3 * time.Second
+	}
+	if o.BlockTime <= 0 {
+		o.BlockTime = time.Second
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	if len(o.KillServices) == 0 {
+		o.KillServices = services
+	}
+}
+
+// services are the processes a run starts, one each.
+var services = []string{"api", "signer", "broadcaster", "monitor"}
+
+// run is the state of one chaos run.
+type run struct {
+	o     Options
+	start time.Time
+	rng   *mrand.Rand
+	logMu sync.Mutex
+
+	chain   *devchain.Chain
+	eth     *ethclient.Client // straight to the node, never through the proxy
+	proxy   *FaultProxy
+	hot     common.Address
+	addrs   contracts.Addresses
+	chainID *big.Int
+	dbName  string
+	dsn     string
+	rootDSN string
+	db      *store.Store
+	redis   *redis.Client
+	sqs     *sqsq.Queue // the run's SQS queues (--queue sqs), to read DLQ depths
+	apiURL  string
+	apiKey  string
+	procs   map[string]*proc
+
+	progressing bool // withdrawals were still ending in the last 30 s of the wait
+	stalled     bool // the wait ended because nothing moved for Options.Stall
+
+	killsMu sync.Mutex
+	kills   map[string]int
+}
+
+func (r *run) logf(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.o.Out, "chaos %6.1fs  %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Run performs a chaos run and returns its result. An error means the run could not be carried out
+// (setup failed); violations are in the result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	if o.Queue != "mysql" && o.Queue != "sqs" {
+		return nil, fmt.Errorf("--queue %q: mysql or sqs", o.Queue)
+	}
+	for _, k := range o.KillServices {
+		if !slices.Contains(services, k) {
+			return nil, fmt.Errorf("--kill-services: %q is not one of %v", k, services)
+		}
+	}
+	if o.MySQLDSN == "" || o.RedisAddr == "" || (o.Queue == "sqs" && o.SQSEndpoint == "") {
+		return nil, errors.New("a MariaDB DSN and a Redis address are needed (and an SQS endpoint for --queue sqs): " +
+			"run scripts/chaos.sh, or source the env file of scripts/services.sh")
+	}
+	r := &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed+1)), procs: map[string]*proc{}, kills: map[string]int{}}
+	defer r.teardown()
+	r.logf("seed %d; run dir %s; queue %s; %d withdrawals, %d kills, fault rate %.2f, %d confirmations",
+		o.Seed, o.Dir, o.Queue, o.Withdrawals, o.Kills, o.FaultRate, o.Confirmations)
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	res, err := r.exercise(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (r *run) setup(ctx context.Context) error {
+	o := r.o
+	for _, d := range []string{"logs", "keystore"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	// The chain: one funder in genesis; it deploys the contracts and funds a fresh hot wallet.
+	funder, err := crypto.GenerateKey()
+	if err != nil {
+		return err
+	}
+	hotKey, err := crypto.GenerateKey()
+	if err != nil {
+		return err
+	}
+	r.hot = crypto.PubkeyToAddress(hotKey.PublicKey)
+	r.chain, err = devchain.Start(devchain.Options{ChainID: 31337, BlockInterval: o.BlockTime, GasLimit: 30_000_000,
+		Alloc: types.GenesisAlloc{crypto.PubkeyToAddress(funder.PublicKey): {Balance: units(2_000_000, 18)}}})
+	if err != nil {
+		return err
+	}
+	if r.eth, err = ethclient.DialContext(ctx, r.chain.URL); err != nil {
+		return err
+	}
+	r.chainID = r.chain.ChainID
+	if r.addrs, err = contracts.DeployAll(ctx, r.eth, funder, r.chainID); err != nil {
+		return err
+	}
+	if err := contracts.Mint(ctx, r.eth, funder, r.chainID, r.addrs.USDT, r.hot, units(1_000_000_000, 6)); err != nil {
+		return fmt.Errorf("mint USDT to the hot wallet: %w", err)
+	}
+	if _, err := contracts.Transact(ctx, r.eth, funder, r.chainID, r.hot, units(1_000_000, 18), nil, 21000); err != nil {
+		return fmt.Errorf("fund the hot wallet: %w", err)
+	}
+	r.logf("chain %s (id %s, %s blocks); hot wallet %s; USDT %s", r.chain.URL, r.chainID, o.BlockTime, r.hot.Hex(), r.addrs.USDT.Hex())
+
+	// The key, in an encrypted keystore the signer opens with a password from its environment.
+	password := randomHex(16)
+	ks, err := keys.NewKeystore(filepath.Join(o.Dir, "keystore"), password, keys.WithLightScrypt())
+	if err != nil {
+		return err
+	}
+	if _, err := ks.ImportECDSA(hotKey); err != nil {
+		return fmt.Errorf("import the hot wallet key: %w", err)
+	}
+	ks.Close()
+
+	// The fault proxy in front of the node: every service talks to the chain through it.
+	r.proxy = NewFaultProxy(ProxyOptions{Target: r.chain.URL, Rate: o.FaultRate, SendRate: o.SendFaultRate, Seed: o.Seed})
+	if err := r.proxy.Start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	r.logf("fault proxy %s: %.0f%% of requests faulted (%.0f%% of sends)", r.proxy.URL, 100*o.FaultRate, 100*r.proxy.opts.SendRate)
+
+	// A fresh database.
+	if err := r.freshDatabase(ctx); err != nil {
+		return err
+	}
+
+	// The configuration every service reads.
+	ports, err := freePorts(len(services))
+	if err != nil {
+		return err
+	}
+	r.apiKey = "sk_chaos_" + randomHex(16)
+	apiAddr := ports[0]
+	r.apiURL = "http://" + apiAddr
+	cfg := config.Config{
+		Database: config.Database{DSN: r.dsn, MaxOpenConns: 20},
+		Redis:    config.Redis{Addr: o.RedisAddr},
+		Queue: config.Queue{Backend: o.Queue, VisibilityTimeout: config.Duration{Duration: o.Visibility},
+			WaitTime: config.Duration{Duration: 500 * time.Millisecond}},
+		Keys:     config.Keys{Backend: "keystore", Dir: filepath.Join(o.Dir, "keystore"), PasswordEnv: "SLUICE_KEYSTORE_PASSWORD"},
+		API:      config.API{Listen: apiAddr, BootstrapKeyEnv: "SLUICE_API_KEY"},
+		Services: map[string]config.Service{},
+		Chains: []config.Chain{{
+			Name: "local", ChainID: r.chainID.Uint64(), RPC: []string{r.proxy.URL}, Confirmations: o.Confirmations,
+			BlockTime: config.Duration{Duration: o.BlockTime}, RPCTimeout: config.Duration{Duration: 10 * time.Second},
+			Multicall3: r.addrs.Multicall3.Hex(), BatchContract: r.addrs.BatchTransfer.Hex(),
+			Assets: []config.Asset{
+				{Symbol: "POL", Decimals: 18},
+				{Symbol: "USDT", Decimals: 6, Address: r.addrs.USDT.Hex()},
+			},
+			HotWallets: []string{r.hot.Hex()},
+		}},
+	}
+	for i, name := range services[1:] {
+		cfg.Services[name] = config.Service{Listen: ports[i+1], Concurrency: o.Concurrency}
+	}
+	if o.Queue == "sqs" {
+		cfg.Queue.SQS = config.SQS{Region: "us-east-1", Endpoint: o.SQSEndpoint, Prefix: r.dbName + "-"}
+	}
+	b, err := yaml.Marshal(&cfg)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(o.Dir, "sluice.yaml")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return err
+	}
+	env := serviceEnv(password, r.apiKey)
+
+	// Migrations, by the binary itself.
+	migrate := exec.CommandContext(ctx, o.Bin, "migrate", "--config", cfgPath)
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return fmt.Errorf("sluice migrate: %w\n%s", err, out)
+	}
+	if r.db, err = store.Open(ctx, r.dsn, 4); err != nil {
+		return err
+	}
+	r.redis = redis.NewClient(&redis.Options{Addr: o.RedisAddr})
+	if o.Queue == "sqs" {
+		q, err := sqsq.New(ctx, sqsq.Config{Region: "us-east-1", Endpoint: o.SQSEndpoint, Prefix: r.dbName + "-",
+			AccessKeyID: "local", SecretAccessKey: "local", VisibilityTimeout: o.Visibility})
+		if err != nil {
+			return err
+		}
+		if err := q.Setup(ctx); err != nil {
+			return fmt.Errorf("sqs queue setup: %w", err)
+		}
+		r.sqs = q
+	}
+
+	// The services, one process each.
+	for i, name := range services {
+		readyz := "http://" + ports[i] + "/readyz"
+		p := &proc{name: name, bin: o.Bin, args: []string{name, "--config", cfgPath, "--log-level", "debug"}, env: env,
+			logPath: filepath.Join(o.Dir, "logs", name+".log"), readyz: readyz, logf: r.logf}
+		r.procs[name] = p
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	for _, name := range services {
+		if err := r.procs[name].waitReady(ctx, 60*time.Second); err != nil {
+			return err
+		}
+	}
+	r.logf("services up: api %s, signer %s, broadcaster %s, monitor %s (logs in %s)", r.apiURL,
+		cfg.Services["signer"].Listen, cfg.Services["broadcaster"].Listen, cfg.Services["monitor"].Listen, filepath.Join(o.Dir, "logs"))
+	return nil
+}
+
+// serviceEnv is the harness's environment without any SLUICE_ override (the config file is the whole
+// truth), plus the keystore password and the API key.
+func serviceEnv(password, apiKey string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "SLUICE_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "SLUICE_KEYSTORE_PASSWORD="+password, "SLUICE_API_KEY="+apiKey)
+}
+
+func (r *run) freshDatabase(ctx context.Context) error {
+	cfg, err := mysql.ParseDSN(r.o.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("mysql dsn: %w", err)
+	}
+	cfg.DBName = ""
+	r.rootDSN = cfg.FormatDSN()
+	r.dbName = fmt.Sprintf("chaos_%d_%d", time.Now().Unix(), os.Getpid())
+	s, err := store.Open(ctx, r.rootDSN, 1)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.DB.ExecContext(ctx, "CREATE DATABASE `"+r.dbName+"`"); err != nil {
+		return fmt.Errorf("create database %s: %w", r.dbName, err)
+	}
+	cfg.DBName = r.dbName
+	r.dsn = cfg.FormatDSN()
+	return nil
+}
+
+func (r *run) dropDatabase() {
+	s, err := store.Open(context.Background(), r.rootDSN, 1)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	_, _ = s.DB.Exec("DROP DATABASE IF EXISTS `" + r.dbName + "`")
+}
+
+// stopServices stops every service gracefully (SIGTERM; SIGKILL after the grace).
+func (r *run) stopServices() {
+	var wg sync.WaitGroup
+	for _, p := range r.procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop(30 * time.Second)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *run) teardown() {
+	r.stopServices()
+	if r.db != nil {
+		r.db.Close()
+	}
+	if r.redis != nil {
+		r.redis.Close()
+	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
+	if r.eth != nil {
+		r.eth.Close()
+	}
+	if r.chain != nil {
+		r.chain.Close()
+	}
+}
+
+func freePorts(n int) ([]string, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+func units(n int64, decimals int) *big.Int {
+	return new(big.Int).Mul(big.NewInt(n), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(decimals)), nil))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,533 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluice-custody/sluice/contracts"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/queue"
+)
+
+// Result is what a run found.
+type Result struct {
+	Withdrawals  int
+	Confirmed    int
+	Failed       int
+	Canceled     int
+	PaidTwice    int // recipients holding more than their CONFIRMED withdrawals (or anything for a FAILED one)
+	Lost         int // withdrawals not terminal, or CONFIRMED without the recipient holding the amount
+	Duplicates   int // withdrawals made by a replay, or listed that the run never asked for
+	Kills        int
+	Redeliveries int // deliveries with receive count > 1, from the consumers' logs
+	RPCFaults    int
+	NonceGaps    int
+	Duration     time.Duration
+
+	LostBy      map[string]int // lost withdrawals by their last status
+	KillsBy     map[string]int
+	FaultsBy    map[string]int
+	SendDrops   int // sends the node accepted whose answer the proxy dropped
+	RPCRequests int
+	Nonce       NonceReport
+	Queue       QueueReport
+	Replays     struct{ Sequential, Concurrent int }
+	Crashes     []string
+	Problems    []string // every violation, one line each (the first ones are printed)
+	Dir         string
+	Seed        uint64
+}
+
+// NonceReport is the hot wallet's nonce sequence as the chain and the database see it.
+type NonceReport struct {
+	Mined, Pending  uint64
+	Recorded        int      // distinct nonces in sent_transactions
+	Holes           []uint64 // nonces below the highest recorded or mined one that nothing was recorded for
+	Unmined         []uint64 // recorded nonces at or above the mined nonce: waiting behind a hole, or stuck
+	Foreign         []uint64 // mined nonces whose recorded transaction has no receipt under any attempt
+	Orphans         int      // recorded transactions no withdrawal points at
+	StuckInPool     uint64   // pending − mined after the wait
+	AttemptsPerSent float64
+	Leases          string // the Redis allocator's leases left over, for diagnosing holes
+}
+
+// QueueReport is what the consumers' logs and the queue tables say.
+type QueueReport struct {
+	Redeliveries   map[string]int // by queue
+	DeadLettered   map[string]int // by queue (distinct messages the consumers dead-lettered)
+	DLQDepth       map[string]int // messages left in each DLQ (MySQL backend)
+	Retries        int            // "handler failed; will retry" lines
+	Panics         int
+	AlreadySigned  int // the signer found a redelivered request already signed
+	SignDuplicates int // the signer found its allocated nonce already recorded
+}
+
+// Violated reports whether the run found money paid twice, lost, a nonce gap or a duplicate withdrawal.
+func (res *Result) Violated() bool {
+	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0
+}
+
+// Summary is the one-line result.
+func (res *Result) Summary() string {
+	return fmt.Sprintf("withdrawals %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, rpc faults %d, nonce gaps %d, duration %ds",
+		res.Withdrawals, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults, res.NonceGaps,
+		int(res.Duration.Round(time.Second).Seconds()))
+}
+
+// Breakdown is the human-readable detail printed before the summary.
+func (res *Result) Breakdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run dir      %s (config, keystore, logs/)   seed %d\n", res.Dir, res.Seed)
+	fmt.Fprintf(&b, "rpc faults   %s (of %d requests)\n", FormatCounts(res.FaultsBy, FaultKinds), res.RPCRequests)
+	fmt.Fprintf(&b, "kills        %s\n", FormatCounts(res.KillsBy, services))
+	fmt.Fprintf(&b, "redeliveries %s\n", FormatCounts(res.Queue.Redeliveries, nil))
+	fmt.Fprintf(&b, "queues       retries %d, dead-lettered %s, DLQ depth %s, panics %d, signer found request already signed %d, nonce already recorded %d\n",
+		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
+	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
+	n := res.Nonce
+	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, orphan txs %d, attempts/tx %.2f\n",
+		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), n.Orphans, n.AttemptsPerSent)
+	if n.Leases != "" {
+		fmt.Fprintf(&b, "nonce leases %s\n", n.Leases)
+	}
+	fmt.Fprintf(&b, "withdrawals  confirmed %d, failed %d, canceled %d, not terminal %d, lost by status %s\n", res.Confirmed, res.Failed,
+		res.Canceled, res.Withdrawals-res.Confirmed-res.Failed-res.Canceled, orNone(res.LostBy))
+	for _, c := range res.Crashes {
+		fmt.Fprintf(&b, "crash        %s\n", c)
+	}
+	for i, p := range res.Problems {
+		if i == 30 {
+			fmt.Fprintf(&b, "... and %d more problems\n", len(res.Problems)-30)
+			break
+		}
+		fmt.Fprintf(&b, "PROBLEM      %s\n", p)
+	}
+	return b.String()
+}
+
+func orNone(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	return FormatCounts(m, nil)
+}
+
+func short(ns []uint64) string {
+	if len(ns) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i, n := range ns {
+		if i == 10 {
+			parts = append(parts, fmt.Sprintf("…(%d)", len(ns)))
+			break
+		}
+		parts = append(parts, fmt.Sprint(n))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// exercise posts the withdrawals while killing services, waits for them to end and checks the chain.
+func (r *run) exercise(ctx context.Context) (*Result, error) {
+	o := r.o
+	c := &apiClient{base: r.apiURL, key: r.apiKey, hc: &httpClient}
+	specs := r.makeSpecs()
+	rr := &replayReport{}
+
+	postFor := time.Duration(float64(len(specs)) / o.PostRate * float64(time.Second))
+	gap := time.Second
+	if o.Kills > 0 {
+		gap = max(time.Second, postFor/time.Duration(o.Kills))
+	}
+	killsDone := make(chan struct{})
+	killCtx, stopKills := context.WithCancel(ctx)
+	defer stopKills()
+	go r.killLoop(killCtx, o.Kills, gap, killsDone)
+
+	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed); %d kills, one every ~%s", len(specs), o.PostRate,
+		100*o.ReplayShare, o.Kills, gap.Round(100*time.Millisecond))
+	r.postAll(ctx, c, specs, rr)
+	r.logf("all posted")
+	<-killsDone
+	r.logf("kills done: %s", FormatCounts(r.kills, services))
+	for _, p := range r.procs {
+		if !p.running() {
+			if err := p.start(); err != nil {
+				r.logf("start %s: %v", p.name, err)
+			}
+		}
+	}
+	byID, err := r.waitTerminal(ctx, c, specs, time.Now().Add(o.Timeout))
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}}
+	res.Replays.Sequential, res.Replays.Concurrent = rr.sequential, rr.concurrent
+	res.Problems = append(res.Problems, rr.problems...)
+	for _, p := range rr.problems {
+		if strings.Contains(p, "two withdrawals") || strings.Contains(p, "returned withdrawal") || strings.Contains(p, "both concurrent") {
+			res.Duplicates++
+		}
+	}
+	if r.stalled {
+		res.Problems = append(res.Problems, fmt.Sprintf("note: the wait ended early: no withdrawal changed status for %s", o.Stall))
+	}
+	if r.progressing {
+		res.Problems = append(res.Problems, fmt.Sprintf("note: withdrawals were still reaching a terminal state when the %s wait ended: "+
+			"some of the lost ones may only be slow (try a longer --timeout)", o.Timeout))
+	}
+	r.checkListing(specs, byID, res)
+	if err := r.checkBalances(ctx, specs, byID, res); err != nil {
+		return nil, err
+	}
+	if err := r.checkNonces(ctx, res); err != nil {
+		return nil, err
+	}
+	// Stop the services before reading their logs, so that every line is written.
+	r.stopServices()
+	for _, p := range r.procs {
+		res.Crashes = append(res.Crashes, p.crashes...)
+	}
+	if err := r.scanLogs(res); err != nil {
+		return nil, err
+	}
+	res.Queue.DLQDepth = r.dlqDepth(ctx)
+	r.killsMu.Lock()
+	for k, v := range r.kills {
+		res.KillsBy[k] = v
+		res.Kills += v
+	}
+	r.killsMu.Unlock()
+	res.FaultsBy = r.proxy.Counts()
+	res.RPCFaults = r.proxy.Total()
+	res.RPCRequests = r.proxy.Requests()
+	res.SendDrops = res.FaultsBy[FaultSendAcceptedDropped]
+	res.Duration = time.Since(r.start)
+	if !res.Violated() && !o.KeepDB {
+		r.dropDatabase()
+	} else {
+		r.logf("database %s kept for inspection", r.dbName)
+	}
+	return res, nil
+}
+
+// checkListing compares what the API lists with what was posted: one withdrawal per external_id.
+func (r *run) checkListing(specs []*spec, byID map[string]apiWithdrawal, res *Result) {
+	want := map[string]*spec{}
+	for _, s := range specs {
+		want[s.ext] = s
+	}
+	seen := map[string]string{}
+	for _, w := range byID {
+		s, ok := want[w.ExternalID]
+		if !ok {
+			res.Duplicates++
+			res.Problems = append(res.Problems, fmt.Sprintf("withdrawal %s (external_id %q) was never posted", w.ID, w.ExternalID))
+			continue
+		}
+		if prev, dup := seen[w.ExternalID]; dup {
+			res.Duplicates++
+			res.Problems = append(res.Problems, fmt.Sprintf("external_id %s has two withdrawals: %s and %s", w.ExternalID, prev, w.ID))
+		}
+		seen[w.ExternalID] = w.ID
+		if s.id != "" && s.id != w.ID {
+			res.Duplicates++
+			res.Problems = append(res.Problems, fmt.Sprintf("external_id %s: posted as %s, listed as %s", w.ExternalID, s.id, w.ID))
+		}
+	}
+}
+
+// checkBalances reads every recipient's balance on chain (straight from the node) and compares it with
+// what the withdrawal's final status promises.
+func (r *run) checkBalances(ctx context.Context, specs []*spec, byID map[string]apiWithdrawal, res *Result) error {
+	for _, s := range specs {
+		w, ok := byID[s.id]
+		if !ok {
+			w = apiWithdrawal{Status: "MISSING"}
+		}
+		bal, err := r.balance(ctx, s.asset, s.to)
+		if err != nil {
+			return err
+		}
+		desc := func() string {
+			d := fmt.Sprintf("%s %s %s %s to %s", s.ext, w.Status, s.amountStr, s.asset, s.to.Hex())
+			if w.Nonce != nil {
+				d += fmt.Sprintf(" nonce %d", *w.Nonce)
+			}
+			if w.TxHash != nil {
+				d += " tx " + *w.TxHash
+			}
+			if w.Error != nil {
+				d += fmt.Sprintf(" error %s: %s", w.Error.Type, w.Error.Message)
+			}
+			return d
+		}
+		switch w.Status {
+		case "CONFIRMED":
+			res.Confirmed++
+			switch bal.Cmp(s.amount) {
+			case 1:
+				res.PaidTwice++
+				res.Problems = append(res.Problems, fmt.Sprintf("paid twice: %s; recipient holds %s base units", desc(), bal))
+			case -1:
+				res.Lost++
+				res.LostBy["CONFIRMED but unpaid"]++
+				res.Problems = append(res.Problems, fmt.Sprintf("lost: %s; recipient holds %s base units", desc(), bal))
+			}
+		case "FAILED", "CANCELED":
+			if w.Status == "FAILED" {
+				res.Failed++
+			} else {
+				res.Canceled++
+			}
+			if bal.Sign() > 0 {
+				res.PaidTwice++ // the exchange re-issues a failed withdrawal: paid, it would be paid again
+				res.Problems = append(res.Problems, fmt.Sprintf("paid although %s: %s; recipient holds %s base units", w.Status, desc(), bal))
+			} else if w.Status == "FAILED" {
+				res.Problems = append(res.Problems, fmt.Sprintf("note (not a violation): failed: %s", desc()))
+			}
+		default:
+			res.Lost++
+			res.LostBy[w.Status]++
+			if bal.Cmp(s.amount) > 0 {
+				res.PaidTwice++
+			}
+			res.Problems = append(res.Problems, fmt.Sprintf("lost (not terminal after the wait): %s; recipient holds %s base units", desc(), bal))
+		}
+	}
+	return nil
+}
+
+func (r *run) balance(ctx context.Context, asset string, who common.Address) (*big.Int, error) {
+	if asset == "POL" {
+		return r.eth.BalanceAt(ctx, who, nil)
+	}
+	return contracts.TokenBalance(ctx, r.eth, r.addrs.USDT, who)
+}
+
+// checkNonces compares the hot wallet's nonces on chain with sent_transactions: every nonce below the
+// mined one is a recorded transaction mined under one of its attempts, nothing recorded is left
+// unmined, no nonce was skipped, and the node's pool holds nothing more.
+func (r *run) checkNonces(ctx context.Context, res *Result) error {
+	n := &res.Nonce
+	var err error
+	if n.Mined, err = r.eth.NonceAt(ctx, r.hot, nil); err != nil {
+		return err
+	}
+	if n.Pending, err = r.eth.PendingNonceAt(ctx, r.hot); err != nil {
+		return err
+	}
+	rows, err := r.db.DB.QueryContext(ctx, `SELECT t.id, t.nonce, a.tx_hash FROM sent_transactions t
+		JOIN tx_attempts a ON a.sent_tx_id = t.id WHERE t.from_address = ? ORDER BY t.nonce, a.id`, r.hot.Hex())
+	if err != nil {
+		return fmt.Errorf("read sent_transactions: %w", err)
+	}
+	hashes := map[uint64][]string{}
+	sent := map[int64]bool{}
+	attempts := 0
+	for rows.Next() {
+		var (
+			id    int64
+			nonce uint64
+			hash  string
+		)
+		if err := rows.Scan(&id, &nonce, &hash); err != nil {
+			rows.Close()
+			return err
+		}
+		hashes[nonce] = append(hashes[nonce], hash)
+		sent[id] = true
+		attempts++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	n.Recorded = len(hashes)
+	if len(sent) > 0 {
+		n.AttemptsPerSent = float64(attempts) / float64(len(sent))
+	}
+	top := n.Mined
+	for nonce := range hashes {
+		top = max(top, nonce+1)
+	}
+	for nonce := uint64(0); nonce < top; nonce++ {
+		hs, ok := hashes[nonce]
+		switch {
+		case !ok:
+			n.Holes = append(n.Holes, nonce)
+		case nonce >= n.Mined:
+			n.Unmined = append(n.Unmined, nonce)
+		default:
+			found := false
+			for _, h := range hs {
+				if _, err := r.eth.TransactionReceipt(ctx, common.HexToHash(h)); err == nil {
+					found = true
+					break
+				}
+			}
+			if !found {
+				n.Foreign = append(n.Foreign, nonce)
+			}
+		}
+	}
+	if n.Pending > n.Mined {
+		n.StuckInPool = n.Pending - n.Mined
+	}
+	if err := r.db.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sent_transactions t
+		WHERE NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.sent_tx_id = t.id)`).Scan(&n.Orphans); err != nil {
+		return err
+	}
+	res.NonceGaps = len(n.Holes) + len(n.Unmined) + len(n.Foreign)
+	if extra := int(n.StuckInPool) - len(n.Unmined); extra > 0 {
+		res.NonceGaps += extra // the pool holds nonces nothing recorded
+	}
+	if st, err := nonce.New(r.redis).Peek(ctx, r.chainID.Uint64(), r.hot); err == nil && len(st.Leases) > 0 {
+		var parts []string
+		for i, l := range st.Leases {
+			if i == 12 {
+				parts = append(parts, fmt.Sprintf("…(%d)", len(st.Leases)))
+				break
+			}
+			state := "live until " + l.Expires.UTC().Format("15:04:05")
+			if l.Expires.IsZero() {
+				state = "released"
+			} else if l.Expired {
+				state = "expired at " + l.Expires.UTC().Format("15:04:05") + ", not handed out again"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", l.Nonce, state))
+		}
+		n.Leases = fmt.Sprintf("counter %d; %s", st.Next, strings.Join(parts, "; "))
+	}
+	for _, h := range n.Holes {
+		res.Problems = append(res.Problems, fmt.Sprintf("nonce gap: nonce %d of %s was never recorded (mined nonce %d, highest recorded %d)",
+			h, r.hot.Hex(), n.Mined, top-1))
+	}
+	if len(n.Unmined) > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("nonce stuck: %d recorded nonces at or above the mined nonce %d are not mined: %s",
+			len(n.Unmined), n.Mined, short(n.Unmined)))
+	}
+	for _, f := range n.Foreign {
+		res.Problems = append(res.Problems, fmt.Sprintf("nonce %d was mined, but no recorded attempt of it has a receipt", f))
+	}
+	if n.Pending != n.Mined {
+		res.Problems = append(res.Problems, fmt.Sprintf("pending nonce %d != latest nonce %d after the wait", n.Pending, n.Mined))
+	}
+	return nil
+}
+
+// logLine is the part of a service's JSON log line the run reads.
+type logLine struct {
+	Msg          string  `json:"msg"`
+	Queue        string  `json:"queue"`
+	MessageID    string  `json:"message_id"`
+	ReceiveCount float64 `json:"receive_count"`
+}
+
+// scanLogs counts redeliveries — deliveries with a receive count above 1 — from the consumers' logs.
+// Every line a consumer writes about a delivery (handled at debug level, retried, dead-lettered,
+// released) names the queue, the message id and its receive count; a delivery counts once however many
+// lines it wrote. A delivery cut short by SIGKILL writes nothing, but the redelivery that follows it
+// does: redeliveries caused by kills, by handler retries and by visibility timeouts are all counted.
+func (r *run) scanLogs(res *Result) error {
+	res.Queue.Redeliveries = map[string]int{}
+	res.Queue.DeadLettered = map[string]int{}
+	seen := map[string]bool{}
+	dead := map[string]bool{}
+	for _, name := range services {
+		f, err := os.Open(filepath.Join(r.o.Dir, "logs", name+".log"))
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if len(line) == 0 || line[0] != '{' {
+				continue
+			}
+			var l logLine
+			if json.Unmarshal(line, &l) != nil {
+				continue // a line cut by SIGKILL
+			}
+			switch l.Msg {
+			case "handler failed; will retry":
+				res.Queue.Retries++
+			case "handler panicked":
+				res.Queue.Panics++
+			case "already signed, re-queueing the recorded transaction":
+				res.Queue.AlreadySigned++
+			case "allocated nonce already recorded; allocating again":
+				res.Queue.SignDuplicates++
+			}
+			if l.Queue == "" || l.MessageID == "" {
+				continue
+			}
+			if l.Msg == "message dead-lettered" && !dead[l.Queue+"/"+l.MessageID] {
+				dead[l.Queue+"/"+l.MessageID] = true
+				res.Queue.DeadLettered[l.Queue]++
+			}
+			if l.ReceiveCount > 1 {
+				k := fmt.Sprintf("%s/%s/%d", l.Queue, l.MessageID, int(l.ReceiveCount))
+				if !seen[k] {
+					seen[k] = true
+					res.Queue.Redeliveries[l.Queue]++
+					res.Redeliveries++
+				}
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if len(dead) > 0 {
+		var qs []string
+		for q := range res.Queue.DeadLettered {
+			qs = append(qs, q)
+		}
+		sort.Strings(qs)
+		res.Problems = append(res.Problems, fmt.Sprintf("note: messages were dead-lettered (%s); see the logs", strings.Join(qs, ", ")))
+	}
+	return nil
+}
+
+func (r *run) dlqDepth(ctx context.Context) map[string]int {
+	out := map[string]int{}
+	if r.sqs != nil {
+		for _, q := range []string{queue.RequestDLQ, queue.SignedTxDLQ, queue.BroadcastTxDLQ} {
+			if n, err := r.sqs.Depth(ctx, q); err == nil && n > 0 {
+				out[q] = n
+			}
+		}
+		return out
+	}
+	rows, err := r.db.DB.QueryContext(ctx, `SELECT queue, COUNT(*) FROM queue_messages WHERE queue LIKE '%dlq' GROUP BY queue`)
+	if err != nil {
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			q string
+			n int
+		)
+		if rows.Scan(&q, &n) == nil {
+			out[q] = n
+		}
+	}
+	return out
+}
