@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"strings"
 )
@@ -153,4 +154,27 @@ func CodeOf(err error) string {
 		return e.Code
 	}
 	return string(Classify(err))
+}
+
+// MinTipNeeded reads the smallest tip a node said it would accept from a fee-floor refusal, such as
+// Polygon's "gas tip cap 1000000000, minimum needed 25000000000". ok is false when the message names none.
+func MinTipNeeded(err error) (tip *big.Int, ok bool) {
+	if err == nil {
+		return nil, false
+	}
+	msg := strings.ToLower(err.Error())
+	const marker = "minimum needed "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return nil, false
+	}
+	rest := msg[i+len(marker):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	if j == 0 {
+		return nil, false
+	}
+	return new(big.Int).SetString(rest[:j], 10)
 }
