@@ -7,7 +7,8 @@ BIN := bin/sluice
 # `make dev` runs a debug build of the same code: no cgo (go-ethereum signs with its pure-Go secp256k1), no
 # optimisation, no inlining. On a fresh machine the first build is nearly all of `make dev`'s wait, and
 # these flags cut its CPU time by about 40%; dlv can step through the result. TestDevMode builds it this
-# way too, through `make dev-build DEV_BIN=...`.
+# way too, through `make dev-build DEV_BIN=...`. Only this build has `sluice dev` (tag sluicedev): the release
+# build leaves out the embedded chain and database it runs on (internal/devmode; docs/development.md).
 DEV_BIN ?= bin/sluice-dev
 
 .PHONY: all build dev dev-build test chaos bench vet fmt contracts clean
@@ -18,7 +19,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/sluice
 
 dev-build:
-	CGO_ENABLED=0 $(GO) build -gcflags='all=-N -l' -o $(DEV_BIN) ./cmd/sluice
+	CGO_ENABLED=0 $(GO) build -tags sluicedev -gcflags='all=-N -l' -o $(DEV_BIN) ./cmd/sluice
 
 dev:
 	./scripts/dev.sh

@@ -30,8 +30,9 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 // hardhatAccount1 is the default hot wallet of scripts/deploy.js and sluice.hardhat.yaml.
@@ -50,7 +51,7 @@ type deployments struct {
 }
 
 // TestHardhat runs the README's steps: `npx hardhat node`, the deploy script, then Sluice against the node
-// twice: as `sluice dev --rpc` does (app.StartDev deploys its own contracts with account #0), and as
+// twice: as `sluice dev --rpc` does (devmode.Start deploys its own contracts with account #0), and as
 // `sluice all --config sluice.hardhat.yaml` does (the committed config, the script's contracts and the
 // hot wallet key file it wrote). Each takes one USDT and one POL withdrawal to CONFIRMED over HTTP, and
 // the recipients' balances are read back from the node.
@@ -121,16 +122,16 @@ func TestHardhat(t *testing.T) {
 		WaitTime: config.Duration{Duration: 200 * time.Millisecond}}
 
 	t.Run("dev", func(t *testing.T) {
-		st, err := app.StartDev(ctx, app.DevOptions{
+		st, err := devmode.Start(ctx, devmode.Options{
 			RPC: url, APIAddr: testenv.FreeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 3,
 			DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: queue,
 		}, log)
 		if err != nil {
-			t.Fatalf("StartDev against the Hardhat node: %v", err)
+			t.Fatalf("devmode.Start against the Hardhat node: %v", err)
 		}
 		defer st.Close()
 		if st.ChainID.Uint64() != 31337 || st.Chain != nil {
-			t.Fatalf("StartDev used chain %s (embedded: %v), not the Hardhat node", st.ChainID, st.Chain != nil)
+			t.Fatalf("devmode.Start used chain %s (embedded: %v), not the Hardhat node", st.ChainID, st.Chain != nil)
 		}
 		runEngine(t, ctx, eth, st.App, st.APIURL, st.APIKey, st.Contracts.USDT, 3)
 	})

@@ -1,5 +1,7 @@
 // Command sluice is the one Sluice binary: one subcommand per service, `all` for every service in one
-// process, `dev` for a zero-setup local engine, and `migrate`.
+// process, `dev` for a zero-setup local engine, and `migrate`. `dev` exists only in a dev build
+// (`make dev-build`, build tag sluicedev): the release binary (`make build`) does not link the embedded
+// chain and database it runs on.
 package main
 
 import (
@@ -25,7 +27,7 @@ commands:
   broadcaster   consumes signed-tx: sends raw transactions in nonce order
   monitor       consumes tx-monitor: confirmations, reorgs, settling
   all           every service above in one process
-  dev           all, plus an embedded chain with contracts deployed (see README)
+  dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
 
 flags (every command):
@@ -43,6 +45,10 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
+		if errors.Is(err, errNoDevMode) {
+			fmt.Fprintln(os.Stderr, "sluice dev:", err)
+			os.Exit(2)
+		}
 		slog.Error("sluice "+cmd+" failed", "err", err)
 		os.Exit(1)
 	}
@@ -52,9 +58,11 @@ func run(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	cfgPath := fs.String("config", os.Getenv("SLUICE_CONFIG"), "configuration file")
 	level := fs.String("log-level", "info", "log level")
-	var devOpts app.DevOptions
+	var runDev func(context.Context, *slog.Logger) error
 	if cmd == "dev" {
-		devOpts.Flags(fs)
+		if runDev = devCommand(fs); runDev == nil {
+			return errNoDevMode
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,8 +72,8 @@ func run(cmd string, args []string) error {
 	ctx, stop := service.SignalContext(context.Background())
 	defer stop()
 
-	if cmd == "dev" {
-		return app.Dev(ctx, devOpts, log)
+	if runDev != nil {
+		return runDev(ctx, log)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -98,6 +106,9 @@ func run(cmd string, args []string) error {
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
 }
+
+// errNoDevMode is what the release binary answers to `sluice dev`.
+var errNoDevMode = errors.New("this binary was built without dev mode; run `make dev` (or build one with `make dev-build`, which passes -tags sluicedev)")
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level

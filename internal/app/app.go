@@ -238,8 +238,8 @@ func defaultRegistry() *prometheus.Registry {
 	return r
 }
 
-// checkAPIKey refuses keys short enough to guess.
-func checkAPIKey(key string) error {
+// CheckAPIKey refuses keys short enough to guess (the bootstrap key here and `sluice dev`'s).
+func CheckAPIKey(key string) error {
 	if len(key) < 16 {
 		return errors.New("API key must be at least 16 characters")
 	}
@@ -252,7 +252,7 @@ func (a *App) bootstrapAPIKey() error {
 	if key == "" {
 		return nil
 	}
-	if err := checkAPIKey(key); err != nil {
+	if err := CheckAPIKey(key); err != nil {
 		return fmt.Errorf("%s: %w", a.Cfg.API.BootstrapKeyEnv, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

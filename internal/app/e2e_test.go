@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
@@ -59,7 +60,7 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := app.StartDev(ctx, app.DevOptions{
+	st, err := devmode.Start(ctx, devmode.Options{
 		RPCAddr: "127.0.0.1:0", APIAddr: testenv.FreeAddr(t), BlockTime: 200 * time.Millisecond, Confirmations: 12,
 		DatabaseDSN: testenv.MySQLDSN(t), RedisAddr: testenv.RedisAddr(t), KeystoreDir: t.TempDir(), Queue: q,
 	}, log)
@@ -87,10 +88,10 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 		body := map[string]string{"external_id": fmt.Sprintf("e2e-%d", i), "chain": "local", "to": to.Hex()}
 		var amount *big.Int
 		if i%2 == 0 {
-			body["asset"], body["amount"] = app.DevNative, fmt.Sprintf("0.%03d5", i+1) // e.g. 0.0015 POL
+			body["asset"], body["amount"] = devmode.Native, fmt.Sprintf("0.%03d5", i+1) // e.g. 0.0015 POL
 			amount = new(big.Int).Mul(big.NewInt(int64((i+1)*10+5)), big.NewInt(1e14))
 		} else {
-			body["asset"], body["amount"] = app.DevToken, fmt.Sprintf("%d.25", i)
+			body["asset"], body["amount"] = devmode.Token, fmt.Sprintf("%d.25", i)
 			amount = big.NewInt(int64(i)*1_000_000 + 250_000)
 		}
 		var w withdrawal
@@ -175,9 +176,9 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	}
 }
 
-func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *app.DevStack, asset string, who common.Address) *big.Int {
+func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *devmode.Stack, asset string, who common.Address) *big.Int {
 	t.Helper()
-	if asset == app.DevNative {
+	if asset == devmode.Native {
 		b, err := eth.BalanceAt(ctx, who, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -107,7 +107,7 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-// The dev wiring (app.freshDatabase) connects without a database, drops and recreates its database
+// The dev wiring (devmode.freshDatabase) connects without a database, drops and recreates its database
 // (which may exist from an earlier start), and migrates it.
 func TestFreshDatabaseRecreated(t *testing.T) {
 	m := startMySQL(t, embedded.MySQLOptions{})

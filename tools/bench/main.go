@@ -30,11 +30,11 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/internal/devchain"
-	"github.com/sluice-custody/sluice/multicall"
+	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/signer"
 )
 
@@ -181,8 +181,8 @@ func withDB(dsn, name string) string {
 }
 
 // stack starts a Sluice dev stack on the shared chain, with its own database and hot wallet.
-func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string) (*app.DevStack, error) {
-	return app.StartDev(ctx, app.DevOptions{RPC: ch.URL, FundingKey: funder, APIAddr: freeAddr(), BlockTime: *blockTime,
+func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string) (*devmode.Stack, error) {
+	return devmode.Start(ctx, devmode.Options{RPC: ch.URL, FundingKey: funder, APIAddr: freeAddr(), BlockTime: *blockTime,
 		Confirmations: 1, DatabaseDSN: withDB(dsn, db), RedisAddr: redisAddr, APIKey: "sk_bench_" + strings.Repeat("0", 24),
 		Concurrency: 8}, log)
 }
@@ -209,9 +209,9 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 	}
 	reqs := make([]request, *apiRequests)
 	for i := range reqs {
-		reqs[i] = request{asset: app.DevToken, to: randomAddr(), amount: "1.5"}
+		reqs[i] = request{asset: devmode.Token, to: randomAddr(), amount: "1.5"}
 		if i%2 == 1 {
-			reqs[i] = request{asset: app.DevNative, to: randomAddr(), amount: "0.001"}
+			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 		}
 	}
 	return post(st, "api", reqs)
@@ -230,7 +230,7 @@ func randomAddr() common.Address {
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 
-func waitAPI(st *app.DevStack) error {
+func waitAPI(st *devmode.Stack) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequest("GET", st.APIURL+"/v1/chains", nil)
@@ -247,7 +247,7 @@ func waitAPI(st *app.DevStack) error {
 }
 
 // post sends every request with *apiConc clients and measures the latencies of the accepted ones.
-func post(st *app.DevStack, prefix string, reqs []request) (apiResult, error) {
+func post(st *devmode.Stack, prefix string, reqs []request) (apiResult, error) {
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -359,9 +359,9 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	var nativeTo []common.Address
 	for i := range reqs {
 		if i%2 == 0 {
-			reqs[i] = request{asset: app.DevToken, to: randomAddr(), amount: "1.5"}
+			reqs[i] = request{asset: devmode.Token, to: randomAddr(), amount: "1.5"}
 		} else {
-			reqs[i] = request{asset: app.DevNative, to: randomAddr(), amount: "0.001"}
+			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 			nativeTo = append(nativeTo, reqs[i].to)
 		}
 	}
@@ -478,8 +478,8 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		count[asset] += float64(c)
 	}
 	rows.Close()
-	m.GasPerERC20 = gas[app.DevToken] / count[app.DevToken]
-	m.GasPerNative = gas[app.DevNative] / count[app.DevNative]
+	m.GasPerERC20 = gas[devmode.Token] / count[devmode.Token]
+	m.GasPerNative = gas[devmode.Native] / count[devmode.Native]
 	_ = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM batches`).Scan(&m.Batches)
 	var approve sql.NullInt64
 	_ = q.QueryRowContext(ctx, `SELECT SUM(gas_used) FROM sent_transactions WHERE kind = 'approve'`).Scan(&approve)

@@ -1,4 +1,8 @@
-package app
+// Package devmode is `sluice dev`: the whole engine in one process on an embedded chain (internal/devchain)
+// with its contracts deployed, an embedded MySQL-protocol database and Redis (internal/embedded), or on an
+// outside node such as Hardhat's. It is its own package so that the release binary does not link the
+// embedded chain and database: only a dev build (`make dev-build`, tag sluicedev) and tests import it.
+package devmode
 
 import (
 	"context"
@@ -22,16 +26,17 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/app"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/embedded"
 	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/internal/store"
 )
 
-// DevOptions configure a local engine with its own chain.
-type DevOptions struct {
+// Options configure a local engine with its own chain.
+type Options struct {
 	RPCAddr       string        // the chain's JSON-RPC address
 	APIAddr       string        // the API's address
 	BlockTime     time.Duration // a block at this interval
@@ -49,7 +54,7 @@ type DevOptions struct {
 }
 
 // Flags registers the options on fs, with environment defaults.
-func (o *DevOptions) Flags(fs *flag.FlagSet) {
+func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.RPCAddr, "rpc-addr", "127.0.0.1:8545", "address of the embedded chain's JSON-RPC")
 	fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:3000", "address of the API")
 	fs.DurationVar(&o.BlockTime, "block-time", 2*time.Second, "block interval")
@@ -65,10 +70,10 @@ func (o *DevOptions) Flags(fs *flag.FlagSet) {
 	o.APIKey = os.Getenv("SLUICE_API_KEY")
 }
 
-// DevStack is a started local engine: a chain with contracts, a funded hot wallet, a fresh database and
+// Stack is a started local engine: a chain with contracts, a funded hot wallet, a fresh database and
 // the configuration that points every service at them.
-type DevStack struct {
-	App       *App
+type Stack struct {
+	App       *app.App
 	Chain     *devchain.Chain // nil when running against an outside node
 	RPCURL    string
 	ChainID   *big.Int
@@ -79,18 +84,18 @@ type DevStack struct {
 	Contracts contracts.Addresses
 	mysql     *embedded.MySQL
 	redis     *embedded.Redis
-	tmpKeys   string // the keystore directory StartDev made, removed on Close
+	tmpKeys   string // the keystore directory Start made, removed on Close
 }
 
 // Native and token asset symbols of the dev chain.
 const (
-	DevNative = "POL"
-	DevToken  = "USDT"
+	Native = "POL"
+	Token  = "USDT"
 )
 
-// StartDev boots the chain, deploys the contracts, funds the hot wallet, prepares the database and opens
-// the app. Run the services with stack.App.Run(ctx, Services...) and Close the stack after.
-func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, error) {
+// Start boots the chain, deploys the contracts, funds the hot wallet, prepares the database and opens
+// the app. Run the services with stack.App.Run(ctx, app.Services...) and Close the stack after.
+func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if o.BlockTime == 0 {
 		o.BlockTime = 2 * time.Second
 	}
@@ -99,7 +104,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 	}
 	if o.APIKey == "" {
 		o.APIKey = "sk_dev_" + randomHex(16)
-	} else if err := checkAPIKey(o.APIKey); err != nil {
+	} else if err := app.CheckAPIKey(o.APIKey); err != nil {
 		return nil, fmt.Errorf("SLUICE_API_KEY: %w", err)
 	}
 	// A taken API port fails now, naming itself, rather than after the chain and contracts are up.
@@ -113,7 +118,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 		return nil, err
 	}
 	hot := crypto.PubkeyToAddress(hotKey.PublicKey)
-	st := &DevStack{APIKey: o.APIKey, HotWallet: hot}
+	st := &Stack{APIKey: o.APIKey, HotWallet: hot}
 	ok := false
 	defer func() {
 		if !ok {
@@ -217,8 +222,8 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 			Multicall3:    st.Contracts.Multicall3.Hex(),
 			BatchContract: st.Contracts.BatchTransfer.Hex(),
 			Assets: []config.Asset{
-				{Symbol: DevNative, Decimals: 18},
-				{Symbol: DevToken, Decimals: 6, Address: st.Contracts.USDT.Hex()},
+				{Symbol: Native, Decimals: 18},
+				{Symbol: Token, Decimals: 6, Address: st.Contracts.USDT.Hex()},
 			},
 			HotWallets: []string{hot.Hex()},
 		}},
@@ -233,7 +238,7 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 		}
 	}
 	st.Config = cfg
-	if st.App, err = Open(ctx, cfg, log); err != nil {
+	if st.App, err = app.Open(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	st.App.Keys = ks
@@ -252,8 +257,8 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 // with test coin only, and used only when --rpc names such a node.
 const hardhatAccount0 = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
-// Close closes the app, stops the chain and the embedded servers, and removes a keystore StartDev made.
-func (s *DevStack) Close() {
+// Close closes the app, stops the chain and the embedded servers, and removes a keystore Start made.
+func (s *Stack) Close() {
 	if s.App != nil {
 		s.App.Close()
 	}
@@ -272,28 +277,28 @@ func (s *DevStack) Close() {
 }
 
 // Banner is what `sluice dev` prints once ready.
-func (s *DevStack) Banner() string {
+func (s *Stack) Banner() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSluice dev is ready.\n\n")
 	fmt.Fprintf(&b, "  API        %s   (OpenAPI: %s/openapi.json)\n", s.APIURL, s.APIURL)
 	fmt.Fprintf(&b, "  API key    %s\n", s.APIKey)
 	fmt.Fprintf(&b, "  RPC        %s   (chain local, id %s)\n", s.RPCURL, s.ChainID)
-	fmt.Fprintf(&b, "  Assets     %s (native, 18 decimals)\n", DevNative)
-	fmt.Fprintf(&b, "             %s (6 decimals) at %s\n", DevToken, s.Contracts.USDT.Hex())
+	fmt.Fprintf(&b, "  Assets     %s (native, 18 decimals)\n", Native)
+	fmt.Fprintf(&b, "             %s (6 decimals) at %s\n", Token, s.Contracts.USDT.Hex())
 	fmt.Fprintf(&b, "  Multicall3 %s\n  Batch      %s\n", s.Contracts.Multicall3.Hex(), s.Contracts.BatchTransfer.Hex())
 	fmt.Fprintf(&b, "  Hot wallet %s\n\n", s.HotWallet.Hex())
 	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/withdrawals \\\n    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"external_id\":\"demo-1\",\"chain\":\"local\",\"asset\":\"%s\",\"to\":\"0x000000000000000000000000000000000000dEaD\",\"amount\":\"12.5\"}'\n\n",
-		s.APIURL, s.APIKey, DevToken)
+		s.APIURL, s.APIKey, Token)
 	ch := s.Config.Chains[0]
 	fmt.Fprintf(&b, "Then follow it to CONFIRMED (%d blocks, about %s):\n  curl -s '%s/v1/withdrawals?external_id=demo-1' -H 'Authorization: Bearer %s'\n\n",
 		ch.Confirmations, (time.Duration(ch.Confirmations) * ch.BlockTime.Duration).Round(time.Second), s.APIURL, s.APIKey)
 	return b.String()
 }
 
-// Dev runs `sluice dev` until ctx is canceled.
-func Dev(ctx context.Context, o DevOptions, log *slog.Logger) error {
-	st, err := StartDev(ctx, o, log)
+// Run runs `sluice dev` until ctx is canceled.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	st, err := Start(ctx, o, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			log.Info("stopped during start-up", "at", err)
@@ -303,7 +308,7 @@ func Dev(ctx context.Context, o DevOptions, log *slog.Logger) error {
 	}
 	defer st.Close()
 	errc := make(chan error, 1)
-	go func() { errc <- st.App.Run(ctx, Services...) }()
+	go func() { errc <- st.App.Run(ctx, app.Services...) }()
 	listening, err := waitListening(ctx, o.APIAddr, 10*time.Second, errc)
 	if err != nil {
 		return err
