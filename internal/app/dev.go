@@ -214,13 +214,13 @@ func StartDev(ctx context.Context, o DevOptions, log *slog.Logger) (*DevStack, e
 		Chains: []config.Chain{{
 			Name: "local", ChainID: st.ChainID.Uint64(), RPC: []string{st.RPCURL}, Confirmations: o.Confirmations,
 			BlockTime:     config.Duration{Duration: o.BlockTime},
-			Multicall3:    st.Contracts.Multicall3.Hex(),
-			BatchContract: st.Contracts.BatchTransfer.Hex(),
+			Multicall3:    config.Address(st.Contracts.Multicall3),
+			BatchContract: config.Address(st.Contracts.BatchTransfer),
 			Assets: []config.Asset{
 				{Symbol: DevNative, Decimals: 18},
-				{Symbol: DevToken, Decimals: 6, Address: st.Contracts.USDT.Hex()},
+				{Symbol: DevToken, Decimals: 6, Address: config.Address(st.Contracts.USDT)},
 			},
-			HotWallets: []string{hot.Hex()},
+			HotWallets: []config.Address{config.Address(hot)},
 		}},
 	}
 	if err := cfg.Finish(); err != nil {
