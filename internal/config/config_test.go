@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -323,6 +324,16 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(built, again) {
 		t.Fatalf("round trip changed the configuration:\n%+v\n%+v", built, again)
+	}
+}
+
+// In JSON (a log line, say) the values read as they are written in the file.
+func TestJSON(t *testing.T) {
+	w, _ := ParseWei("30 gwei")
+	a, _ := ParseAddress("0x70997970c51812dc3a010c7d01b50e0d17dc79c8")
+	b, err := json.Marshal(map[string]any{"wei": w, "addr": a, "unset": Address{}})
+	if want := `{"addr":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","unset":"","wei":"30000000000"}`; err != nil || string(b) != want {
+		t.Fatalf("JSON %s, %v; want %s", b, err, want)
 	}
 }
 

@@ -112,6 +112,9 @@ func (w *Wei) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the amount in wei as a decimal string, which ParseWei reads back.
 func (w Wei) MarshalYAML() (any, error) { return w.String(), nil }
 
+// MarshalText is the decimal amount, so that JSON logs show a number of wei, not an empty object.
+func (w Wei) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
 // Address is an EVM address, parsed at load. The zero Address is "not set": it is never a valid
 // configured value.
 type Address common.Address
@@ -182,6 +185,9 @@ func (a *Address) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the checksummed form (empty when not set), which ParseAddress reads back.
 func (a Address) MarshalYAML() (any, error) { return a.String(), nil }
+
+// MarshalText is the checksummed form, so that JSON logs show an address, not 20 numbers.
+func (a Address) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // Duration reads "2s"-style strings (Go's time.ParseDuration); an empty string leaves it not set.
 type Duration struct{ time.Duration }
