@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -162,16 +164,21 @@ func TestBadValueNamesKey(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Load(configFile(t, tt.queue, tt.old, tt.new))
-			if err == nil {
-				t.Fatal("bad value accepted")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error does not say %q:\n%v", tt.want, err)
-			}
-			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
-				t.Fatalf("one bad value, %d problems reported:\n%v", n, err)
-			}
+			wantOneProblem(t, err, tt.want)
 		})
+	}
+}
+
+func wantOneProblem(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("bad value accepted")
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error does not say %q:\n%v", want, err)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+		t.Fatalf("one bad value, %d problems reported:\n%v", n, err)
 	}
 }
 
@@ -224,15 +231,7 @@ func TestBadEnvOverrideNamesVariable(t *testing.T) {
 			p := configFile(t, "")
 			t.Setenv(tt.name, tt.value)
 			_, err := Load(p)
-			if err == nil {
-				t.Fatal("bad override accepted")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error does not say %q:\n%v", tt.want, err)
-			}
-			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
-				t.Fatalf("one bad value, %d problems reported:\n%v", n, err)
-			}
+			wantOneProblem(t, err, tt.want)
 		})
 	}
 }
@@ -279,10 +278,18 @@ func TestParseAddress(t *testing.T) {
 			t.Errorf("ParseAddress(%q) = %s, %v; want %s", in, a.Hex(), err, sum)
 		}
 	}
-	for _, in := range []string{"", "0x12", sum[2:], "0X" + sum[2:], sum + "0", "0x70997970c51812dc3A010C7d01b50e0d17dc79C8",
-		"0xg0997970c51812dc3a010c7d01b50e0d17dc79c8", "0x0000000000000000000000000000000000000000", " " + sum} {
-		if a, err := ParseAddress(in); err == nil || !strings.Contains(err.Error(), "is not an address") {
-			t.Errorf("ParseAddress(%q) = %s, %v; want an error", in, a.Hex(), err)
+	for _, tt := range []struct {
+		in   string
+		want error
+	}{
+		{"", ErrNotAddress}, {"0x12", ErrNotAddress}, {sum[2:], ErrNotAddress}, {"0X" + sum[2:], ErrNotAddress},
+		{sum + "0", ErrNotAddress}, {" " + sum, ErrNotAddress}, {"0xg0997970c51812dc3a010c7d01b50e0d17dc79c8", ErrNotAddress},
+		{"0x70997970c51812dc3A010C7d01b50e0d17dc79C8", ErrChecksum},
+		{"0x0000000000000000000000000000000000000000", ErrZeroAddress},
+	} {
+		a, err := ParseAddress(tt.in)
+		if !errors.Is(err, tt.want) || !strings.HasPrefix(err.Error(), fmt.Sprintf("%q is not an address (", tt.in)) || !a.IsZero() {
+			t.Errorf("ParseAddress(%q) = %s, %v; want %v", tt.in, a.Hex(), err, tt.want)
 		}
 	}
 }

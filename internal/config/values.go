@@ -80,33 +80,11 @@ func ParseWei(s string) (Wei, error) {
 	return Wei{v: v}, nil
 }
 
-func digits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
 // UnmarshalYAML reads a number or a string (see ParseWei); an empty string leaves the value not set.
 func (w *Wei) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return errors.New("is not an amount of wei (want a number or a string)")
-	}
-	if n.Value == "" {
-		*w = Wei{}
-		return nil
-	}
-	v, err := ParseWei(n.Value)
-	if err != nil {
-		return err
-	}
-	*w = v
-	return nil
+	return unmarshalScalar(n, w, "an amount of wei", ParseWei)
 }
 
 // MarshalYAML writes the amount in wei as a decimal string, which ParseWei reads back.
@@ -136,12 +114,22 @@ func (a Address) String() string {
 	return a.Hex()
 }
 
-// ParseAddress reads an address: "0x" and 40 hex digits; when the letters are of mixed case they must
-// carry a correct EIP-55 checksum (all lower or all upper case is unchecksummed and accepted). The zero
-// address is refused: as a hot wallet or a contract it can only be a mistake.
+// Why ParseAddress refuses a text; the API maps them to its error codes.
+var (
+	ErrNotAddress  = errors.New("want 0x and 40 hex digits")
+	ErrChecksum    = errors.New("mixed case, but the EIP-55 checksum is wrong: check it for a typo")
+	ErrZeroAddress = errors.New("the zero address")
+)
+
+// ParseAddress reads an address, in a configuration file or an API request alike: "0x" and 40 hex
+// digits; when the letters are of mixed case they must carry a correct EIP-55 checksum (all lower or
+// all upper case is unchecksummed and accepted). The zero address is refused: as a hot wallet, a
+// contract or a recipient it can only be a mistake. The error wraps ErrNotAddress, ErrChecksum or
+// ErrZeroAddress.
 func ParseAddress(s string) (Address, error) {
+	bad := func(why error) (Address, error) { return Address{}, fmt.Errorf("%q is not an address (%w)", s, why) }
 	if len(s) != 42 || s[0] != '0' || s[1] != 'x' {
-		return Address{}, fmt.Errorf("%q is not an address (want 0x and 40 hex digits)", s)
+		return bad(ErrNotAddress)
 	}
 	var upper, lower bool
 	for i := 2; i < len(s); i++ {
@@ -152,35 +140,23 @@ func ParseAddress(s string) (Address, error) {
 		case c >= 'A' && c <= 'F':
 			upper = true
 		default:
-			return Address{}, fmt.Errorf("%q is not an address (want 0x and 40 hex digits)", s)
+			return bad(ErrNotAddress)
 		}
 	}
 	a := common.HexToAddress(s)
+	// The right checksum is not shown: it would be the checksum of a mistyped address too.
 	if upper && lower && a.Hex() != s {
-		// The right checksum is not shown: it would be the checksum of a mistyped address too.
-		return Address{}, fmt.Errorf("%q is not an address (mixed case, but the EIP-55 checksum is wrong: check it for a typo)", s)
+		return bad(ErrChecksum)
 	}
 	if a == (common.Address{}) {
-		return Address{}, fmt.Errorf("%q is not an address (the zero address; leave it out instead)", s)
+		return bad(ErrZeroAddress)
 	}
 	return Address(a), nil
 }
 
 // UnmarshalYAML reads a string (see ParseAddress); an empty string leaves the address not set.
 func (a *Address) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return errors.New("is not an address (want a string)")
-	}
-	if n.Value == "" {
-		*a = Address{}
-		return nil
-	}
-	v, err := ParseAddress(n.Value)
-	if err != nil {
-		return err
-	}
-	*a = v
-	return nil
+	return unmarshalScalar(n, a, "an address", ParseAddress)
 }
 
 // MarshalYAML writes the checksummed form (empty when not set), which ParseAddress reads back.
@@ -201,20 +177,27 @@ func ParseDuration(s string) (Duration, error) {
 	return Duration{v}, nil
 }
 
-// UnmarshalYAML parses a Go duration string.
+// UnmarshalYAML reads a string (see ParseDuration); an empty string leaves the duration not set.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	return unmarshalScalar(n, d, "a duration", ParseDuration)
+}
+
+// unmarshalScalar is the UnmarshalYAML of every parsed type: "" (or a key with no value) is "not set",
+// so that defaults apply and a file written by yaml.Marshal reads back the same.
+func unmarshalScalar[T any](n *yaml.Node, dst *T, what string, parse func(string) (T, error)) error {
 	if n.Kind != yaml.ScalarNode {
-		return errors.New("is not a duration (want a string such as \"30s\")")
+		return fmt.Errorf("is not %s (want a single value, not a list or a mapping)", what)
 	}
+	var zero T
 	if n.Value == "" {
-		*d = Duration{}
+		*dst = zero
 		return nil
 	}
-	v, err := ParseDuration(n.Value)
+	v, err := parse(n.Value)
 	if err != nil {
 		return err
 	}
-	*d = v
+	*dst = v
 	return nil
 }
 
