@@ -169,6 +169,15 @@ func TestBadValueNamesKey(t *testing.T) {
 	}
 }
 
+func TestNotAMapping(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "list.yaml")
+	if err := os.WriteFile(p, []byte("- queue: {backend: mysql}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	wantOneProblem(t, err, "the file is not a mapping")
+}
+
 func wantOneProblem(t *testing.T, err error, want string) {
 	t.Helper()
 	if err == nil {

@@ -16,7 +16,12 @@ type keyError struct {
 	err error
 }
 
-func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *keyError) Error() string {
+	if e.key == "" {
+		return "the file " + e.err.Error() // the document itself, e.g. a list where a mapping belongs
+	}
+	return e.key + ": " + e.err.Error()
+}
 func (e *keyError) Unwrap() error { return e.err }
 
 // decode sets v from n the way yaml.v3's Decode does (tags name the keys, unknown keys are ignored, a
