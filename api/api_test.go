@@ -58,15 +58,24 @@ func testChains() []config.Chain {
 			Name: "local", ChainID: 31337, RPC: []string{"http://127.0.0.1:8545"}, Confirmations: 12,
 			Assets: []config.Asset{
 				{Symbol: "POL", Decimals: 18},
-				{Symbol: "USDT", Decimals: 6, Address: strings.ToLower(usdtAddr)},
+				// Configured in lower case: GET /v1/chains renders them checksummed.
+				{Symbol: "USDT", Decimals: 6, Address: mustAddress(strings.ToLower(usdtAddr))},
 			},
-			HotWallets: []string{strings.ToLower(hotAddr)},
+			HotWallets: []config.Address{mustAddress(strings.ToLower(hotAddr))},
 		},
 		{
 			Name: "amoy", ChainID: 80002, RPC: []string{"http://127.0.0.1:1"}, Confirmations: 5,
 			Assets: []config.Asset{{Symbol: "POL", Decimals: 18}},
 		},
 	}
+}
+
+func mustAddress(s string) config.Address {
+	a, err := config.ParseAddress(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
 }
 
 type env struct {

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/config"
 )
 
 // ValidationError is a client error naming the offending field: it becomes
@@ -117,35 +120,23 @@ func FormatAmount(v *big.Int, decimals uint8) string {
 	return s
 }
 
-// ValidateAddress checks an EVM address as the API accepts it: "0x" followed by 40 hex digits; if the
-// letters are of mixed case the EIP-55 checksum must be right (all-lower or all-upper is unchecksummed and
-// accepted); the zero address is refused. It returns the address, whose Hex() is the checksummed form.
+// ValidateAddress checks an EVM address as the API accepts it, by the rules of config.ParseAddress (the
+// one place for them): "0x" followed by 40 hex digits; if the letters are of mixed case the EIP-55
+// checksum must be right (all-lower or all-upper is unchecksummed and accepted); the zero address is
+// refused. It returns the address, whose Hex() is the checksummed form.
 func ValidateAddress(field, s string) (common.Address, error) {
-	if len(s) != 42 || s[0] != '0' || s[1] != 'x' {
+	a, err := config.ParseAddress(s)
+	switch {
+	case err == nil:
+		return a.Common(), nil
+	case errors.Is(err, config.ErrChecksum):
+		return common.Address{}, &ValidationError{Code: CodeInvalidChecksum, Field: field,
+			Message: field + " has mixed case but fails the EIP-55 checksum; send it checksummed or all lower case"}
+	case errors.Is(err, config.ErrZeroAddress):
+		return common.Address{}, &ValidationError{Code: CodeInvalidAddress, Field: field,
+			Message: field + " must not be the zero address"}
+	default:
 		return common.Address{}, &ValidationError{Code: CodeInvalidAddress, Field: field,
 			Message: field + " must be a 0x-prefixed 20-byte hex address (42 characters)"}
 	}
-	var upper, lower bool
-	for i := 2; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-		case c >= 'a' && c <= 'f':
-			lower = true
-		case c >= 'A' && c <= 'F':
-			upper = true
-		default:
-			return common.Address{}, &ValidationError{Code: CodeInvalidAddress, Field: field,
-				Message: field + " must be a 0x-prefixed 20-byte hex address (42 characters)"}
-		}
-	}
-	a := common.HexToAddress(s)
-	if upper && lower && a.Hex() != s {
-		return common.Address{}, &ValidationError{Code: CodeInvalidChecksum, Field: field,
-			Message: field + " has mixed case but fails the EIP-55 checksum; send it checksummed or all lower case"}
-	}
-	if a == (common.Address{}) {
-		return common.Address{}, &ValidationError{Code: CodeInvalidAddress, Field: field,
-			Message: field + " must not be the zero address"}
-	}
-	return a, nil
 }

@@ -141,13 +141,13 @@ func buildChains(chains []config.Chain) (map[string]*chainInfo, []byte) {
 			info.assets[a.Symbol] = a.Decimals
 			aj := assetJSON{Symbol: a.Symbol, Decimals: a.Decimals}
 			if !a.Native() {
-				addr := checksum(a.Address)
+				addr := a.Address.Hex() // EIP-55 checksummed
 				aj.Address = &addr
 			}
 			cj.Assets = append(cj.Assets, aj)
 		}
 		for _, w := range ch.HotWallets {
-			cj.HotWallets = append(cj.HotWallets, checksum(w))
+			cj.HotWallets = append(cj.HotWallets, w.Hex())
 		}
 		infos[ch.Name] = info
 		list = append(list, cj)

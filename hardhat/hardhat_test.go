@@ -154,20 +154,27 @@ func TestHardhat(t *testing.T) {
 			t.Fatalf("sluice.hardhat.yaml: %d chains, want 1", len(cfg.Chains))
 		}
 		ch := &cfg.Chains[0]
-		var yamlUSDT string
+		var yamlUSDT config.Address
 		for _, a := range ch.Assets {
 			if a.Symbol == "USDT" {
 				yamlUSDT = a.Address
 			}
 		}
 		// The committed addresses are those of a fresh node, which this one is.
-		for _, c := range []struct{ what, yaml, deployed string }{
+		if len(ch.HotWallets) != 1 {
+			t.Fatalf("sluice.hardhat.yaml: hot_wallets %v, want one", ch.HotWallets)
+		}
+		for _, c := range []struct {
+			what     string
+			yaml     config.Address
+			deployed string
+		}{
 			{"multicall3", ch.Multicall3, dep.Contracts.Multicall3},
 			{"batch_contract", ch.BatchContract, dep.Contracts.BatchTransfer},
 			{"USDT address", yamlUSDT, dep.Contracts.USDT},
-			{"hot_wallets[0]", strings.Join(ch.HotWallets, ","), dep.HotWallet},
+			{"hot_wallets[0]", ch.HotWallets[0], dep.HotWallet},
 		} {
-			if !common.IsHexAddress(c.yaml) || common.HexToAddress(c.yaml) != common.HexToAddress(c.deployed) {
+			if c.yaml.IsZero() || c.yaml.Common() != common.HexToAddress(c.deployed) {
 				t.Fatalf("sluice.hardhat.yaml: %s is %q, but deploy.js on a fresh node gives %s", c.what, c.yaml, c.deployed)
 			}
 		}

@@ -252,10 +252,10 @@ const maxBatchReturns = 2
 // itemResults reads each item's outcome of an ERC-20 batch from its TransferResult events, in the order
 // the signer built it (withdrawal id order), checking every item against its withdrawal.
 func (mo *Monitor) itemResults(cd ChainDeps, st *store.SentTx, b *store.Batch, ws []*store.Withdrawal, r *types.Receipt) ([]multicall.ItemResult, error) {
-	if cd.Config.BatchContract == "" || !strings.EqualFold(cd.Config.BatchContract, st.To) {
+	if cd.Config.BatchContract.IsZero() || !strings.EqualFold(cd.Config.BatchContract.Hex(), st.To) {
 		return nil, txerr.Permanentf(txerr.Unknown, "batch %s was sent to %s, not the configured batch contract %q", b.ID, st.To, cd.Config.BatchContract)
 	}
-	items, err := multicall.ParseTransferResults(common.HexToAddress(cd.Config.BatchContract), r.Logs)
+	items, err := multicall.ParseTransferResults(cd.Config.BatchContract.Common(), r.Logs)
 	if err != nil {
 		return nil, fmt.Errorf("batch %s: %w", b.ID, err)
 	}

@@ -83,7 +83,7 @@ func (g *GapFiller) Once(ctx context.Context) (int, error) {
 	filled := 0
 	for _, cd := range g.Chains {
 		for _, hw := range cd.Config.HotWallets {
-			n, err := g.fillAddress(ctx, cd, common.HexToAddress(hw))
+			n, err := g.fillAddress(ctx, cd, hw.Common())
 			filled += n
 			if err != nil {
 				return filled, fmt.Errorf("fill gaps of %s on %s: %w", hw, cd.Config.Name, err)

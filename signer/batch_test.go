@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/contracts/bindings"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -23,8 +24,8 @@ import (
 // batchEnv is a pipeline with the batch contracts configured.
 func batchEnv(t *testing.T, prefer string) *pipelinetest.Env {
 	e := pipelinetest.New(t, pipelinetest.Options{Confirmations: 2})
-	e.Config.Multicall3 = e.Contracts.Multicall3.Hex()
-	e.Config.BatchContract = e.Contracts.BatchTransfer.Hex()
+	e.Config.Multicall3 = config.Address(e.Contracts.Multicall3)
+	e.Config.BatchContract = config.Address(e.Contracts.BatchTransfer)
 	e.Config.Batching.Prefer = prefer
 	e.Receive(queue.TxRequest) // nothing yet; keeps the helper symmetric
 	return e

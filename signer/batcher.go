@@ -185,7 +185,7 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 		return s.claimAndSingle(ctx, log, cd, assetSym, 50)
 	}
 	limit := maxItems(cd.Config.Batching, asset.Native())
-	if !asset.Native() && cd.Config.BatchContract != "" {
+	if !asset.Native() && !cd.Config.BatchContract.IsZero() {
 		ready, err := s.ensureAllowance(ctx, log, cd, asset, limit)
 		if err != nil {
 			return 0, err
@@ -287,12 +287,12 @@ type batchPlan struct {
 // signGroup decides batch versus singles for claimed withdrawals, simulates, and signs.
 func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, ws []*store.Withdrawal) (int, error) {
 	b := cd.Config.Batching
-	from := common.HexToAddress(cd.Config.HotWallets[0])
+	from := cd.Config.HotWallets[0].Common()
 	contract := cd.Config.BatchContract
 	if asset.Native() {
 		contract = cd.Config.Multicall3
 	}
-	if contract == "" || len(ws) < b.PerTokenThreshold {
+	if contract.IsZero() || len(ws) < b.PerTokenThreshold {
 		return s.singles(ctx, log, ws)
 	}
 	batchable, single := ws, []*store.Withdrawal(nil)
@@ -313,7 +313,7 @@ func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 		}
 	}
 	if len(batchable) > 0 {
-		n, err := s.batch(ctx, log, cd, asset, from, common.HexToAddress(contract), batchable)
+		n, err := s.batch(ctx, log, cd, asset, from, contract.Common(), batchable)
 		done += n
 		if err != nil {
 			errs = append(errs, err)
@@ -448,7 +448,7 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		failMsg = "recipient rejected the native payment in the batch simulation (Multicall3 call failed)"
 	} else {
 		mode = store.BatchERC20
-		token := common.HexToAddress(asset.Address)
+		token := asset.Address.Common()
 		sum := new(big.Int)
 		for _, w := range ws {
 			sum.Add(sum, w.Amount)
@@ -676,10 +676,10 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 	if !ok {
 		return true, nil
 	}
-	from := common.HexToAddress(cd.Config.HotWallets[0])
-	batch := common.HexToAddress(cd.Config.BatchContract)
-	token := common.HexToAddress(asset.Address)
-	if batch == common.HexToAddress(cd.Config.Multicall3) {
+	from := cd.Config.HotWallets[0].Common()
+	batch := cd.Config.BatchContract.Common()
+	token := asset.Address.Common()
+	if batch == cd.Config.Multicall3.Common() {
 		return false, txerr.Permanentf(txerr.InvalidTransaction, "batch_contract of %s is Multicall3: refusing to give it an allowance", cd.Config.Name)
 	}
 	mined, err := cd.Client.NonceAt(ctx, from)

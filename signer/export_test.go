@@ -3,7 +3,6 @@ package signer
 import (
 	"context"
 
-	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/store"
@@ -29,6 +28,6 @@ func (s *Signer) SignUnsimulatedNativeBatch(ctx context.Context, chain string, w
 	if err != nil {
 		return err
 	}
-	return s.signBatch(ctx, s.Log, cd, common.HexToAddress(cd.Config.HotWallets[0]), fees, batchPlan{ws: ws,
-		to: common.HexToAddress(cd.Config.Multicall3), value: value, data: data, gas: gas, mode: store.BatchMulticall3, reason: "test: unsimulated"})
+	return s.signBatch(ctx, s.Log, cd, cd.Config.HotWallets[0].Common(), fees, batchPlan{ws: ws,
+		to: cd.Config.Multicall3.Common(), value: value, data: data, gas: gas, mode: store.BatchMulticall3, reason: "test: unsimulated"})
 }

@@ -19,8 +19,8 @@ type Fees struct {
 // few blocks) clamped to the configured cap. When even the current base fee plus the minimum tip is
 // above the cap, signing waits: it is a retryable GAS_PRICE_TOO_LOW, never an overpayment.
 func PickFees(f config.Fees, baseFee, suggestedTip *big.Int) (Fees, error) {
-	capFee := config.Wei(f.MaxFeePerGas)
-	minTip, maxTip := config.Wei(f.MinPriorityFee), config.Wei(f.MaxPriorityFee)
+	capFee := f.MaxFeePerGas.Int()
+	minTip, maxTip := f.MinPriorityFee.Int(), f.MaxPriorityFee.Int()
 	tip := new(big.Int).Set(suggestedTip)
 	if tip.Cmp(minTip) < 0 {
 		tip.Set(minTip)

@@ -9,7 +9,7 @@ import (
 )
 
 func TestPickFees(t *testing.T) {
-	cfg := config.Fees{MaxFeePerGas: "100", MaxPriorityFee: "10", MinPriorityFee: "2", BaseFeeMultiplier: 2}
+	cfg := config.Fees{MaxFeePerGas: config.NewWei(big.NewInt(100)), MaxPriorityFee: config.NewWei(big.NewInt(10)), MinPriorityFee: config.NewWei(big.NewInt(2)), BaseFeeMultiplier: 2}
 	tests := []struct {
 		name             string
 		base, tip        int64

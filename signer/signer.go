@@ -171,13 +171,13 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 	if len(cd.Config.HotWallets) == 0 {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no hot wallet", w.Chain)
 	}
-	from := common.HexToAddress(cd.Config.HotWallets[0])
+	from := cd.Config.HotWallets[0].Common()
 	to := common.HexToAddress(w.To)
 	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
 
 	txTo, value, data := to, w.Amount, []byte(nil)
 	if !asset.Native() {
-		txTo, value, data = common.HexToAddress(asset.Address), new(big.Int), erc20Transfer(to, w.Amount)
+		txTo, value, data = asset.Address.Common(), new(big.Int), erc20Transfer(to, w.Amount)
 	}
 	head, err := cd.Client.HeaderByNumber(ctx, nil)
 	if err != nil {
@@ -350,7 +350,7 @@ func (s *Signer) checkCoinFunds(ctx context.Context, cd ChainDeps, asset *config
 }
 
 func (s *Signer) checkTokenFunds(ctx context.Context, cd ChainDeps, asset *config.Asset, from common.Address, amount *big.Int) error {
-	bal, err := cd.Client.TokenBalance(ctx, common.HexToAddress(asset.Address), from)
+	bal, err := cd.Client.TokenBalance(ctx, asset.Address.Common(), from)
 	if err != nil {
 		return fmt.Errorf("%s balance of %s: %w", asset.Symbol, from, err)
 	}

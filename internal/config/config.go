@@ -1,5 +1,8 @@
 // Package config owns Sluice's configuration: one YAML file listing backends and chains, with
-// environment overrides for what differs per deployment (DSNs, endpoints, secrets' locations).
+// environment overrides for what differs per deployment (DSNs, endpoints, secrets' locations, fee caps,
+// hot wallets). Every value is parsed once, at load, into its type (Wei, Address, Duration); a value
+// that does not parse stops start-up with its key's full name, e.g.
+// `chains[0].fees.max_fee_per_gas: "12abc" is not an amount of wei`.
 package config
 
 import (
@@ -7,10 +10,10 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
 	"gopkg.in/yaml.v3"
 )
 
@@ -76,18 +79,18 @@ type Service struct {
 
 // Chain is one EVM chain.
 type Chain struct {
-	Name          string   `yaml:"name"`
-	ChainID       uint64   `yaml:"chain_id"`
-	RPC           []string `yaml:"rpc"`
-	Confirmations uint64   `yaml:"confirmations"`
-	BlockTime     Duration `yaml:"block_time"`
-	RPCTimeout    Duration `yaml:"rpc_timeout"`
-	Fees          Fees     `yaml:"fees"`
-	Multicall3    string   `yaml:"multicall3"`
-	BatchContract string   `yaml:"batch_contract"`
-	Assets        []Asset  `yaml:"assets"`
-	HotWallets    []string `yaml:"hot_wallets"`
-	Batching      Batching `yaml:"batching"`
+	Name          string    `yaml:"name"`
+	ChainID       uint64    `yaml:"chain_id"`
+	RPC           []string  `yaml:"rpc"`
+	Confirmations uint64    `yaml:"confirmations"`
+	BlockTime     Duration  `yaml:"block_time"`
+	RPCTimeout    Duration  `yaml:"rpc_timeout"`
+	Fees          Fees      `yaml:"fees"`
+	Multicall3    Address   `yaml:"multicall3"`     // zero when not deployed
+	BatchContract Address   `yaml:"batch_contract"` // zero when not deployed
+	Assets        []Asset   `yaml:"assets"`
+	HotWallets    []Address `yaml:"hot_wallets"`
+	Batching      Batching  `yaml:"batching"`
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.
@@ -115,55 +118,55 @@ func (b Batching) On() bool { return b.Enabled == nil || *b.Enabled }
 // MaxTxGas is the per-transaction gas cap of EIP-7825 (Osaka).
 const MaxTxGas = 1 << 24
 
-// Fees caps what the signer pays; values in wei as decimal strings (so caps above 2^64 can be written).
+// Fees caps what the signer pays. Amounts are written as a whole number of wei ("30000000000", quoted
+// or not: caps above 2^64 can be written) or as a number and a unit, wei, gwei or ether ("30 gwei").
 type Fees struct {
-	MaxFeePerGas      string `yaml:"max_fee_per_gas"`
-	MaxPriorityFee    string `yaml:"max_priority_fee"`
-	MinPriorityFee    string `yaml:"min_priority_fee"`
-	BaseFeeMultiplier int    `yaml:"base_fee_multiplier"` // max fee = base fee × this + tip
+	MaxFeePerGas      Wei `yaml:"max_fee_per_gas"`
+	MaxPriorityFee    Wei `yaml:"max_priority_fee"`
+	MinPriorityFee    Wei `yaml:"min_priority_fee"`
+	BaseFeeMultiplier int `yaml:"base_fee_multiplier"` // max fee = base fee × this + tip
 }
 
-// Asset is a coin or token on a chain. Address is empty for the native coin.
+// Asset is a coin or token on a chain. Address is the token contract, not set for the native coin.
 type Asset struct {
-	Symbol   string `yaml:"symbol"`
-	Decimals uint8  `yaml:"decimals"`
-	Address  string `yaml:"address"`
+	Symbol   string  `yaml:"symbol"`
+	Decimals uint8   `yaml:"decimals"`
+	Address  Address `yaml:"address"`
 }
 
 // Native reports whether the asset is the chain's own coin.
-func (a Asset) Native() bool { return a.Address == "" }
+func (a Asset) Native() bool { return a.Address.IsZero() }
 
-// Duration reads "2s"-style strings.
-type Duration struct{ time.Duration }
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: duration %q: %w", n.Line, n.Value, err)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalYAML writes the duration back as a string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-// Load reads path (if not empty), applies environment overrides and defaults, and validates.
+// Load reads path (if not empty), applies environment overrides and defaults, and validates. The error
+// lists every problem, each naming its key (or environment variable).
 func Load(path string) (*Config, error) {
 	c := &Config{}
+	var errs []*keyError
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		if err := yaml.Unmarshal(b, c); err != nil {
+		var root yaml.Node
+		if err := yaml.Unmarshal(b, &root); err != nil {
 			return nil, fmt.Errorf("parse config %s: %w", path, err)
 		}
+		errs = decode(&root, reflect.ValueOf(c).Elem(), "")
 	}
-	c.applyEnv(os.Getenv)
-	if err := c.Finish(); err != nil {
-		return nil, err
+	errs = append(errs, c.applyEnv(os.Getenv)...)
+	c.applyDefaults()
+	// A value that did not parse was left unset; what Validate says of that same key would only repeat it.
+	reported := map[string]bool{}
+	for _, e := range errs {
+		reported[e.key] = true
+	}
+	for _, e := range c.validate() {
+		if !reported[e.key] {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
 	}
 	return c, nil
 }
@@ -174,11 +177,39 @@ func (c *Config) Finish() error {
 	return c.Validate()
 }
 
-func (c *Config) applyEnv(get func(string) string) {
+// envChain is the prefix of a chain's environment overrides: SLUICE_CHAIN_<NAME>_, NAME upper-cased
+// with dashes as underscores.
+func envChain(name string) string {
+	return "SLUICE_CHAIN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+}
+
+// applyEnv applies the environment overrides, parsing typed ones as the file's values are parsed; a
+// value that does not parse is named by its variable and the key it overrides.
+func (c *Config) applyEnv(get func(string) string) []*keyError {
+	var errs []*keyError
 	set := func(dst *string, name string) {
 		if v := get(name); v != "" {
 			*dst = v
 		}
+	}
+	parsed := func(name, key string, parse func(string) error) {
+		if v := get(name); v != "" {
+			if err := parse(v); err != nil {
+				errs = append(errs, &keyError{name + " (" + key + ")", err})
+			}
+		}
+	}
+	duration := func(dst *Duration, name, key string) {
+		parsed(name, key, func(v string) (err error) {
+			*dst, err = ParseDuration(v)
+			return err
+		})
+	}
+	wei := func(dst *Wei, name, key string) {
+		parsed(name, key, func(v string) (err error) {
+			*dst, err = ParseWei(v)
+			return err
+		})
 	}
 	set(&c.Database.DSN, "SLUICE_DATABASE_DSN")
 	set(&c.Redis.Addr, "SLUICE_REDIS_ADDR")
@@ -189,13 +220,35 @@ func (c *Config) applyEnv(get func(string) string) {
 	set(&c.Queue.SQS.Prefix, "SLUICE_SQS_PREFIX")
 	set(&c.Keys.Dir, "SLUICE_KEYSTORE_DIR")
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
+	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
+	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
 	for i := range c.Chains {
+		ch, env, at := &c.Chains[i], envChain(c.Chains[i].Name), fmt.Sprintf("chains[%d]", i)
 		// SLUICE_CHAIN_<NAME>_RPC replaces a chain's endpoints with a comma-separated list.
-		name := "SLUICE_CHAIN_" + strings.ToUpper(strings.ReplaceAll(c.Chains[i].Name, "-", "_")) + "_RPC"
-		if v := get(name); v != "" {
-			c.Chains[i].RPC = strings.Split(v, ",")
+		if v := get(env + "RPC"); v != "" {
+			ch.RPC = strings.Split(v, ",")
+		}
+		wei(&ch.Fees.MaxFeePerGas, env+"MAX_FEE_PER_GAS", at+".fees.max_fee_per_gas")
+		wei(&ch.Fees.MaxPriorityFee, env+"MAX_PRIORITY_FEE", at+".fees.max_priority_fee")
+		wei(&ch.Fees.MinPriorityFee, env+"MIN_PRIORITY_FEE", at+".fees.min_priority_fee")
+		parsed(env+"BATCH_CONTRACT", at+".batch_contract", func(v string) (err error) {
+			ch.BatchContract, err = ParseAddress(v)
+			return err
+		})
+		// SLUICE_CHAIN_<NAME>_HOT_WALLETS replaces the hot wallets with a comma-separated list.
+		if v := get(env + "HOT_WALLETS"); v != "" {
+			ch.HotWallets = nil
+			for j, s := range strings.Split(v, ",") {
+				a, err := ParseAddress(strings.TrimSpace(s))
+				if err != nil {
+					errs = append(errs, &keyError{fmt.Sprintf("%sHOT_WALLETS (%s.hot_wallets[%d])", env, at, j), err})
+					continue
+				}
+				ch.HotWallets = append(ch.HotWallets, a)
+			}
 		}
 	}
+	return errs
 }
 
 func (c *Config) applyDefaults() {
@@ -254,14 +307,14 @@ func (c *Config) applyDefaults() {
 		if ch.Fees.BaseFeeMultiplier == 0 {
 			ch.Fees.BaseFeeMultiplier = 2
 		}
-		if ch.Fees.MaxFeePerGas == "" {
-			ch.Fees.MaxFeePerGas = "500000000000" // 500 gwei
+		if !ch.Fees.MaxFeePerGas.IsSet() {
+			ch.Fees.MaxFeePerGas = gwei(500)
 		}
-		if ch.Fees.MaxPriorityFee == "" {
-			ch.Fees.MaxPriorityFee = "100000000000" // 100 gwei
+		if !ch.Fees.MaxPriorityFee.IsSet() {
+			ch.Fees.MaxPriorityFee = gwei(100)
 		}
-		if ch.Fees.MinPriorityFee == "" {
-			ch.Fees.MinPriorityFee = "1000000000" // 1 gwei
+		if !ch.Fees.MinPriorityFee.IsSet() {
+			ch.Fees.MinPriorityFee = gwei(1)
 		}
 		b := &ch.Batching
 		if b.Enabled == nil {
@@ -289,80 +342,86 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Validate reports every problem at once, naming each field.
+// Validate reports every problem at once, each naming its key.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if errs := c.validate(); len(errs) > 0 {
+		return joinErrors(errs)
+	}
+	return nil
+}
+
+func joinErrors(errs []*keyError) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}
+
+func (c *Config) validate() []*keyError {
+	var errs []*keyError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &keyError{key, fmt.Errorf(format, args...)})
+	}
 	if c.Queue.Backend != "mysql" && c.Queue.Backend != "sqs" {
-		bad("queue.backend: %q is not mysql or sqs", c.Queue.Backend)
+		bad("queue.backend", "%q is not mysql or sqs", c.Queue.Backend)
 	}
 	names := map[string]bool{}
 	for i, ch := range c.Chains {
 		at := fmt.Sprintf("chains[%d]", i)
 		if ch.Name == "" {
-			bad("%s.name: empty", at)
+			bad(at+".name", "empty")
 		}
 		if names[ch.Name] {
-			bad("%s.name: %q listed twice", at, ch.Name)
+			bad(at+".name", "%q listed twice", ch.Name)
 		}
 		names[ch.Name] = true
 		if ch.ChainID == 0 {
-			bad("%s.chain_id: missing", at)
+			bad(at+".chain_id", "missing")
 		}
 		if len(ch.RPC) == 0 {
-			bad("%s.rpc: no endpoints", at)
-		}
-		for _, f := range []struct{ name, v string }{{"max_fee_per_gas", ch.Fees.MaxFeePerGas}, {"max_priority_fee", ch.Fees.MaxPriorityFee}, {"min_priority_fee", ch.Fees.MinPriorityFee}} {
-			if _, ok := new(big.Int).SetString(f.v, 10); !ok {
-				bad("%s.fees.%s: %q is not a whole number of wei", at, f.name, f.v)
-			}
-		}
-		for _, a := range []struct{ name, v string }{{"multicall3", ch.Multicall3}, {"batch_contract", ch.BatchContract}} {
-			if a.v != "" && !common.IsHexAddress(a.v) {
-				bad("%s.%s: %q is not an address", at, a.name, a.v)
-			}
+			bad(at+".rpc", "no endpoints")
 		}
 		if b := ch.Batching; b.On() {
 			if b.MinBatch < 1 || b.PerTokenThreshold < 1 || b.MaxSize < 1 {
-				bad("%s.batching: min_batch, per_token_threshold and max_size must be at least 1", at)
+				bad(at+".batching", "min_batch, per_token_threshold and max_size must be at least 1")
 			}
 			if b.PerTokenThreshold > b.MinBatch {
-				bad("%s.batching.per_token_threshold: %d is above min_batch %d", at, b.PerTokenThreshold, b.MinBatch)
+				bad(at+".batching.per_token_threshold", "%d is above min_batch %d", b.PerTokenThreshold, b.MinBatch)
 			}
 			if b.MaxSize < b.MinBatch {
-				bad("%s.batching.max_size: %d is below min_batch %d", at, b.MaxSize, b.MinBatch)
+				bad(at+".batching.max_size", "%d is below min_batch %d", b.MaxSize, b.MinBatch)
 			}
 			if b.GasBudget < 100_000 || b.GasBudget > MaxTxGas {
-				bad("%s.batching.gas_budget: %d is not within 100000..%d (EIP-7825 per-transaction cap)", at, b.GasBudget, MaxTxGas)
+				bad(at+".batching.gas_budget", "%d is not within 100000..%d (EIP-7825 per-transaction cap)", b.GasBudget, MaxTxGas)
 			}
 			if b.MaxWait.Duration < 0 {
-				bad("%s.batching.max_wait: negative", at)
+				bad(at+".batching.max_wait", "negative")
 			}
 			if b.Prefer != "gas" && b.Prefer != "throughput" {
-				bad("%s.batching.prefer: %q is not gas or throughput", at, b.Prefer)
+				bad(at+".batching.prefer", "%q is not gas or throughput", b.Prefer)
 			}
 		}
 		syms := map[string]bool{}
 		for j, a := range ch.Assets {
 			if a.Symbol == "" || syms[a.Symbol] {
-				bad("%s.assets[%d].symbol: empty or repeated", at, j)
+				bad(fmt.Sprintf("%s.assets[%d].symbol", at, j), "empty or repeated")
 			}
 			syms[a.Symbol] = true
-			if a.Address != "" && !common.IsHexAddress(a.Address) {
-				bad("%s.assets[%d].address: %q is not an address", at, j, a.Address)
-			}
 			if a.Decimals > 77 {
-				bad("%s.assets[%d].decimals: %d is too many", at, j, a.Decimals)
+				bad(fmt.Sprintf("%s.assets[%d].decimals", at, j), "%d is too many", a.Decimals)
 			}
 		}
 		for j, w := range ch.HotWallets {
-			if !common.IsHexAddress(w) {
-				bad("%s.hot_wallets[%d]: %q is not an address", at, j, w)
+			if w.IsZero() {
+				bad(fmt.Sprintf("%s.hot_wallets[%d]", at, j), "empty")
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
+
+func gwei(n int64) Wei { return Wei{v: new(big.Int).Mul(big.NewInt(n), big.NewInt(1e9))} }
 
 // Chain returns the chain named name.
 func (c *Config) Chain(name string) (*Chain, bool) {
@@ -382,10 +441,4 @@ func (ch *Chain) Asset(sym string) (*Asset, bool) {
 		}
 	}
 	return nil, false
-}
-
-// Wei parses one of the fee settings (validated at load).
-func Wei(s string) *big.Int {
-	v, _ := new(big.Int).SetString(s, 10)
-	return v
 }

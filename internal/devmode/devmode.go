@@ -219,13 +219,13 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		Chains: []config.Chain{{
 			Name: "local", ChainID: st.ChainID.Uint64(), RPC: []string{st.RPCURL}, Confirmations: o.Confirmations,
 			BlockTime:     config.Duration{Duration: o.BlockTime},
-			Multicall3:    st.Contracts.Multicall3.Hex(),
-			BatchContract: st.Contracts.BatchTransfer.Hex(),
+			Multicall3:    config.Address(st.Contracts.Multicall3),
+			BatchContract: config.Address(st.Contracts.BatchTransfer),
 			Assets: []config.Asset{
 				{Symbol: Native, Decimals: 18},
-				{Symbol: Token, Decimals: 6, Address: st.Contracts.USDT.Hex()},
+				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT)},
 			},
-			HotWallets: []string{hot.Hex()},
+			HotWallets: []config.Address{config.Address(hot)},
 		}},
 	}
 	if err := cfg.Finish(); err != nil {

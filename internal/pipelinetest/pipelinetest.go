@@ -81,8 +81,8 @@ func New(t testing.TB, o Options) *Env {
 	}
 	e.Config = config.Chain{Name: "local", ChainID: e.Chain.ChainID.Uint64(), RPC: []string{e.Chain.URL},
 		Confirmations: o.Confirmations, BlockTime: config.Duration{Duration: 100 * time.Millisecond},
-		Assets:     []config.Asset{{Symbol: "POL", Decimals: 18}, {Symbol: "USDT", Decimals: 6, Address: e.Contracts.USDT.Hex()}},
-		HotWallets: []string{e.Hot.Address.Hex()}}
+		Assets:     []config.Asset{{Symbol: "POL", Decimals: 18}, {Symbol: "USDT", Decimals: 6, Address: config.Address(e.Contracts.USDT)}},
+		HotWallets: []config.Address{config.Address(e.Hot.Address)}}
 	full := &config.Config{Chains: []config.Chain{e.Config}}
 	if err := full.Finish(); err != nil {
 		t.Fatal(err)

@@ -240,12 +240,12 @@ func (r *run) setup(ctx context.Context) error {
 		Chains: []config.Chain{{
 			Name: "local", ChainID: r.chainID.Uint64(), RPC: []string{r.proxy.URL}, Confirmations: o.Confirmations,
 			BlockTime: config.Duration{Duration: o.BlockTime}, RPCTimeout: config.Duration{Duration: 10 * time.Second},
-			Multicall3: r.addrs.Multicall3.Hex(), BatchContract: r.addrs.BatchTransfer.Hex(),
+			Multicall3: config.Address(r.addrs.Multicall3), BatchContract: config.Address(r.addrs.BatchTransfer),
 			Assets: []config.Asset{
 				{Symbol: "POL", Decimals: 18},
-				{Symbol: "USDT", Decimals: 6, Address: r.addrs.USDT.Hex()},
+				{Symbol: "USDT", Decimals: 6, Address: config.Address(r.addrs.USDT)},
 			},
-			HotWallets: []string{r.hot.Hex()},
+			HotWallets: []config.Address{config.Address(r.hot)},
 		}},
 	}
 	for i, name := range services[1:] {
