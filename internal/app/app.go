@@ -245,7 +245,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	case "signer":
 		// Core's branch builds this as signer.New(signer.Deps{...}, log, metricsOf(a, name, signer.NewMetrics)).
 		s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log,
-			Chains: map[string]signer.ChainDeps{}}
+			Chains: map[string]signer.ChainDeps{}, Metrics: metricsOf(a, name, signer.NewMetrics)}
 		for _, ch := range a.Cfg.Chains {
 			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
