@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
 	a.Nonces = nonce.New(a.Redis)
 	for _, ch := range cfg.Chains {
-		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration)
+		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration, chain.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
