@@ -349,3 +349,19 @@ func TestOutboxManyRelaysKeepGroupOrder(t *testing.T) {
 		}
 	}
 }
+
+// NewRelay names a missing dependency instead of building a relay that fails later.
+func TestNewRelayNamesMissingDependency(t *testing.T) {
+	type fakeQueue struct{ queue.Queue }
+	for want, d := range map[string]outbox.RelayDeps{
+		"DB":    {Queue: fakeQueue{}},
+		"Queue": {DB: &sql.DB{}},
+	} {
+		if _, err := outbox.NewRelay(d, nil, outbox.NopMetrics()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without %s: %v, want an error naming it", want, err)
+		}
+	}
+	if _, err := outbox.NewRelay(outbox.RelayDeps{DB: &sql.DB{}, Queue: fakeQueue{}}, nil, nil); err == nil || !strings.Contains(err.Error(), "Metrics") {
+		t.Errorf("without Metrics: %v", err)
+	}
+}
