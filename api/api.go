@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,20 +44,19 @@ const (
 	ShutdownTimeout = 15 * time.Second
 )
 
-// Deps is what the API needs. Store, Queue and Chains are required.
+// Deps are the collaborators the API cannot work without (Store, Queue, Chains, Gatherer), then its
+// optional settings.
 type Deps struct {
 	Store *store.Store
 	// Queue sends the withdrawal.requested message inside the create transaction.
 	Queue  queue.TxSender
 	Chains []config.Chain
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
+	// Gatherer is what /metrics serves: the process's registry, which holds the API's metrics and those
+	// of every other service sharing the process.
+	Gatherer prometheus.Gatherer
+
 	// Ready is an extra readiness check for /readyz (the database is always pinged); may be nil.
 	Ready func(ctx context.Context) error
-
-	// Metrics is the registry the API registers its metrics in and /metrics serves; nil makes a fresh one
-	// with the Go and process collectors (pass one shared registry when several services share a process).
-	Metrics *prometheus.Registry
 	// RateLimit is the per-client token bucket in requests per second and its burst; zero means the
 	// defaults (2000/s, burst 4000), a negative RateLimit turns limiting off.
 	RateLimit float64
@@ -74,7 +72,7 @@ type Server struct {
 	q      queue.TxSender
 	log    *slog.Logger
 	ready  func(context.Context) error
-	met    *metrics
+	met    Metrics
 	auth   *authCache
 	limits *rateLimiter
 	chains map[string]*chainInfo
@@ -89,17 +87,23 @@ type chainInfo struct {
 	assets        map[string]uint8 // symbol → decimals
 }
 
-// New builds the server and its routes. It panics when a required dependency is missing.
-func New(d Deps) *Server {
-	if d.Store == nil || d.Queue == nil {
-		panic("api.New: Store and Queue are required")
+// New checks d (a missing dependency is an error naming it) and builds the server and its routes. A nil
+// log discards; m may be NopMetrics() in tests.
+func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
+	switch {
+	case d.Store == nil:
+		return nil, errors.New("api: Store is required")
+	case d.Queue == nil:
+		return nil, errors.New("api: Queue is required")
+	case len(d.Chains) == 0:
+		return nil, errors.New("api: Chains is required (no chain configured)")
+	case d.Gatherer == nil:
+		return nil, errors.New("api: Gatherer is required (the registry /metrics serves)")
+	case m == nil:
+		return nil, errors.New("api: Metrics is required (NopMetrics() for none)")
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	reg := d.Metrics
-	if reg == nil {
-		reg = newRegistry()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	rate, burst := d.RateLimit, float64(d.RateBurst)
 	if rate == 0 {
@@ -115,9 +119,9 @@ func New(d Deps) *Server {
 	s := &Server{
 		st:     d.Store,
 		q:      d.Queue,
-		log:    d.Logger,
+		log:    log,
 		ready:  d.Ready,
-		met:    newMetrics(reg),
+		met:    m,
 		auth:   newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
 		limits: &rateLimiter{rate: rate, burst: burst},
 	}
@@ -129,7 +133,7 @@ func New(d Deps) *Server {
 	e.Use(s.observe)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
 	e.GET("/openapi.json", s.openapi)
 
 	// The key is checked per route rather than by a /v1 group middleware: echo implements group
@@ -141,7 +145,7 @@ func New(d Deps) *Server {
 	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, s.authenticate)
 	e.GET("/v1/chains", s.listChains, s.authenticate)
 	s.e = e
-	return s
+	return s, nil
 }
 
 // Echo returns the HTTP handler, for httptest and for mounting.
@@ -277,8 +281,7 @@ func (s *Server) finish(c echo.Context, rs *reqState, start time.Time) {
 	default:
 		method = "OTHER" // bounded label values whatever clients send
 	}
-	s.met.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	s.met.duration.WithLabelValues(method, route).Observe(dur.Seconds())
+	s.met.Request(method, route, status, dur)
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:

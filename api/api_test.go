@@ -19,10 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 const (
@@ -105,11 +108,13 @@ func newEnv(t testing.TB, tweak ...func(*Deps)) *env {
 	if e.bob, err = st.EnsureAPIClient(ctx, "bob", bobKey); err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
 	d := Deps{
-		Store:  st,
-		Queue:  e.sender,
-		Chains: testChains(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:    st,
+		Queue:    e.sender,
+		Chains:   testChains(),
+		Gatherer: reg,
 		Ready: func(context.Context) error {
 			if err, _ := e.ready.Load().(error); err != nil {
 				return err
@@ -117,13 +122,16 @@ func newEnv(t testing.TB, tweak ...func(*Deps)) *env {
 			return nil
 		},
 	}
+	var log *slog.Logger // discards
 	if testing.Verbose() {
-		d.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	for _, f := range tweak {
 		f(&d)
 	}
-	e.srv = New(d)
+	if e.srv, err = New(d, log, NewMetrics(reg)); err != nil {
+		t.Fatal(err)
+	}
 	e.ts = httptest.NewServer(e.srv.Echo())
 	t.Cleanup(e.ts.Close)
 	return e
@@ -1012,6 +1020,30 @@ func TestHealthReadyMetrics(t *testing.T) {
 		if !strings.Contains(string(r.raw), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// A missing dependency is an error naming it, not a panic or a server that fails later.
+func TestNewNamesMissingDependency(t *testing.T) {
+	st := openStore(t)
+	full := Deps{Store: st, Queue: &outboxSender{}, Chains: testChains(), Gatherer: prometheus.NewRegistry()}
+	for want, drop := range map[string]func(*Deps){
+		"Store":    func(d *Deps) { d.Store = nil },
+		"Queue":    func(d *Deps) { d.Queue = nil },
+		"Chains":   func(d *Deps) { d.Chains = nil },
+		"Gatherer": func(d *Deps) { d.Gatherer = nil },
+	} {
+		d := full
+		drop(&d)
+		if _, err := New(d, nil, NopMetrics()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without %s: %v, want an error naming it", want, err)
+		}
+	}
+	if _, err := New(full, nil, nil); err == nil || !strings.Contains(err.Error(), "Metrics") {
+		t.Errorf("without Metrics: %v", err)
+	}
+	if _, err := New(full, nil, NopMetrics()); err != nil {
+		t.Errorf("complete deps, nil log: %v", err)
 	}
 }
 

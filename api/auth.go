@@ -107,19 +107,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		rs := state(c)
 		key, ok := bearerKey(c.Request().Header.Get("Authorization"))
 		if !ok {
-			s.met.authFailures.Inc()
+			s.met.AuthFailure()
 			return newErr(CodeUnauthorized, "", "send the API key as \"Authorization: Bearer <key>\"")
 		}
 		client, err := s.auth.lookup(c.Request().Context(), key)
 		if errors.Is(err, store.ErrNotFound) {
-			s.met.authFailures.Inc()
+			s.met.AuthFailure()
 			return newErr(CodeUnauthorized, "", "unknown or disabled API key")
 		}
 		if err != nil {
 			return err
 		}
 		if !s.limits.allow(client.ID, time.Now()) {
-			s.met.rateLimited.Inc()
+			s.met.RateLimited()
 			return newErr(CodeRateLimited, "", "too many requests for this API key; retry shortly")
 		}
 		rs.client = client

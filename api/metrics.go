@@ -1,13 +1,27 @@
 package api
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"strconv"
+	"time"
 
-	"github.com/sluice-custody/sluice/internal/service"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-type metrics struct {
+// Metrics is what the API reports.
+type Metrics interface {
+	// Request counts a served request and its latency; method and route are bounded (the route pattern,
+	// never the path).
+	Request(method, route string, code int, d time.Duration)
+	// Created counts a withdrawal accepted (201).
+	Created(chain, asset string)
+	// Replay counts a POST whose external_id existed: outcome "same" (200) or "conflict" (409).
+	Replay(outcome string)
+	Canceled()
+	AuthFailure()
+	RateLimited()
+}
+
+type promMetrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	created      *prometheus.CounterVec
@@ -17,16 +31,9 @@ type metrics struct {
 	rateLimited  prometheus.Counter
 }
 
-// newRegistry is the registry /metrics serves when Deps.Metrics is nil: the API's metrics plus the Go
-// runtime and process collectors.
-func newRegistry() *prometheus.Registry {
-	r := prometheus.NewRegistry()
-	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return r
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+// NewMetrics registers the API's collectors (sluice_api_…) on reg.
+func NewMetrics(reg prometheus.Registerer) Metrics {
+	m := &promMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_api_requests_total",
 			Help: "HTTP requests served, by method, route pattern and status code.",
@@ -57,12 +64,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused by the per-client rate limit.",
 		}),
 	}
-	m.requests = service.Register(reg, m.requests)
-	m.duration = service.Register(reg, m.duration)
-	m.created = service.Register(reg, m.created)
-	m.replays = service.Register(reg, m.replays)
-	m.canceled = service.Register(reg, m.canceled)
-	m.authFailures = service.Register(reg, m.authFailures)
-	m.rateLimited = service.Register(reg, m.rateLimited)
+	reg.MustRegister(m.requests, m.duration, m.created, m.replays, m.canceled, m.authFailures, m.rateLimited)
 	return m
 }
+
+func (m *promMetrics) Request(method, route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+func (m *promMetrics) Created(chain, asset string) { m.created.WithLabelValues(chain, asset).Inc() }
+func (m *promMetrics) Replay(outcome string)       { m.replays.WithLabelValues(outcome).Inc() }
+func (m *promMetrics) Canceled()                   { m.canceled.Inc() }
+func (m *promMetrics) AuthFailure()                { m.authFailures.Inc() }
+func (m *promMetrics) RateLimited()                { m.rateLimited.Inc() }
+
+// NopMetrics reports nothing, for tests.
+func NopMetrics() Metrics { return nopMetrics{} }
+
+type nopMetrics struct{}
+
+func (nopMetrics) Request(string, string, int, time.Duration) {}
+func (nopMetrics) Created(string, string)                     {}
+func (nopMetrics) Replay(string)                              {}
+func (nopMetrics) Canceled()                                  {}
+func (nopMetrics) AuthFailure()                               {}
+func (nopMetrics) RateLimited()                               {}

@@ -387,18 +387,18 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 	}
 	log := rs.log.With("withdrawal_id", got.ID, "external_id", got.ExternalID)
 	if created {
-		s.met.created.WithLabelValues(got.Chain, got.Asset).Inc()
+		s.met.Created(got.Chain, got.Asset)
 		log.Info("withdrawal accepted", "chain", got.Chain, "asset", got.Asset, "to", got.To, "amount_base_units", got.Amount.String())
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/withdrawals/"+got.ID)
 		return c.JSON(http.StatusCreated, s.render(got))
 	}
 	if !bytes.Equal(got.RequestHash, v.hash) {
-		s.met.replays.WithLabelValues("conflict").Inc()
+		s.met.Replay("conflict")
 		log.Info("external_id reused with a different request")
 		return newErr(CodeIdempotencyConflict, "external_id",
 			"external_id was already used for withdrawal "+got.ID+" with a different chain, asset, to or amount")
 	}
-	s.met.replays.WithLabelValues("same").Inc()
+	s.met.Replay("same")
 	log.Info("withdrawal replayed")
 	return c.JSON(http.StatusOK, s.render(got))
 }
@@ -526,7 +526,7 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 	if conflict {
 		return notCancelable(w.Status) // a worker took it first
 	}
-	s.met.canceled.Inc()
+	s.met.Canceled()
 	state(c).log.Info("withdrawal canceled", "withdrawal_id", w.ID, "external_id", w.ExternalID)
 	return c.JSON(http.StatusOK, s.render(w))
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -26,12 +27,46 @@ type Chain interface {
 	TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
 }
 
+// Deps are the collaborators a Broadcaster cannot work without.
+type Deps struct {
+	Store *store.Store
+	// Queue hands broadcast transactions to the monitor, in the transaction that marks them.
+	Queue queue.TxSender
+	// Chains are the node clients by chain name.
+	Chains map[string]Chain
+}
+
 // Broadcaster consumes signed-tx.
 type Broadcaster struct {
-	Store  *store.Store
-	Queue  queue.TxSender
-	Chains map[string]Chain
-	Log    *slog.Logger
+	store  *store.Store
+	queue  queue.TxSender
+	chains map[string]Chain
+	log    *slog.Logger
+	met    Metrics
+}
+
+// New checks d (a missing dependency is an error naming it) and builds the broadcaster. A nil log
+// discards; m may be NopMetrics() in tests.
+func New(d Deps, log *slog.Logger, m Metrics) (*Broadcaster, error) {
+	switch {
+	case d.Store == nil:
+		return nil, errors.New("broadcaster: Store is required")
+	case d.Queue == nil:
+		return nil, errors.New("broadcaster: Queue is required")
+	case len(d.Chains) == 0:
+		return nil, errors.New("broadcaster: Chains is required (no chain configured)")
+	case m == nil:
+		return nil, errors.New("broadcaster: Metrics is required (NopMetrics() for none)")
+	}
+	for name, c := range d.Chains {
+		if c == nil {
+			return nil, fmt.Errorf("broadcaster: Chains[%q] has no client", name)
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Broadcaster{store: d.Store, queue: d.Queue, chains: d.Chains, log: log, met: m}, nil
 }
 
 // Handle processes one signed-tx message.
@@ -40,23 +75,23 @@ func (b *Broadcaster) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return err
 	}
-	st, err := b.Store.GetSentTx(ctx, p.SentTxID)
+	st, err := b.store.GetSentTx(ctx, p.SentTxID)
 	if err != nil {
 		return fmt.Errorf("load sent tx %d: %w", p.SentTxID, err)
 	}
-	log := b.Log.With("sent_tx_id", st.ID, "from", st.From, "correlation_id", env.CorrelationID)
+	log := b.log.With("sent_tx_id", st.ID, "from", st.From, "correlation_id", env.CorrelationID)
 	if st.Status != store.TxSigned {
 		log.Info("already broadcast", "status", st.Status)
 		return nil
 	}
-	client, ok := b.Chains[st.Chain]
+	client, ok := b.chains[st.Chain]
 	if !ok {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q of sent tx %d is not configured", st.Chain, st.ID)
 	}
 	// Signers commit concurrently, so messages can arrive out of nonce order; a node may refuse a
 	// nonce above its next one (Hardhat's automine does) and would hold this address's queue hostage.
 	// Sending the lower unsent ones first keeps the address in nonce order whatever the arrival order.
-	lower, err := b.Store.SignedBelow(ctx, st.ChainID, st.From, st.Nonce)
+	lower, err := b.store.SignedBelow(ctx, st.ChainID, st.From, st.Nonce)
 	if err != nil {
 		return err
 	}
@@ -75,11 +110,21 @@ func (b *Broadcaster) broadcast(ctx context.Context, log *slog.Logger, client Ch
 		return txerr.New(txerr.InvalidTransaction, "bad_raw_tx", fmt.Errorf("decode sent tx %d: %w", st.ID, err))
 	}
 	if err := b.send(ctx, client, st, tx); err != nil {
-		log.Warn("broadcast failed", "nonce", st.Nonce, "err", err, "type", txerr.Classify(err))
+		typ := txerr.Classify(err)
+		b.met.SendError(st.Chain, string(typ))
+		log.Warn("broadcast failed", "nonce", st.Nonce, "err", err, "type", typ)
 		return err
 	}
-	if err := b.markBroadcasted(ctx, st, st.CorrelationID); err != nil {
+	ws, err := b.markBroadcasted(ctx, st, st.CorrelationID)
+	if err != nil {
 		return err
+	}
+	if ws != nil { // nil: a concurrent delivery marked it, and counted it
+		b.met.Sent(st.Chain)
+		now := time.Now()
+		for _, w := range ws {
+			b.met.WithdrawalBroadcast(w.Chain, w.Asset, now.Sub(w.CreatedAt))
+		}
 	}
 	log.Info("broadcast", "nonce", st.Nonce, "tx_hash", st.Hash)
 	return nil
@@ -95,7 +140,7 @@ func (b *Broadcaster) send(ctx context.Context, client Chain, st *store.SentTx, 
 	if txerr.Classify(err) != txerr.NonceTooLow {
 		return fmt.Errorf("send %s: %w", tx.Hash(), err)
 	}
-	hashes, herr := b.Store.AttemptHashes(ctx, st.ID)
+	hashes, herr := b.store.AttemptHashes(ctx, st.ID)
 	if herr != nil {
 		return herr
 	}
@@ -112,28 +157,38 @@ func (b *Broadcaster) send(ctx context.Context, client Chain, st *store.SentTx, 
 		fmt.Errorf("nonce %d of %s is used by a transaction that is not ours (%d attempts checked): %w", st.Nonce, st.From, len(hashes), err))
 }
 
-func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, correlationID string) error {
-	return b.Store.InTx(ctx, func(tx *sql.Tx) error {
-		if err := b.Store.SetSentTxStatus(ctx, tx, st.ID, store.TxSigned, store.TxBroadcasted); err != nil {
+// markBroadcasted marks st and its withdrawals BROADCASTED and queues the monitor, all in one database
+// transaction, and returns the withdrawals it moved (nil when a concurrent delivery had marked st).
+func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, correlationID string) ([]*store.Withdrawal, error) {
+	var moved []*store.Withdrawal
+	err := b.store.InTx(ctx, func(tx *sql.Tx) error {
+		moved = nil // the transaction may be retried after a deadlock
+		if err := b.store.SetSentTxStatus(ctx, tx, st.ID, store.TxSigned, store.TxBroadcasted); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil // a concurrent delivery got here first and queued the monitor
 			}
 			return err
 		}
-		ws, err := b.Store.WithdrawalsBySentTx(ctx, tx, st.ID)
+		ws, err := b.store.WithdrawalsBySentTx(ctx, tx, st.ID)
 		if err != nil {
 			return err
 		}
+		moved = make([]*store.Withdrawal, 0, len(ws))
 		for _, w := range ws {
-			if err := b.Store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, "broadcaster", store.Change{}); err != nil {
+			if err := b.store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, "broadcaster", store.Change{}); err != nil {
 				return err
 			}
+			moved = append(moved, w)
 		}
 		body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), correlationID,
 			queue.TxBroadcasted{SentTxID: st.ID, Chain: st.Chain, Hash: st.Hash})
 		if err != nil {
 			return err
 		}
-		return b.Queue.SendTx(ctx, tx, queue.TxMonitor, body, queue.SendOptions{})
+		return b.queue.SendTx(ctx, tx, queue.TxMonitor, body, queue.SendOptions{})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return moved, nil
 }

@@ -19,10 +19,10 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
+	"github.com/sluice-custody/sluice/multicall"
 )
 
 // Chain is what the monitor asks of a node.
@@ -39,12 +39,46 @@ type ChainDeps struct {
 	Client Chain
 }
 
+// Deps are the collaborators a Monitor cannot work without.
+type Deps struct {
+	Store *store.Store
+	// Queue is for looking again later (a fresh delayed message, so waiting never counts as a failed
+	// receive) and for asking the signer again for withdrawals a reverted batch sent back to PENDING.
+	Queue  queue.Queue
+	Chains map[string]ChainDeps
+}
+
 // Monitor consumes tx-monitor.
 type Monitor struct {
-	Store  *store.Store
-	Queue  queue.Queue // to look again later: a fresh delayed message, so waiting never counts as a failed receive
-	Chains map[string]ChainDeps
-	Log    *slog.Logger
+	store  *store.Store
+	queue  queue.Queue
+	chains map[string]ChainDeps
+	log    *slog.Logger
+	met    Metrics
+}
+
+// New checks d (a missing dependency is an error naming it) and builds the monitor. A nil log discards;
+// m may be NopMetrics() in tests.
+func New(d Deps, log *slog.Logger, m Metrics) (*Monitor, error) {
+	switch {
+	case d.Store == nil:
+		return nil, errors.New("monitor: Store is required")
+	case d.Queue == nil:
+		return nil, errors.New("monitor: Queue is required")
+	case len(d.Chains) == 0:
+		return nil, errors.New("monitor: Chains is required (no chain configured)")
+	case m == nil:
+		return nil, errors.New("monitor: Metrics is required (NopMetrics() for none)")
+	}
+	for name, cd := range d.Chains {
+		if cd.Client == nil {
+			return nil, fmt.Errorf("monitor: Chains[%q] has no client", name)
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Monitor{store: d.Store, queue: d.Queue, chains: d.Chains, log: log, met: m}, nil
 }
 
 // maxDelay is the longest a message can be delayed (SQS allows 15 minutes).
@@ -56,78 +90,119 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return err
 	}
-	st, err := mo.Store.GetSentTx(ctx, p.SentTxID)
+	st, err := mo.store.GetSentTx(ctx, p.SentTxID)
 	if err != nil {
 		return fmt.Errorf("load sent tx %d: %w", p.SentTxID, err)
 	}
 	if st.Status == store.TxConfirmed || st.Status == store.TxFailed {
 		return nil
 	}
-	cd, ok := mo.Chains[st.Chain]
+	cd, ok := mo.chains[st.Chain]
 	if !ok {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q of sent tx %d is not configured", st.Chain, st.ID)
 	}
-	log := mo.Log.With("sent_tx_id", st.ID, "from", st.From, "nonce", st.Nonce, "correlation_id", env.CorrelationID)
+	log := mo.log.With("sent_tx_id", st.ID, "from", st.From, "nonce", st.Nonce, "correlation_id", env.CorrelationID)
 
-	rcpt, err := mo.findReceipt(ctx, cd.Client, st)
+	hashes, err := mo.store.AttemptHashes(ctx, st.ID)
 	if err != nil {
 		return err
 	}
-	blockTime := cd.Config.BlockTime.Duration
-	if rcpt == nil {
-		mo.resend(ctx, log, cd.Client, st)
-		return mo.later(ctx, env, p, blockTime)
-	}
-	head, err := cd.Client.BlockNumber(ctx)
+	v, err := decide(ctx, cd.Client, hashes, cd.Config.Confirmations, cd.Config.BlockTime.Duration)
 	if err != nil {
-		return fmt.Errorf("head of %s: %w", st.Chain, err)
+		return fmt.Errorf("sent tx %d on %s: %w", st.ID, st.Chain, err)
+	}
+	switch v.action {
+	case resendAndWait:
+		resend(ctx, log, cd.Client, st)
+		return mo.later(ctx, env, p, v.delay)
+	case waitDepth:
+		return mo.later(ctx, env, p, v.delay)
+	case waitReorg:
+		mo.met.Reorg(st.Chain)
+		log.Warn("receipt block is no longer canonical; waiting", "block", v.receipt.BlockNumber.Uint64())
+		return mo.later(ctx, env, p, v.delay)
+	}
+	if err := mo.settle(ctx, cd, st, v.receipt); err != nil {
+		return err
+	}
+	log.Info("settled", "tx_hash", v.receipt.TxHash.Hex(), "block", v.receipt.BlockNumber.Uint64(), "status", v.receipt.Status,
+		"confirmations", v.confs)
+	return nil
+}
+
+// action is what the monitor does with a broadcast transaction after looking at the chain.
+type action int
+
+const (
+	// resendAndWait: no attempt has a receipt, so the node may have dropped it (restart, eviction, a
+	// reorg that took its block): put the recorded bytes back and look again after a block.
+	resendAndWait action = iota
+	// waitDepth: mined, but not yet at the configured confirmations.
+	waitDepth
+	// waitReorg: mined at depth by the node's receipt, but in a block that is no longer canonical (the
+	// node has not caught up with a reorg): nothing is settled; the next look follows where it went.
+	waitReorg
+	// settle: mined at depth in a canonical block: confirm or fail from the receipt.
+	settle
+)
+
+func (a action) String() string {
+	return [...]string{"resendAndWait", "waitDepth", "waitReorg", "settle"}[a]
+}
+
+// verdict is decide's answer.
+type verdict struct {
+	action  action
+	receipt *types.Receipt // of the attempt found; nil for resendAndWait
+	confs   uint64
+	delay   time.Duration // when to look again; zero for settle
+}
+
+// decide reads the chain for every attempt (hashes, a fee bump may have replaced the first) of a
+// broadcast transaction and says what to do with it. It reads the node only, never the store, so each
+// case (found at depth, below depth, reorged, dropped) is table-tested against a fake Chain.
+func decide(ctx context.Context, c Chain, hashes []string, confirmations uint64, blockTime time.Duration) (verdict, error) {
+	var rcpt *types.Receipt
+	for _, h := range hashes {
+		r, err := c.TransactionReceipt(ctx, common.HexToHash(h))
+		if err == nil {
+			rcpt = r
+			break
+		}
+		if !errors.Is(err, ethereum.NotFound) {
+			return verdict{}, fmt.Errorf("receipt of %s: %w", h, err)
+		}
+	}
+	if rcpt == nil {
+		return verdict{action: resendAndWait, delay: blockTime}, nil
+	}
+	head, err := c.BlockNumber(ctx)
+	if err != nil {
+		return verdict{}, fmt.Errorf("head: %w", err)
 	}
 	mined := rcpt.BlockNumber.Uint64()
 	confs := uint64(0)
 	if head >= mined {
 		confs = head - mined + 1
 	}
-	if confs < cd.Config.Confirmations {
-		return mo.later(ctx, env, p, time.Duration(cd.Config.Confirmations-confs)*blockTime)
+	if confs < confirmations {
+		return verdict{action: waitDepth, receipt: rcpt, confs: confs, delay: time.Duration(confirmations-confs) * blockTime}, nil
 	}
 	// The receipt may come from a node that has not caught up with a reorg; settle only on a receipt
 	// whose block is canonical now.
-	h, err := cd.Client.HeaderByNumber(ctx, rcpt.BlockNumber)
+	h, err := c.HeaderByNumber(ctx, rcpt.BlockNumber)
 	if err != nil {
-		return fmt.Errorf("header %d of %s: %w", mined, st.Chain, err)
+		return verdict{}, fmt.Errorf("header %d: %w", mined, err)
 	}
 	if h.Hash() != rcpt.BlockHash {
-		log.Warn("receipt block is no longer canonical; waiting", "block", mined)
-		return mo.later(ctx, env, p, blockTime)
+		return verdict{action: waitReorg, receipt: rcpt, confs: confs, delay: blockTime}, nil
 	}
-	if err := mo.settle(ctx, cd, st, rcpt); err != nil {
-		return err
-	}
-	log.Info("settled", "tx_hash", rcpt.TxHash.Hex(), "block", mined, "status", rcpt.Status, "confirmations", confs)
-	return nil
-}
-
-// findReceipt looks for a receipt of any attempt of st (a fee bump may have replaced the first).
-func (mo *Monitor) findReceipt(ctx context.Context, c Chain, st *store.SentTx) (*types.Receipt, error) {
-	hashes, err := mo.Store.AttemptHashes(ctx, st.ID)
-	if err != nil {
-		return nil, err
-	}
-	for _, h := range hashes {
-		r, err := c.TransactionReceipt(ctx, common.HexToHash(h))
-		if err == nil {
-			return r, nil
-		}
-		if !errors.Is(err, ethereum.NotFound) {
-			return nil, fmt.Errorf("receipt of %s: %w", h, err)
-		}
-	}
-	return nil, nil
+	return verdict{action: settle, receipt: rcpt, confs: confs}, nil
 }
 
 // resend puts the recorded raw tx back to the node: harmless when it is still pooled (same hash), and
 // it brings back one a node dropped (restarted, evicted, reorged out).
-func (mo *Monitor) resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
+func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(st.Raw); err != nil {
 		log.Error("recorded raw tx does not decode", "err", err)
@@ -146,31 +221,34 @@ func (mo *Monitor) later(ctx context.Context, env queue.Envelope, p queue.TxBroa
 	if err != nil {
 		return err
 	}
-	return mo.Queue.Send(ctx, queue.TxMonitor, body, queue.SendOptions{Delay: d})
+	return mo.queue.Send(ctx, queue.TxMonitor, body, queue.SendOptions{Delay: d})
 }
 
 func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r *types.Receipt) error {
 	rec := store.Receipt{Hash: r.TxHash.Hex(), BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
 		Status: int(r.Status), GasUsed: r.GasUsed}
 	ok := r.Status == types.ReceiptStatusSuccessful
-	var retry []*store.Withdrawal // returned to PENDING: asked for again once committed
-	err := mo.Store.InTx(ctx, func(tx *sql.Tx) error {
-		retry = retry[:0]
+	var (
+		retry []*store.Withdrawal // returned to PENDING: asked for again once committed
+		done  []settled           // counted once committed
+	)
+	err := mo.store.InTx(ctx, func(tx *sql.Tx) error {
+		retry, done = retry[:0], done[:0] // the transaction may be retried after a deadlock
 		status := store.TxConfirmed
 		if !ok {
 			status = store.TxFailed
 		}
-		if err := mo.Store.FinishSentTx(ctx, tx, st.ID, status, rec); err != nil {
+		if err := mo.store.FinishSentTx(ctx, tx, st.ID, status, rec); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil // settled by a concurrent delivery
 			}
 			return err
 		}
-		ws, err := mo.Store.WithdrawalsBySentTx(ctx, tx, st.ID)
+		ws, err := mo.store.WithdrawalsBySentTx(ctx, tx, st.ID)
 		if err != nil {
 			return err
 		}
-		batch, err := mo.Store.BatchBySentTx(ctx, tx, st.ID)
+		batch, err := mo.store.BatchBySentTx(ctx, tx, st.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			batch, err = nil, nil
 		}
@@ -188,41 +266,42 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			if w.Status.Terminal() {
 				continue
 			}
+			returns := 0
+			if !ok && batch != nil {
+				if returns, err = mo.store.CountReturns(ctx, tx, w.ID); err != nil {
+					return err
+				}
+			}
+			itemReverted := ok && items != nil && !items[i].Success
 			var err error
-			switch {
-			case ok && items != nil && !items[i].Success:
-				typ := string(txerr.ExecutionReverted)
-				msg := fmt.Sprintf("transfer %d of batch %s reverted inside tx %s (block %d); the other transfers of the batch are unaffected",
-					i, batch.ID, rec.Hash, block)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
-					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
-			case ok:
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
+			switch withdrawalOutcome(ok, batch != nil, itemReverted, returns) {
+			case confirmed:
+				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
 					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), "monitor", store.Change{BlockNumber: &block})
-			case batch != nil:
+				done = append(done, settled{w, store.Confirmed, ""})
+			case repended:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
 				// the revert is final and its nonce spent, so no attempt of it can ever be mined: the
 				// withdrawals can safely be signed afresh. After maxBatchReturns such rounds they fail.
-				var n int
-				if n, err = mo.Store.CountReturns(ctx, tx, w.ID); err != nil {
-					return err
-				}
-				if n < maxBatchReturns {
-					reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
-						batch.ID, rec.Hash, block, cd.Config.Confirmations)
-					err = mo.Store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, "monitor")
-					retry = append(retry, w)
-					break
-				}
+				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
+					batch.ID, rec.Hash, block, cd.Config.Confirmations)
+				err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, "monitor")
+				retry = append(retry, w)
+			case failed:
 				typ := string(txerr.ExecutionReverted)
-				msg := fmt.Sprintf("batch %s tx %s reverted in block %d (receipt status 0), after %d earlier reverted batches", batch.ID, rec.Hash, block, n)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+				var msg string
+				switch {
+				case itemReverted:
+					msg = fmt.Sprintf("transfer %d of batch %s reverted inside tx %s (block %d); the other transfers of the batch are unaffected",
+						i, batch.ID, rec.Hash, block)
+				case batch != nil:
+					msg = fmt.Sprintf("batch %s tx %s reverted in block %d (receipt status 0), after %d earlier reverted batches", batch.ID, rec.Hash, block, returns)
+				default:
+					msg = fmt.Sprintf("tx %s reverted in block %d (receipt status 0)", rec.Hash, block)
+				}
+				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
 					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
-			default:
-				typ := string(txerr.ExecutionReverted)
-				msg := fmt.Sprintf("tx %s reverted in block %d (receipt status 0)", rec.Hash, block)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
-					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
+				done = append(done, settled{w, store.Failed, typ})
 			}
 			if err != nil {
 				return err
@@ -233,14 +312,22 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	for _, d := range done {
+		if d.status == store.Confirmed {
+			mo.met.Confirmed(d.w.Chain, d.w.Asset, now.Sub(d.w.CreatedAt))
+		} else {
+			mo.met.Failed(d.w.Chain, d.w.Asset, d.errType)
+		}
+	}
 	for _, w := range retry {
 		// The batcher finds PENDING withdrawals in the database; the message serves a signer without one.
 		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 		if err == nil {
-			err = mo.Queue.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
+			err = mo.queue.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
 		}
 		if err != nil {
-			mo.Log.Warn("re-request withdrawal after reverted batch", "withdrawal_id", w.ID, "err", err)
+			mo.log.Warn("re-request withdrawal after reverted batch", "withdrawal_id", w.ID, "err", err)
 		}
 	}
 	return nil
@@ -248,6 +335,40 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 
 // maxBatchReturns bounds how often a withdrawal goes back to PENDING after reverted batches.
 const maxBatchReturns = 2
+
+// settled is a withdrawal the settling transaction moved to a terminal status.
+type settled struct {
+	w       *store.Withdrawal
+	status  store.Status
+	errType string
+}
+
+// outcome is how one withdrawal of a transaction mined at depth settles.
+type outcome int
+
+const (
+	confirmed outcome = iota
+	failed
+	repended // back to PENDING, to be signed afresh
+)
+
+func (o outcome) String() string { return [...]string{"confirmed", "failed", "repended"}[o] }
+
+// withdrawalOutcome applies the settling rules to one withdrawal: receiptOK is the receipt's status,
+// inBatch whether the transaction was a batch, itemReverted whether this withdrawal's own transfer
+// inside a successful ERC-20 batch reverted, returns how often it already went back to PENDING after
+// reverted batches.
+func withdrawalOutcome(receiptOK, inBatch, itemReverted bool, returns int) outcome {
+	switch {
+	case receiptOK && itemReverted:
+		return failed
+	case receiptOK:
+		return confirmed
+	case inBatch && returns < maxBatchReturns:
+		return repended
+	}
+	return failed
+}
 
 // itemResults reads each item's outcome of an ERC-20 batch from its TransferResult events, in the order
 // the signer built it (withdrawal id order), checking every item against its withdrawal.

@@ -583,6 +583,7 @@ func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 	if err != nil {
 		return err
 	}
+	s.countSigned(cd.Config.Name, p.ws[0].Asset, len(p.ws))
 	log.Info("batch signed", "batch_id", batchID, "size", len(p.ws), "tx_hash", st.Hash, "nonce", st.Nonce, "gas", p.gas, "reason", p.reason)
 	return nil
 }

@@ -62,6 +62,8 @@ type Signer struct {
 	Nonces Nonces
 	Chains map[string]ChainDeps
 	Log    *slog.Logger
+	// Metrics may be nil (TEMP: core's branch makes it a constructor argument).
+	Metrics Metrics
 
 	batcher batcherState
 }
@@ -318,6 +320,7 @@ func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.W
 			// The row is persisted: a reclaim of this lease fails on the unique nonce and is committed then.
 			log.Warn("commit nonce lease", "nonce", st.Nonce, "err", err)
 		}
+		s.countSigned(w.Chain, w.Asset, 1)
 		log.Info("signed", "tx_hash", st.Hash, "from", st.From, "nonce", st.Nonce, "sent_tx_id", st.ID)
 		return true, nil
 	case store.IsDuplicate(err) && strings.Contains(err.Error(), "uq_sent_tx_nonce"):

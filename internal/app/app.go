@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-custody/sluice/api"
@@ -19,19 +21,19 @@ import (
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
-	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/internal/service"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/recovery"
+	"github.com/sluice-custody/sluice/signer"
 )
 
-// App holds the opened backends.
+// App holds the opened backends and the process's metrics registry.
 type App struct {
 	Cfg    *config.Config
 	Log    *slog.Logger
@@ -43,11 +45,20 @@ type App struct {
 	Nonces *nonce.Allocator
 	Keys   keys.Provider
 	Chains map[string]*chain.Client
+
+	// Registry is the process's one metrics registry: every service run by this App registers on it,
+	// and /metrics (the service's health port, or the API's) serves it. Each service's metrics carry
+	// its name (sluice_<service>_…), so `sluice all` shows them side by side without collisions.
+	Registry     *prometheus.Registry
+	queueMetrics queue.Metrics // shared by the process's consumers: the queue is a label
+	metricsMu    sync.Mutex
+	metrics      map[string]any // service name → its Metrics, registered once per process
 }
 
 // Open connects to everything cfg names. Keys are opened only for services that sign.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Chains: map[string]*chain.Client{}}
+	a := &App{Cfg: cfg, Log: log, Chains: map[string]*chain.Client{}, Registry: NewRegistry(), metrics: map[string]any{}}
+	a.queueMetrics = queue.NewMetrics(a.Registry)
 	ok := false
 	defer func() {
 		if !ok {
@@ -74,13 +85,15 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 			return nil, err
 		}
 		a.Queue, a.Sender = q, outbox.Sender{}
-		a.relay = outbox.NewRelay(a.Store.DB, q, outbox.Options{Logger: log})
+		if a.relay, err = outbox.NewRelay(outbox.RelayDeps{DB: a.Store.DB, Queue: q}, log, outbox.NewMetrics(a.Registry)); err != nil {
+			return nil, err
+		}
 	}
 	a.Redis = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 		DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
 	a.Nonces = nonce.New(a.Redis)
 	for _, ch := range cfg.Chains {
-		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration)
+		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration, chain.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +164,7 @@ func (a *App) Run(ctx context.Context, names ...string) error {
 	if len(names) == 1 && names[0] != "api" {
 		listen = a.Cfg.Services[names[0]].Listen
 	}
-	return service.Run(ctx, joinNames(names), listen, checks, workers...)
+	return service.Run(ctx, joinNames(names), listen, a.Registry, checks, workers...)
 }
 
 func joinNames(names []string) string {
@@ -179,15 +192,39 @@ func wrap(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (a *App) consumer(name, queueName string, h queue.Handler) service.Worker {
-	c := &queue.Consumer{
+func (a *App) consumer(name, queueName string, h queue.Handler) (service.Worker, error) {
+	c, err := queue.NewConsumer(queue.ConsumerDeps{
 		Queue: a.Queue, Name: queueName, Handler: h,
 		Concurrency: a.Cfg.Services[name].Concurrency,
 		Visibility:  a.Cfg.Queue.VisibilityTimeout.Duration,
 		Wait:        a.Cfg.Queue.WaitTime.Duration,
-		Logger:      a.Log.With("service", name),
+	}, a.Log.With("service", name), a.queueMetrics)
+	if err != nil {
+		return nil, err
 	}
-	return c.Run
+	return c.Run, nil
+}
+
+// NewRegistry is a process's metrics registry: empty but for the Go runtime and process collectors.
+// Never the global default, so what /metrics shows is exactly what this process's services registered.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// metricsOf returns service name's metrics in this process, made by newMetrics on the process's
+// registry the first time: a service built twice by one App (run again by a test or a tool) counts on
+// in the same collectors instead of registering them twice.
+func metricsOf[M any](a *App, name string, newMetrics func(prometheus.Registerer) M) M {
+	a.metricsMu.Lock()
+	defer a.metricsMu.Unlock()
+	if m, ok := a.metrics[name].(M); ok {
+		return m
+	}
+	m := newMetrics(a.Registry)
+	a.metrics[name] = m
+	return m
 }
 
 // workers builds what service name runs; service.Run stops them all when one fails.
@@ -195,15 +232,20 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
-		srv := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Logger: log, Metrics: defaultRegistry(),
-			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }})
+		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry,
+			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
+			log, metricsOf(a, name, api.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
 		}
 		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
 	case "signer":
+		// Core's branch builds this as signer.New(signer.Deps{...}, log, metricsOf(a, name, signer.NewMetrics)).
 		s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log,
-			Chains: map[string]signer.ChainDeps{}}
+			Chains: map[string]signer.ChainDeps{}, Metrics: metricsOf(a, name, signer.NewMetrics)}
 		for _, ch := range a.Cfg.Chains {
 			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
@@ -213,29 +255,43 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		for _, ch := range a.Cfg.Chains {
 			g.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
+		c, err := a.consumer(name, queue.TxRequest, s.Handle)
+		if err != nil {
+			return nil, err
+		}
 		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
-		return []service.Worker{a.consumer(name, queue.TxRequest, s.Handle), s.RunBatcher, g.Run}, nil
+		return []service.Worker{c, s.RunBatcher, g.Run}, nil
 	case "broadcaster":
-		b := &broadcaster.Broadcaster{Store: a.Store, Queue: a.Sender, Log: log, Chains: map[string]broadcaster.Chain{}}
+		chains := map[string]broadcaster.Chain{}
 		for n, c := range a.Chains {
-			b.Chains[n] = c
+			chains[n] = c
 		}
-		return []service.Worker{a.consumer(name, queue.SignedTx, b.Handle)}, nil
+		b, err := broadcaster.New(broadcaster.Deps{Store: a.Store, Queue: a.Sender, Chains: chains}, log,
+			metricsOf(a, name, broadcaster.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
+		c, err := a.consumer(name, queue.SignedTx, b.Handle)
+		if err != nil {
+			return nil, err
+		}
+		return []service.Worker{c}, nil
 	case "monitor":
-		m := &monitor.Monitor{Store: a.Store, Queue: a.Queue, Log: log, Chains: map[string]monitor.ChainDeps{}}
+		chains := map[string]monitor.ChainDeps{}
 		for _, ch := range a.Cfg.Chains {
-			m.Chains[ch.Name] = monitor.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+			chains[ch.Name] = monitor.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
 		}
-		return []service.Worker{a.consumer(name, queue.TxMonitor, m.Handle)}, nil
+		m, err := monitor.New(monitor.Deps{Store: a.Store, Queue: a.Queue, Chains: chains}, log, metricsOf(a, name, monitor.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
+		c, err := a.consumer(name, queue.TxMonitor, m.Handle)
+		if err != nil {
+			return nil, err
+		}
+		return []service.Worker{c}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q", name)
-}
-
-// defaultRegistry is the process-wide registry, so the API's /metrics also shows the consumers' metrics
-// when they share the process.
-func defaultRegistry() *prometheus.Registry {
-	r, _ := prometheus.DefaultRegisterer.(*prometheus.Registry)
-	return r
 }
 
 // CheckAPIKey refuses keys short enough to guess (the bootstrap key here and `sluice dev`'s).

@@ -3,10 +3,13 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +44,9 @@ type withdrawal struct {
 
 // TestEndToEnd posts withdrawals over HTTP, half native and half ERC-20 to fresh recipients, lets the
 // real signer, broadcaster and monitor take them to 12 confirmations on a real node, and checks every
-// recipient's balance on chain, with each queue backend.
+// recipient's balance on chain and the services' counters on /metrics, with each queue backend. The
+// MySQL run is `sluice all` (every service in one process, one /metrics); the SQS run is one App per
+// service, as separate processes are deployed, each with its own registry and health port.
 func TestEndToEnd(t *testing.T) {
 	for _, backend := range []string{"mysql", "sqs"} {
 		t.Run(backend, func(t *testing.T) {
@@ -51,12 +56,15 @@ func TestEndToEnd(t *testing.T) {
 				// The SQS emulator (npm local-aws-sqs) stands in for AWS; the outbox relays to it.
 				q.SQS = config.SQS{Endpoint: testenv.SQSEndpoint(t), Region: "us-east-1", Prefix: testenv.UniqueName(t) + "-"}
 			}
-			runEndToEnd(t, q, 20)
+			runEndToEnd(t, q, 20, backend == "sqs")
 		})
 	}
 }
 
-func runEndToEnd(t *testing.T, q config.Queue, n int) {
+// pipeline are the services whose counters the test checks against the withdrawals.
+var pipeline = []string{"signer", "broadcaster", "monitor"}
+
+func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -72,8 +80,35 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 		t.Fatalf("queue setup: %v", err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
+	runErr := make(chan error, len(app.Services))
+	running := 0
+	metricsURL := map[string]string{} // service → where its counters are scraped
+	if split {
+		for _, name := range pipeline {
+			svc := st.Config.Services[name]
+			svc.Listen = testenv.FreeAddr(t)
+			st.Config.Services[name] = svc
+			metricsURL[name] = "http://" + svc.Listen + "/metrics"
+		}
+		go func() { runErr <- st.App.Run(runCtx, "api") }()
+		running++
+		for _, name := range pipeline {
+			a, err := app.Open(ctx, st.Config, log)
+			if err != nil {
+				t.Fatalf("open %s: %v", name, err)
+			}
+			defer a.Close()
+			a.Keys = st.App.Keys
+			go func() { runErr <- a.Run(runCtx, name) }()
+			running++
+		}
+	} else {
+		go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
+		running++
+		for _, name := range pipeline {
+			metricsURL[name] = st.APIURL + "/metrics" // the process's one registry
+		}
+	}
 	api := testenv.API{T: t, Base: st.APIURL, Key: st.APIKey}
 	testenv.WaitReady(t, st.APIURL, runErr)
 
@@ -165,15 +200,106 @@ func runEndToEnd(t *testing.T, q config.Queue, n int) {
 	}
 	t.Logf("%d withdrawals paid in %d transactions", len(all), recorded)
 
-	stop()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Fatalf("services stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("services did not stop within 30s of cancel")
+	perAsset := map[string]float64{}
+	for _, p := range all {
+		perAsset[p.w.Asset]++
 	}
+	checkCounters(t, metricsURL, split, perAsset, float64(recorded))
+
+	stop()
+	for range running {
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Fatalf("services stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("services did not stop within 30s of cancel")
+		}
+	}
+}
+
+// checkCounters scrapes each pipeline service's /metrics and checks its counters against what the
+// chain and the database say happened: every withdrawal (perAsset of them per asset, all CONFIRMED)
+// signed, broadcast and confirmed exactly once, every recorded transaction (sent of them) broadcast
+// once, nothing failed. Split into one process per service, each endpoint must also show only its own
+// service's metrics.
+func checkCounters(t *testing.T, metricsURL map[string]string, split bool, perAsset map[string]float64, sent float64) {
+	t.Helper()
+	var total float64
+	for _, n := range perAsset {
+		total += n
+	}
+	scraped := map[string]map[string]float64{}
+	for _, name := range pipeline {
+		scraped[name] = scrape(t, metricsURL[name])
+	}
+	want := func(service, series string, v float64) {
+		t.Helper()
+		if got, ok := scraped[service][series]; !ok || got != v {
+			t.Errorf("%s /metrics: %s = %v (exposed %v), want %v", service, series, got, ok, v)
+		}
+	}
+	for asset, n := range perAsset {
+		labels := fmt.Sprintf(`{asset=%q,chain="local"}`, asset)
+		want("signer", "sluice_signer_withdrawals_signed_total"+labels, n)
+		want("broadcaster", "sluice_broadcaster_withdrawals_broadcast_total"+labels, n)
+		want("monitor", "sluice_monitor_withdrawals_confirmed_total"+labels, n)
+	}
+	want("broadcaster", `sluice_broadcaster_transactions_sent_total{chain="local"}`, sent)
+	want("broadcaster", `sluice_broadcaster_broadcast_seconds_count{chain="local"}`, total)
+	want("monitor", `sluice_monitor_confirm_seconds_count{chain="local"}`, total)
+	for series := range scraped["monitor"] {
+		if strings.HasPrefix(series, "sluice_monitor_withdrawals_failed_total") {
+			t.Errorf("monitor /metrics: %s on a run where every withdrawal confirmed", series)
+		}
+	}
+	for _, name := range pipeline {
+		if _, ok := scraped[name]["go_goroutines"]; !ok {
+			t.Errorf("%s /metrics lacks the Go collector", name)
+		}
+		if !split {
+			continue
+		}
+		for series := range scraped[name] {
+			for _, other := range append([]string{"api"}, pipeline...) {
+				if other != name && strings.HasPrefix(series, "sluice_"+other+"_") {
+					t.Errorf("%s /metrics shows %s: a process must show only its own service", name, series)
+				}
+			}
+		}
+	}
+}
+
+// scrape reads a Prometheus text exposition into series → value, a series written as exposed:
+// name{label="value",…} with the labels in their exposed (sorted) order.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %d %v", url, resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("scrape %s: bad line %q", url, line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape %s: bad value in %q: %v", url, line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
 }
 
 func balance(t *testing.T, ctx context.Context, eth *ethclient.Client, st *devmode.Stack, asset string, who common.Address) *big.Int {

@@ -16,19 +16,19 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/sluice-custody/sluice/broadcaster"
-	"github.com/sluice-custody/sluice/internal/chain"
-	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/contracts/bindings"
+	"github.com/sluice-custody/sluice/internal/chain"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/signer"
 )
 
 // Env is one assembled pipeline.
@@ -119,13 +119,24 @@ func (e *Env) Signer() *signer.Signer {
 
 // Broadcaster returns a broadcaster on the Env.
 func (e *Env) Broadcaster() *broadcaster.Broadcaster {
-	return &broadcaster.Broadcaster{Store: e.Store, Queue: e.Queue, Log: e.Log, Chains: map[string]broadcaster.Chain{"local": e.Client}}
+	e.T.Helper()
+	b, err := broadcaster.New(broadcaster.Deps{Store: e.Store, Queue: e.Queue, Chains: map[string]broadcaster.Chain{"local": e.Client}},
+		e.Log, broadcaster.NopMetrics())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return b
 }
 
 // Monitor returns a monitor on the Env.
 func (e *Env) Monitor() *monitor.Monitor {
-	return &monitor.Monitor{Store: e.Store, Queue: e.Queue, Log: e.Log,
-		Chains: map[string]monitor.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
+	e.T.Helper()
+	m, err := monitor.New(monitor.Deps{Store: e.Store, Queue: e.Queue,
+		Chains: map[string]monitor.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}, e.Log, monitor.NopMetrics())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return m
 }
 
 // Withdraw creates a PENDING withdrawal of amount base units and its tx-request message, as the API does.

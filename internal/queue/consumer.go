@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
@@ -37,6 +34,14 @@ type Handler func(ctx context.Context, m Message) error
 // MaxReceiveCount deliveries the backend's redrive moves such a message to the DLQ unchanged (not
 // wrapped in a DeadLetter), so DLQ readers must accept both forms.
 type Consumer struct {
+	d   ConsumerDeps
+	log *slog.Logger
+	met Metrics
+}
+
+// ConsumerDeps are what a Consumer cannot work without (Queue, Name, Handler), then its settings, where
+// zero means the default.
+type ConsumerDeps struct {
 	Queue   Queue
 	Name    string
 	Handler Handler
@@ -46,7 +51,7 @@ type Consumer struct {
 	// Visibility hides a received message from other consumers (default 30 s); it is extended every
 	// Visibility/2 while the handler runs.
 	Visibility time.Duration
-	// Wait is the long-poll wait of each receive (default 10 s).
+	// Wait is the long-poll wait of each receive (default 10 s; negative means no wait).
 	Wait time.Duration
 	// BatchSize caps the messages taken per receive call (default min(Concurrency, 10)); the consumer
 	// never takes more than it has free handlers for, so no message waits in memory.
@@ -57,8 +62,25 @@ type Consumer struct {
 	ShutdownGrace time.Duration
 	// OpTimeout bounds each Delete, ChangeVisibility and DLQ send (default 10 s).
 	OpTimeout time.Duration
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
+}
+
+// NewConsumer checks d (a missing dependency is an error naming it) and builds the consumer. A nil log
+// discards; m may be NopMetrics() in tests.
+func NewConsumer(d ConsumerDeps, log *slog.Logger, m Metrics) (*Consumer, error) {
+	switch {
+	case d.Queue == nil:
+		return nil, errors.New("queue consumer: Queue is required")
+	case d.Name == "":
+		return nil, errors.New("queue consumer: Name is required")
+	case d.Handler == nil:
+		return nil, fmt.Errorf("queue consumer %s: Handler is required", d.Name)
+	case m == nil:
+		return nil, fmt.Errorf("queue consumer %s: Metrics is required (NopMetrics() for none)", d.Name)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{d: d.withDefaults(), log: log, met: m}, nil
 }
 
 // Outcome labels of the sluice_queue_messages_total counter.
@@ -68,43 +90,6 @@ const (
 	OutcomeDeadLettered = "dead_lettered"
 	OutcomeReleased     = "released"
 )
-
-type consumerMetrics struct {
-	messages      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
-	receiveErrors *prometheus.CounterVec
-	inFlight      *prometheus.GaugeVec
-}
-
-var (
-	metricsOnce sync.Once
-	metricsVal  consumerMetrics
-)
-
-func metrics() *consumerMetrics {
-	metricsOnce.Do(func() {
-		metricsVal = consumerMetrics{
-			messages: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "sluice_queue_messages_total",
-				Help: "Messages processed by queue consumers, by queue and outcome (handled, retried, dead_lettered, released).",
-			}, []string{"queue", "outcome"})),
-			duration: service.Register(prometheus.DefaultRegisterer, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "sluice_queue_handle_duration_seconds",
-				Help:    "Time spent in message handlers, by queue and outcome.",
-				Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
-			}, []string{"queue", "outcome"})),
-			receiveErrors: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "sluice_queue_receive_errors_total",
-				Help: "Failed receive calls, by queue.",
-			}, []string{"queue"})),
-			inFlight: service.Register(prometheus.DefaultRegisterer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "sluice_queue_in_flight",
-				Help: "Messages being handled now, by queue.",
-			}, []string{"queue"})),
-		}
-	})
-	return &metricsVal
-}
 
 // delivery is one message being handled. Its state settles the race between a handler finishing and
 // the shutdown releasing its message.
@@ -150,11 +135,10 @@ type runState struct {
 	hctx     context.Context // handler context: not canceled by the parent, only at grace expiry
 	opBase   context.Context // parent without its cancellation, for Delete/ChangeVisibility/DLQ sends
 	log      *slog.Logger
-	met      *consumerMetrics
 }
 
-func (c *Consumer) withDefaults() Consumer {
-	cc := *c
+func (d ConsumerDeps) withDefaults() ConsumerDeps {
+	cc := d
 	if cc.Concurrency <= 0 {
 		cc.Concurrency = 1
 	}
@@ -178,9 +162,6 @@ func (c *Consumer) withDefaults() Consumer {
 	if cc.OpTimeout <= 0 {
 		cc.OpTimeout = 10 * time.Second
 	}
-	if cc.Logger == nil {
-		cc.Logger = slog.Default()
-	}
 	return cc
 }
 
@@ -191,10 +172,7 @@ func (c *Consumer) withDefaults() Consumer {
 // long poll cut short by the shutdown can leave a message hidden until its visibility timeout: SQS may
 // have handed it to the canceled request.)
 func (c *Consumer) Run(ctx context.Context) error {
-	if c.Queue == nil || c.Name == "" || c.Handler == nil {
-		return errors.New("queue consumer: Queue, Name and Handler are required")
-	}
-	cc := c.withDefaults()
+	cc := c.d
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 	st := &runState{
@@ -202,8 +180,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		inflight: map[*delivery]struct{}{},
 		hctx:     hctx,
 		opBase:   context.WithoutCancel(ctx),
-		log:      cc.Logger.With("queue", cc.Name),
-		met:      metrics(),
+		log:      c.log.With("queue", cc.Name),
 	}
 	pollers := (cc.Concurrency + cc.BatchSize - 1) / cc.BatchSize
 	st.log.Info("consumer started", "concurrency", cc.Concurrency, "pollers", pollers, "visibility", cc.Visibility)
@@ -212,7 +189,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			cc.poll(ctx, st)
+			c.poll(ctx, st)
 		}()
 	}
 	pwg.Wait()
@@ -249,7 +226,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	st.mu.Unlock()
 	hcancel()
 	for _, d := range rel {
-		cc.release(st, d.m, "shutdown grace expired")
+		c.release(st, d.m, "shutdown grace expired")
 	}
 	st.log.Warn("consumer stopped: grace expired, in-flight messages released", "released", len(rel))
 	// Handlers were canceled; wait a little for them to return so their goroutines end with Run.
@@ -264,17 +241,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) opCtx(st *runState) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(st.opBase, c.OpTimeout)
+	return context.WithTimeout(st.opBase, c.d.OpTimeout)
 }
 
 func (c *Consumer) release(st *runState, m Message, why string) {
 	ctx, cancel := c.opCtx(st)
 	defer cancel()
-	if err := c.Queue.ChangeVisibility(ctx, c.Name, m, 0); err != nil {
+	if err := c.d.Queue.ChangeVisibility(ctx, c.d.Name, m, 0); err != nil {
 		st.log.Warn("release message failed; it reappears after its visibility timeout", "message_id", m.ID, "error", err)
 		return
 	}
-	st.met.messages.WithLabelValues(c.Name, OutcomeReleased).Inc()
+	c.met.Released(c.d.Name)
 	st.log.Info("message released", "message_id", m.ID, "receive_count", m.ReceiveCount, "reason", why)
 }
 
@@ -289,7 +266,7 @@ func (c *Consumer) poll(ctx context.Context, st *runState) {
 		}
 		n := 1
 	fill:
-		for n < c.BatchSize {
+		for n < c.d.BatchSize {
 			select {
 			case st.sem <- struct{}{}:
 				n++
@@ -297,7 +274,7 @@ func (c *Consumer) poll(ctx context.Context, st *runState) {
 				break fill
 			}
 		}
-		msgs, err := c.Queue.Receive(ctx, c.Name, n, c.Visibility, c.Wait)
+		msgs, err := c.d.Queue.Receive(ctx, c.d.Name, n, c.d.Visibility, c.d.Wait)
 		for range n - len(msgs) {
 			<-st.sem
 		}
@@ -305,7 +282,7 @@ func (c *Consumer) poll(ctx context.Context, st *runState) {
 			if ctx.Err() != nil {
 				return
 			}
-			st.met.receiveErrors.WithLabelValues(c.Name).Inc()
+			c.met.ReceiveError(c.d.Name)
 			st.log.Error("receive failed", "error", err, "retry_in", errPause)
 			t := time.NewTimer(errPause)
 			select {
@@ -354,7 +331,7 @@ func (c *Consumer) call(ctx context.Context, log *slog.Logger, m Message) (err e
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return c.Handler(ctx, m)
+	return c.d.Handler(ctx, m)
 }
 
 func (c *Consumer) handle(st *runState, d *delivery) {
@@ -363,8 +340,8 @@ func (c *Consumer) handle(st *runState, d *delivery) {
 	if m.GroupID != "" {
 		log = log.With("group_id", m.GroupID)
 	}
-	st.met.inFlight.WithLabelValues(c.Name).Inc()
-	defer st.met.inFlight.WithLabelValues(c.Name).Dec()
+	c.met.InFlight(c.d.Name, 1)
+	defer c.met.InFlight(c.d.Name, -1)
 
 	stop := make(chan struct{})
 	hbDone := make(chan struct{})
@@ -384,7 +361,7 @@ func (c *Consumer) handle(st *runState, d *delivery) {
 		if err == nil {
 			ctx, cancel := c.opCtx(st)
 			defer cancel()
-			if derr := c.Queue.Delete(ctx, c.Name, m); derr != nil {
+			if derr := c.d.Queue.Delete(ctx, c.d.Name, m); derr != nil {
 				log.Warn("handler finished after release; delete refused", "error", derr)
 			} else {
 				log.Info("handler finished after release; message deleted")
@@ -394,8 +371,7 @@ func (c *Consumer) handle(st *runState, d *delivery) {
 	}
 
 	outcome := c.settle(st, log, m, err)
-	st.met.messages.WithLabelValues(c.Name, outcome).Inc()
-	st.met.duration.WithLabelValues(c.Name, outcome).Observe(elapsed.Seconds())
+	c.met.Handled(c.d.Name, outcome, elapsed)
 }
 
 // settle deletes, retries or dead-letters a delivery after its handler returned err.
@@ -403,7 +379,7 @@ func (c *Consumer) settle(st *runState, log *slog.Logger, m Message, err error) 
 	ctx, cancel := c.opCtx(st)
 	defer cancel()
 	if err == nil {
-		if derr := c.Queue.Delete(ctx, c.Name, m); derr != nil {
+		if derr := c.d.Queue.Delete(ctx, c.d.Name, m); derr != nil {
 			log.Error("delete after success failed; the message will be delivered again", "error", derr)
 		} else {
 			log.Debug("message handled")
@@ -412,11 +388,11 @@ func (c *Consumer) settle(st *runState, log *slog.Logger, m Message, err error) 
 	}
 	var te *txerr.Error
 	permanent := errors.As(err, &te) && !te.Type.Retryable()
-	dlq := DLQFor(c.Name)
+	dlq := DLQFor(c.d.Name)
 	if dlq != "" && (permanent || m.ReceiveCount >= MaxReceiveCount) {
 		derr := c.deadLetter(ctx, m, err, dlq)
 		if derr == nil {
-			if delErr := c.Queue.Delete(ctx, c.Name, m); delErr != nil {
+			if delErr := c.d.Queue.Delete(ctx, c.d.Name, m); delErr != nil {
 				// The DLQ copy is deduplicated by message id if the original comes back.
 				log.Error("delete after dead-lettering failed", "error", delErr)
 			}
@@ -426,7 +402,7 @@ func (c *Consumer) settle(st *runState, log *slog.Logger, m Message, err error) 
 		log.Error("dead-lettering failed; retrying the message", "dlq", dlq, "error", derr, "handler_error", err)
 	}
 	delay := c.backoff(m.ReceiveCount)
-	if cerr := c.Queue.ChangeVisibility(ctx, c.Name, m, delay); cerr != nil {
+	if cerr := c.d.Queue.ChangeVisibility(ctx, c.d.Name, m, delay); cerr != nil {
 		log.Warn("scheduling retry failed; the message reappears after its visibility timeout", "error", cerr)
 	}
 	log.Warn("handler failed; will retry", "error", err, "error_type", txerr.Classify(err), "retry_in", delay)
@@ -435,11 +411,11 @@ func (c *Consumer) settle(st *runState, log *slog.Logger, m Message, err error) 
 
 // backoff is BackoffBase·2^(receiveCount-1), capped at Visibility.
 func (c *Consumer) backoff(receiveCount int) time.Duration {
-	d := c.BackoffBase
-	for i := 1; i < receiveCount && d < c.Visibility; i++ {
+	d := c.d.BackoffBase
+	for i := 1; i < receiveCount && d < c.d.Visibility; i++ {
 		d *= 2
 	}
-	return min(d, c.Visibility)
+	return min(d, c.d.Visibility)
 }
 
 // DeadLetterFor builds the DLQ body (the DeadLetter format) for m, taken off queueName, failing with
@@ -471,18 +447,18 @@ func DeadLetterFor(m Message, queueName string, err error, now time.Time) ([]byt
 }
 
 func (c *Consumer) deadLetter(ctx context.Context, m Message, herr error, dlq string) error {
-	body, err := DeadLetterFor(m, c.Name, herr, time.Now())
+	body, err := DeadLetterFor(m, c.d.Name, herr, time.Now())
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
 	// The dedup id makes a repeat (the delete of the original failed and it came back) a no-op where
 	// the backend deduplicates; the group keeps a FIFO queue's DLQ ordered the same way.
-	return c.Queue.Send(ctx, dlq, body, SendOptions{GroupID: m.GroupID, DedupID: "dl-" + m.ID})
+	return c.d.Queue.Send(ctx, dlq, body, SendOptions{GroupID: m.GroupID, DedupID: "dl-" + m.ID})
 }
 
 // heartbeat extends the visibility every Visibility/2 until stop is closed.
 func (c *Consumer) heartbeat(st *runState, log *slog.Logger, m Message, stop <-chan struct{}) {
-	t := time.NewTicker(max(c.Visibility/2, 10*time.Millisecond))
+	t := time.NewTicker(max(c.d.Visibility/2, 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -493,7 +469,7 @@ func (c *Consumer) heartbeat(st *runState, log *slog.Logger, m Message, stop <-c
 		case <-t.C:
 		}
 		ctx, cancel := c.opCtx(st)
-		err := c.Queue.ChangeVisibility(ctx, c.Name, m, c.Visibility)
+		err := c.d.Queue.ChangeVisibility(ctx, c.d.Name, m, c.d.Visibility)
 		cancel()
 		if errors.Is(err, ErrReceiptInvalid) {
 			log.Warn("visibility extension refused: another consumer may have the message now", "error", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,8 +121,8 @@ func TestConsumerHandlesAndDeletes(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var cur, peak atomic.Int32
-	c := &queue.Consumer{Queue: q, Name: queue.TxRequest, Concurrency: 8, Visibility: 10 * time.Second, Wait: 200 * time.Millisecond,
-		Logger: testLogger(t),
+	reg := prometheus.NewRegistry()
+	c := newConsumer(t, reg, queue.ConsumerDeps{Queue: q, Name: queue.TxRequest, Concurrency: 8, Visibility: 10 * time.Second, Wait: 200 * time.Millisecond,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			v := cur.Add(1)
 			for {
@@ -136,8 +137,8 @@ func TestConsumerHandlesAndDeletes(t *testing.T) {
 			seen[string(m.Body)]++
 			mu.Unlock()
 			return nil
-		}}
-	before := counter(t, queue.TxRequest, queue.OutcomeHandled)
+		}})
+	before := counter(t, reg, queue.TxRequest, queue.OutcomeHandled)
 	stop := run(t, c)
 	waitFor(t, "all handled", 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n })
 	waitFor(t, "queue empty", 10*time.Second, func() bool { return depth(t, q, queue.TxRequest) == 0 })
@@ -152,15 +153,29 @@ func TestConsumerHandlesAndDeletes(t *testing.T) {
 	if p := peak.Load(); p > 8 || p < 2 {
 		t.Fatalf("peak concurrency %d, want 2..8", p)
 	}
-	if got := counter(t, queue.TxRequest, queue.OutcomeHandled) - before; got != n {
+	if got := counter(t, reg, queue.TxRequest, queue.OutcomeHandled) - before; got != n {
 		t.Fatalf("handled counter grew by %v, want %d", got, n)
 	}
 }
 
-// counter reads sluice_queue_messages_total{queue,outcome} from the default registry.
-func counter(t *testing.T, q, outcome string) float64 {
+// newConsumer builds a consumer logging to t, its metrics on reg (none when reg is nil).
+func newConsumer(t *testing.T, reg *prometheus.Registry, d queue.ConsumerDeps) *queue.Consumer {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	m := queue.NopMetrics()
+	if reg != nil {
+		m = queue.NewMetrics(reg)
+	}
+	c, err := queue.NewConsumer(d, testLogger(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// counter reads sluice_queue_messages_total{queue,outcome} from reg.
+func counter(t *testing.T, reg *prometheus.Registry, q, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,15 +206,15 @@ func TestConsumerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	var at []time.Time
 	var counts []int
 	base := 50 * time.Millisecond
-	c := &queue.Consumer{Queue: q, Name: queue.TxRequest, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond,
-		BackoffBase: base, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.TxRequest, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond,
+		BackoffBase: base,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			mu.Lock()
 			at = append(at, time.Now())
 			counts = append(counts, m.ReceiveCount)
 			mu.Unlock()
 			return txerr.New(txerr.Network, "RPC_DOWN", errors.New("dial tcp: connection refused"))
-		}}
+		}})
 	stop := run(t, c)
 	dl, raw := readDeadLetter(t, q, queue.RequestDLQ)
 	if err := stop(); err != nil {
@@ -260,11 +275,11 @@ func TestConsumerDeadLettersPermanentErrorsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	c := &queue.Consumer{Queue: q, Name: queue.SignedTx, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.SignedTx, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			calls.Add(1)
 			return fmt.Errorf("broadcast: %w", txerr.Permanentf(txerr.InsufficientFunds, "insufficient funds for gas * price + value"))
-		}}
+		}})
 	stop := run(t, c)
 	dl, _ := readDeadLetter(t, q, queue.SignedTxDLQ)
 	if err := stop(); err != nil {
@@ -294,15 +309,15 @@ func TestConsumerRecoversPanicsAsRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	c := &queue.Consumer{Queue: q, Name: queue.TxMonitor, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond,
-		BackoffBase: 10 * time.Millisecond, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.TxMonitor, Visibility: 5 * time.Second, Wait: 100 * time.Millisecond,
+		BackoffBase: 10 * time.Millisecond,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			if calls.Add(1) == 1 {
 				var p *struct{ x int }
 				_ = p.x // nil dereference
 			}
 			return nil
-		}}
+		}})
 	stop := run(t, c)
 	waitFor(t, "second delivery", 10*time.Second, func() bool { return calls.Load() >= 2 })
 	waitFor(t, "queue empty", 10*time.Second, func() bool { return depth(t, q, queue.TxMonitor) == 0 })
@@ -321,14 +336,14 @@ func TestConsumerExtendsVisibilityWhileHandling(t *testing.T) {
 	}
 	started := make(chan struct{})
 	var calls atomic.Int32
-	c := &queue.Consumer{Queue: q, Name: queue.TxRequest, Visibility: 400 * time.Millisecond, Wait: 100 * time.Millisecond, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.TxRequest, Visibility: 400 * time.Millisecond, Wait: 100 * time.Millisecond,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			if calls.Add(1) == 1 {
 				close(started)
 			}
 			time.Sleep(1500 * time.Millisecond) // almost 4 visibility timeouts
 			return nil
-		}}
+		}})
 	stop := run(t, c)
 	<-started
 	// Another consumer polls all along and must never get the message.
@@ -354,15 +369,15 @@ func TestConsumerShutdownFinishesInFlight(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	var ctxErrAtEnd atomic.Value
-	c := &queue.Consumer{Queue: q, Name: queue.TxRequest, Concurrency: 2, Visibility: 5 * time.Second, Wait: 5 * time.Second,
-		ShutdownGrace: 10 * time.Second, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.TxRequest, Concurrency: 2, Visibility: 5 * time.Second, Wait: 5 * time.Second,
+		ShutdownGrace: 10 * time.Second,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			calls.Add(1)
 			close(started)
 			<-release
 			ctxErrAtEnd.Store(fmt.Sprint(ctx.Err()))
 			return nil
-		}}
+		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -410,14 +425,14 @@ func TestConsumerShutdownReleasesOnGraceExpiry(t *testing.T) {
 	}
 	started := make(chan struct{})
 	var canceledAt atomic.Int64
-	c := &queue.Consumer{Queue: q, Name: queue.TxRequest, Visibility: time.Minute, Wait: time.Second,
-		ShutdownGrace: 500 * time.Millisecond, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.TxRequest, Visibility: time.Minute, Wait: time.Second,
+		ShutdownGrace: 500 * time.Millisecond,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			close(started)
 			<-ctx.Done()
 			canceledAt.Store(time.Now().UnixNano())
 			return ctx.Err()
-		}}
+		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -446,8 +461,19 @@ func TestConsumerShutdownReleasesOnGraceExpiry(t *testing.T) {
 }
 
 func TestConsumerRejectsIncompleteConfig(t *testing.T) {
-	if err := (&queue.Consumer{Name: "x"}).Run(context.Background()); err == nil {
-		t.Fatal("want an error")
+	q := newQueue(t)
+	h := func(context.Context, queue.Message) error { return nil }
+	for want, d := range map[string]queue.ConsumerDeps{
+		"Queue":   {Name: "x", Handler: h},
+		"Name":    {Queue: q, Handler: h},
+		"Handler": {Queue: q, Name: "x"},
+	} {
+		if _, err := queue.NewConsumer(d, nil, queue.NopMetrics()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without %s: %v, want an error naming it", want, err)
+		}
+	}
+	if _, err := queue.NewConsumer(queue.ConsumerDeps{Queue: q, Name: "x", Handler: h}, nil, nil); err == nil {
+		t.Error("nil Metrics accepted")
 	}
 }
 
@@ -457,14 +483,14 @@ func TestBackoffIsCappedByVisibility(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	c := &queue.Consumer{Queue: q, Name: queue.BalanceCheck, Visibility: 300 * time.Millisecond, Wait: 100 * time.Millisecond,
-		BackoffBase: time.Hour, Logger: testLogger(t),
+	c := newConsumer(t, nil, queue.ConsumerDeps{Queue: q, Name: queue.BalanceCheck, Visibility: 300 * time.Millisecond, Wait: 100 * time.Millisecond,
+		BackoffBase: time.Hour,
 		Handler: func(ctx context.Context, m queue.Message) error {
 			if calls.Add(1) < 3 {
 				return errors.New("try again")
 			}
 			return nil
-		}}
+		}})
 	stop := run(t, c)
 	waitFor(t, "third delivery", 10*time.Second, func() bool { return calls.Load() >= 3 })
 	if err := stop(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -29,9 +30,10 @@ type Check func(ctx context.Context) error
 // Worker runs until ctx is canceled, then drains what it has in flight and returns.
 type Worker func(ctx context.Context) error
 
-// Run serves the health endpoint on listen (skipped when empty) and runs the workers until ctx is
-// canceled or one of them fails; then it cancels the rest, waits for them to drain, and stops the server.
-func Run(ctx context.Context, name, listen string, ready []Check, workers ...Worker) error {
+// Run serves the health endpoint on listen (skipped when empty), with /metrics from metrics (the
+// process's registry), and runs the workers until ctx is canceled or one of them fails; then it cancels
+// the rest, waits for them to drain, and stops the server.
+func Run(ctx context.Context, name, listen string, metrics prometheus.Gatherer, ready []Check, workers ...Worker) error {
 	log := slog.With("service", name)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -39,11 +41,14 @@ func Run(ctx context.Context, name, listen string, ready []Check, workers ...Wor
 	var srv *http.Server
 	srvErr := make(chan error, 1)
 	if listen != "" {
+		if metrics == nil {
+			return fmt.Errorf("%s: no metrics registry to serve on %s", name, listen)
+		}
 		l, err := net.Listen("tcp", listen)
 		if err != nil {
 			return fmt.Errorf("%s: listen %s: %w", name, listen, err)
 		}
-		srv = &http.Server{Handler: HealthMux(ready), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: HealthMux(ready, metrics), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				srvErr <- err
@@ -90,8 +95,9 @@ func Run(ctx context.Context, name, listen string, ready []Check, workers ...Wor
 	return firstErr
 }
 
-// HealthMux serves /healthz (the process answers), /readyz (every check passes within 3 s) and /metrics.
-func HealthMux(ready []Check) *http.ServeMux {
+// HealthMux serves /healthz (the process answers), /readyz (every check passes within 3 s) and /metrics
+// (what metrics gathers: never the global default registry, so each process shows exactly its own).
+func HealthMux(ready []Check, metrics prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -108,7 +114,7 @@ func HealthMux(ready []Check) *http.ServeMux {
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
-	mux.Handle("/metrics", promhttp.Handler())
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return mux
 }
 

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
@@ -44,9 +47,14 @@ func TestRunServesHealthAndDrainsOnCancel(t *testing.T) {
 		close(drained)
 		return nil
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	mine := prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_test_things_total", Help: "Things."})
+	reg.MustRegister(mine)
+	mine.Add(3)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, "test", addr, ready, worker) }()
+	go func() { errc <- Run(ctx, "test", addr, reg, ready, worker) }()
 
 	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Fatalf("healthz %d", code)
@@ -58,8 +66,12 @@ func TestRunServesHealthAndDrainsOnCancel(t *testing.T) {
 	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}
-	if code, body := get(t, "http://"+addr+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
-		t.Fatalf("metrics %d", code)
+	// /metrics is the registry it was given, not the global default (which promhttp.Handler would
+	// serve, with its own promhttp_* counters).
+	code, body := get(t, "http://"+addr+"/metrics")
+	if code != 200 || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "sluice_test_things_total 3") ||
+		strings.Contains(body, "promhttp_metric_handler_requests_total") {
+		t.Fatalf("metrics %d:\n%s", code, body)
 	}
 	cancel()
 	if err := <-errc; err != nil {
@@ -75,7 +87,7 @@ func TestRunServesHealthAndDrainsOnCancel(t *testing.T) {
 func TestRunStopsAllWhenOneWorkerFails(t *testing.T) {
 	boom := errors.New("boom")
 	stopped := make(chan struct{})
-	err := Run(context.Background(), "test", "", nil,
+	err := Run(context.Background(), "test", "", nil, nil,
 		func(context.Context) error { return boom },
 		func(ctx context.Context) error { <-ctx.Done(); close(stopped); return nil })
 	if !errors.Is(err, boom) {

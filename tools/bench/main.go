@@ -390,8 +390,12 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	a := st.App
 	s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log.With("service", "signer"),
 		Chains: map[string]signer.ChainDeps{cfg.Name: {Config: *cfg, Client: a.Chains[cfg.Name]}}}
-	consumer := &queue.Consumer{Queue: a.Queue, Name: queue.TxRequest, Handler: s.Handle, Concurrency: 8,
-		Visibility: 30 * time.Second, Wait: time.Second, Logger: log}
+	consumer, err := queue.NewConsumer(queue.ConsumerDeps{Queue: a.Queue, Name: queue.TxRequest, Handler: s.Handle, Concurrency: 8,
+		Visibility: 30 * time.Second, Wait: time.Second}, log, queue.NopMetrics())
+	if err != nil {
+		cancel()
+		return modeResult{}, err
+	}
 	var wg sync.WaitGroup
 	start := func(f func(context.Context) error) {
 		wg.Add(1)

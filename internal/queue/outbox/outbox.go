@@ -12,6 +12,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -22,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-custody/sluice/internal/queue"
-	"github.com/sluice-custody/sluice/internal/service"
 )
 
 // Sender implements queue.TxSender by inserting into the outbox table. The zero value is ready to use.
@@ -50,8 +50,14 @@ VALUES (?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6
 	return nil
 }
 
-// Options tune a Relay; the zero value gives the defaults.
-type Options struct {
+// RelayDeps are what a Relay cannot work without (DB, Queue), then its settings, where zero means the
+// default.
+type RelayDeps struct {
+	// DB holds the outbox table.
+	DB *sql.DB
+	// Queue is where the rows go.
+	Queue queue.Queue
+
 	// Batch is the most rows claimed per round (default 100).
 	Batch int
 	// PollInterval is the pause after a round that found less than a full batch (default 100 ms).
@@ -63,21 +69,32 @@ type Options struct {
 	MaxBackoff  time.Duration
 	// SendTimeout bounds each send (default 15 s).
 	SendTimeout time.Duration
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
 }
 
 // Relay moves outbox rows to a queue.
 type Relay struct {
 	db   *sql.DB
 	q    queue.Queue
-	opts Options
+	opts RelayDeps
 	log  *slog.Logger
-	met  *relayMetrics
+	met  Metrics
 }
 
-// NewRelay relays the outbox in db to q.
-func NewRelay(db *sql.DB, q queue.Queue, opts Options) *Relay {
+// NewRelay checks d (a missing dependency is an error naming it) and builds a relay of the outbox in
+// d.DB to d.Queue. A nil log discards; m may be NopMetrics() in tests.
+func NewRelay(d RelayDeps, log *slog.Logger, m Metrics) (*Relay, error) {
+	switch {
+	case d.DB == nil:
+		return nil, errors.New("outbox relay: DB is required")
+	case d.Queue == nil:
+		return nil, errors.New("outbox relay: Queue is required")
+	case m == nil:
+		return nil, errors.New("outbox relay: Metrics is required (NopMetrics() for none)")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := d
 	if opts.Batch <= 0 {
 		opts.Batch = 100
 	}
@@ -96,37 +113,46 @@ func NewRelay(db *sql.DB, q queue.Queue, opts Options) *Relay {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = 15 * time.Second
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	return &Relay{db: db, q: q, opts: opts, log: opts.Logger.With("component", "outbox-relay"), met: metrics()}
+	return &Relay{db: d.DB, q: d.Queue, opts: opts, log: log.With("component", "outbox-relay"), met: m}, nil
 }
 
-type relayMetrics struct {
+// Metrics is what a Relay reports.
+type Metrics interface {
+	Relayed(queue string)
+	SendFailed(queue string)
+}
+
+type promMetrics struct {
 	relayed *prometheus.CounterVec
 	failed  *prometheus.CounterVec
 }
 
-var (
-	metricsOnce sync.Once
-	metricsVal  relayMetrics
-)
-
-func metrics() *relayMetrics {
-	metricsOnce.Do(func() {
-		metricsVal = relayMetrics{
-			relayed: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "sluice_outbox_relayed_total",
-				Help: "Outbox rows sent to their queue, by queue.",
-			}, []string{"queue"})),
-			failed: service.Register(prometheus.DefaultRegisterer, prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "sluice_outbox_send_failures_total",
-				Help: "Failed outbox sends (retried with backoff), by queue.",
-			}, []string{"queue"})),
-		}
-	})
-	return &metricsVal
+// NewMetrics registers the relay's collectors (sluice_outbox_…) on reg.
+func NewMetrics(reg prometheus.Registerer) Metrics {
+	m := &promMetrics{
+		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_outbox_relayed_total",
+			Help: "Outbox rows sent to their queue, by queue.",
+		}, []string{"queue"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_outbox_send_failures_total",
+			Help: "Failed outbox sends (retried with backoff), by queue.",
+		}, []string{"queue"}),
+	}
+	reg.MustRegister(m.relayed, m.failed)
+	return m
 }
+
+func (m *promMetrics) Relayed(queue string)    { m.relayed.WithLabelValues(queue).Inc() }
+func (m *promMetrics) SendFailed(queue string) { m.failed.WithLabelValues(queue).Inc() }
+
+// NopMetrics reports nothing, for tests.
+func NopMetrics() Metrics { return nopMetrics{} }
+
+type nopMetrics struct{}
+
+func (nopMetrics) Relayed(string)    {}
+func (nopMetrics) SendFailed(string) {}
 
 // Run relays until ctx is canceled; it returns nil then.
 func (r *Relay) Run(ctx context.Context) error {
@@ -276,7 +302,7 @@ func (r *Relay) relayOnce(ctx context.Context) (claimed, sent int, err error) {
 		if x.failed == nil {
 			continue
 		}
-		r.met.failed.WithLabelValues(x.queue).Inc()
+		r.met.SendFailed(x.queue)
 		backoff := r.backoff(x.attempts + 1)
 		r.log.Warn("outbox send failed; will retry", "outbox_id", x.id, "queue", x.queue, "attempts", x.attempts+1,
 			"retry_in", backoff, "error", x.failed)
@@ -294,7 +320,7 @@ func (r *Relay) relayOnce(ctx context.Context) (claimed, sent int, err error) {
 	}
 	for _, x := range batch {
 		if x.sent {
-			r.met.relayed.WithLabelValues(x.queue).Inc()
+			r.met.Relayed(x.queue)
 		}
 	}
 	return len(batch), nSent, nil

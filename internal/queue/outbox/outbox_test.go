@@ -13,15 +13,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
 	"github.com/sluice-custody/sluice/internal/queue/queuetest"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+func newRelay(t *testing.T, d outbox.RelayDeps) *outbox.Relay {
+	t.Helper()
+	r, err := outbox.NewRelay(d, quiet, outbox.NopMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 func bg(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -118,7 +127,7 @@ func TestOutboxToSQS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 3 { // several relays at once
-		r := outbox.NewRelay(s.DB, q, outbox.Options{Batch: 7, PollInterval: 20 * time.Millisecond, Logger: quiet})
+		r := newRelay(t, outbox.RelayDeps{DB: s.DB, Queue: q, Batch: 7, PollInterval: 20 * time.Millisecond})
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(ctx) }()
 	}
@@ -177,7 +186,7 @@ func TestOutboxKeepsDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r := outbox.NewRelay(s.DB, q, outbox.Options{Logger: quiet})
+	r := newRelay(t, outbox.RelayDeps{DB: s.DB, Queue: q})
 	if n, err := r.RelayOnce(bg(t)); err != nil || n != 1 {
 		t.Fatalf("relay: %d %v", n, err)
 	}
@@ -227,7 +236,7 @@ func TestOutboxFailureHoldsBackItsGroupOnly(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := outbox.NewRelay(s.DB, f, outbox.Options{BackoffBase: 200 * time.Millisecond, Logger: quiet})
+	r := newRelay(t, outbox.RelayDeps{DB: s.DB, Queue: f, BackoffBase: 200 * time.Millisecond})
 	if _, err := r.RelayOnce(bg(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -261,9 +270,8 @@ func TestOutboxFailureHoldsBackItsGroupOnly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		_ = outbox.NewRelay(s.DB, f, outbox.Options{BackoffBase: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond, Logger: quiet}).Run(ctx)
-	}()
+	r2 := newRelay(t, outbox.RelayDeps{DB: s.DB, Queue: f, BackoffBase: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	go func() { _ = r2.Run(ctx) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for pending(t, s) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -309,7 +317,7 @@ func TestOutboxManyRelaysKeepGroupOrder(t *testing.T) {
 	defer cancel()
 	var rwg sync.WaitGroup
 	for range 4 {
-		r := outbox.NewRelay(s.DB, f, outbox.Options{Batch: 10, PollInterval: 10 * time.Millisecond, BackoffBase: 20 * time.Millisecond, Logger: quiet})
+		r := newRelay(t, outbox.RelayDeps{DB: s.DB, Queue: f, Batch: 10, PollInterval: 10 * time.Millisecond, BackoffBase: 20 * time.Millisecond})
 		rwg.Add(1)
 		go func() { defer rwg.Done(); _ = r.Run(ctx) }()
 	}
@@ -339,5 +347,21 @@ func TestOutboxManyRelaysKeepGroupOrder(t *testing.T) {
 				t.Fatalf("group g%d out of order at %d: %v", g, i, got)
 			}
 		}
+	}
+}
+
+// NewRelay names a missing dependency instead of building a relay that fails later.
+func TestNewRelayNamesMissingDependency(t *testing.T) {
+	type fakeQueue struct{ queue.Queue }
+	for want, d := range map[string]outbox.RelayDeps{
+		"DB":    {Queue: fakeQueue{}},
+		"Queue": {DB: &sql.DB{}},
+	} {
+		if _, err := outbox.NewRelay(d, nil, outbox.NopMetrics()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without %s: %v, want an error naming it", want, err)
+		}
+	}
+	if _, err := outbox.NewRelay(outbox.RelayDeps{DB: &sql.DB{}, Queue: fakeQueue{}}, nil, nil); err == nil || !strings.Contains(err.Error(), "Metrics") {
+		t.Errorf("without Metrics: %v", err)
 	}
 }

@@ -1,0 +1,73 @@
+package monitor
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics is what the monitor reports. Labels are bounded: chain, asset, error type.
+type Metrics interface {
+	// Confirmed counts a withdrawal moved to CONFIRMED, sinceAccepted after the API accepted it.
+	Confirmed(chain, asset string, sinceAccepted time.Duration)
+	// Failed counts a withdrawal moved to FAILED, by txerr class.
+	Failed(chain, asset, typ string)
+	// Reorg counts a receipt at depth whose block was no longer canonical.
+	Reorg(chain string)
+}
+
+// confirmBuckets span a fast test chain's seconds to a slow chain's deep confirmations (Polygon's
+// hundreds of blocks, Ethereum's finality) in seconds.
+var confirmBuckets = []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600}
+
+type promMetrics struct {
+	confirmed *prometheus.CounterVec
+	failed    *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	reorgs    *prometheus.CounterVec
+}
+
+// NewMetrics registers the monitor's collectors (sluice_monitor_…) on reg.
+func NewMetrics(reg prometheus.Registerer) Metrics {
+	m := &promMetrics{
+		confirmed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_monitor_withdrawals_confirmed_total",
+			Help: "Withdrawals moved to CONFIRMED at the chain's confirmation depth, by chain and asset.",
+		}, []string{"chain", "asset"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_monitor_withdrawals_failed_total",
+			Help: "Withdrawals moved to FAILED from a final receipt, by chain, asset and error type (txerr class).",
+		}, []string{"chain", "asset", "type"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_monitor_confirm_seconds",
+			Help:    "Time from the API accepting a withdrawal (its created_at) to its CONFIRMED, by chain.",
+			Buckets: confirmBuckets,
+		}, []string{"chain"}),
+		reorgs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_monitor_reorgs_total",
+			Help: "Receipts at confirmation depth found in a block that was no longer canonical (a reorg the node had not caught up with), by chain.",
+		}, []string{"chain"}),
+	}
+	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs)
+	return m
+}
+
+func (m *promMetrics) Confirmed(chain, asset string, sinceAccepted time.Duration) {
+	m.confirmed.WithLabelValues(chain, asset).Inc()
+	m.latency.WithLabelValues(chain).Observe(sinceAccepted.Seconds())
+}
+
+func (m *promMetrics) Failed(chain, asset, typ string) {
+	m.failed.WithLabelValues(chain, asset, typ).Inc()
+}
+
+func (m *promMetrics) Reorg(chain string) { m.reorgs.WithLabelValues(chain).Inc() }
+
+// NopMetrics reports nothing, for tests.
+func NopMetrics() Metrics { return nopMetrics{} }
+
+type nopMetrics struct{}
+
+func (nopMetrics) Confirmed(string, string, time.Duration) {}
+func (nopMetrics) Failed(string, string, string)           {}
+func (nopMetrics) Reorg(string)                            {}
