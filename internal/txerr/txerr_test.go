@@ -308,7 +308,7 @@ func TestClassifyPrecedence(t *testing.T) {
 		{fmt.Errorf("call: %w", context.DeadlineExceeded), Timeout},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, Network},
 		{New(NonceTooHigh, "x", errors.New("execution reverted")), NonceTooHigh}, // explicit wins over text
-		{New(Network, "x", core.ErrInsufficientFunds), Network},                 // explicit wins over a value
+		{New(Network, "x", core.ErrInsufficientFunds), Network},                  // explicit wins over a value
 		{fmt.Errorf("outer: %w", New(InsufficientFunds, "bal", nil)), InsufficientFunds},
 	}
 	for _, tt := range tests {
