@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -133,14 +132,23 @@ func (b *Broadcaster) broadcast(ctx context.Context, log *slog.Logger, client Ch
 // send submits tx; a node that already has it, or a chain that already mined one of its attempts, is
 // success. A nonce consumed by anything else is a conflict no retry can fix.
 func (b *Broadcaster) send(ctx context.Context, client Chain, st *store.SentTx, tx *types.Transaction) error {
+	return sendDecision(ctx, client, st, tx, func(ctx context.Context) ([]string, error) {
+		return b.store.AttemptHashes(ctx, st.ID)
+	})
+}
+
+// sendDecision is send without the store, so that its decisions are table-tested with a fake Chain:
+// attempts lists the hashes of st's recorded attempts and is read only when the node says nonce too low.
+func sendDecision(ctx context.Context, client Chain, st *store.SentTx, tx *types.Transaction,
+	attempts func(context.Context) ([]string, error)) error {
 	err := client.SendTransaction(ctx, tx)
-	if err == nil || strings.Contains(strings.ToLower(err.Error()), "already known") {
+	if err == nil || txerr.IsAlreadyKnown(err) {
 		return nil
 	}
 	if txerr.Classify(err) != txerr.NonceTooLow {
 		return fmt.Errorf("send %s: %w", tx.Hash(), err)
 	}
-	hashes, herr := b.store.AttemptHashes(ctx, st.ID)
+	hashes, herr := attempts(ctx)
 	if herr != nil {
 		return herr
 	}

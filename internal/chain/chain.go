@@ -312,7 +312,7 @@ func (c *Client) do(ctx context.Context, method string, call func(ctx context.Co
 			if ctx.Err() != nil {
 				return c.classify(method, ctx.Err())
 			}
-			if !errors.Is(err, errSkipped) && !endpointFault(err) && !transientAnswer(err) {
+			if !errors.Is(err, errSkipped) && !endpointFault(err) && !txerr.IsTransient(err) {
 				return c.answer(method, err) // the node answered: not the endpoint's fault
 			}
 			failed = append(failed, fmt.Errorf("%s: %w", ep.label, err))
@@ -326,40 +326,13 @@ func (c *Client) do(ctx context.Context, method string, call func(ctx context.Co
 	return txerr.New(t, code, fmt.Errorf("%s %s: all %d endpoints failed %d times: %w", c.name, method, len(c.eps), c.rounds, errors.Join(failed...)))
 }
 
-// transientAnswers are node answers that another attempt later (or another node) may not give: they
-// are returned at once like any answer, but classified retryable.
-var transientAnswers = []string{
-	"transaction indexing is in progress",
-	"header not found",
-	"missing trie node",
-	"request timed out",
-}
-
-// transientAnswer reports an answer that another attempt may well not give: it is retried like a fault
-// (without counting against the endpoint's breaker).
-func transientAnswer(err error) bool {
-	msg := strings.ToLower(err.Error())
-	for _, s := range transientAnswers {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // answer classifies a node's answer.
 func (c *Client) answer(method string, err error) error {
 	wrapped := fmt.Errorf("%s %s: %w", c.name, method, err)
 	if errors.Is(err, ethereum.NotFound) {
 		return wrapped
 	}
-	t := txerr.Classify(err)
-	msg := strings.ToLower(err.Error())
-	for _, s := range transientAnswers {
-		if strings.Contains(msg, s) && !t.Retryable() {
-			t = txerr.Network
-		}
-	}
+	t := txerr.Classify(err) // a transient answer (txerr.IsTransient) classifies retryable
 	return txerr.New(t, answerCode(err, t), wrapped)
 }
 
@@ -408,9 +381,8 @@ func endpointFault(err error) bool {
 	}
 	var re rpc.Error
 	if errors.As(err, &re) {
-		msg := strings.ToLower(re.Error())
-		// -32005: "limit exceeded" (Infura and others); some providers only say it in words.
-		return re.ErrorCode() == -32005 || strings.Contains(msg, "rate limit") || strings.Contains(msg, "too many requests")
+		// A JSON-RPC answer is the endpoint's fault only when it is a rate limit (-32005, or in words).
+		return txerr.IsRateLimited(err)
 	}
 	var (
 		ne  net.Error
@@ -606,22 +578,14 @@ func (c *Client) CallContract(ctx context.Context, msg ethereum.CallMsg, block *
 	return v, err
 }
 
-// alreadyKnown are the answers of a node that has this very transaction already. Sending a signed
-// transaction is idempotent (same bytes, same hash), so for the caller that is success — also after a
-// failover where the first endpoint took the transaction but timed out before answering.
-var alreadyKnown = []string{"already known", "known transaction", "already imported", "already exists", "alreadyknown"}
-
 // SendTransaction submits a signed transaction. A node that already has it counts as success.
 func (c *Client) SendTransaction(ctx context.Context, tx *types.Transaction) error {
 	return c.do(ctx, "eth_sendRawTransaction", func(ctx context.Context, e *ethclient.Client) error {
+		// Sending a signed transaction is idempotent (same bytes, same hash): a node that already has it
+		// is success, also after a failover where the first endpoint took it but timed out answering.
 		err := e.SendTransaction(ctx, tx)
-		if err != nil && !endpointFault(err) {
-			msg := strings.ToLower(err.Error())
-			for _, s := range alreadyKnown {
-				if strings.Contains(msg, s) {
-					return nil
-				}
-			}
+		if err != nil && !endpointFault(err) && txerr.IsAlreadyKnown(err) {
+			return nil
 		}
 		return err
 	})
