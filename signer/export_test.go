@@ -3,9 +3,8 @@ package signer
 import (
 	"context"
 
-
-	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/multicall"
 )
 
 // SignUnsimulatedNativeBatch signs claimed withdrawals into one atomic Multicall3 batch without the

@@ -26,8 +26,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
-	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
