@@ -125,7 +125,7 @@ func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, cor
 			return err
 		}
 		for _, w := range ws {
-			if err := b.Store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, "broadcaster", store.Change{}); err != nil {
+			if err := b.Store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, store.ActorBroadcaster, store.Change{}); err != nil {
 				return err
 			}
 		}

@@ -194,11 +194,11 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				typ := string(txerr.ExecutionReverted)
 				msg := fmt.Sprintf("transfer %d of batch %s reverted inside tx %s (block %d); the other transfers of the batch are unaffected",
 					i, batch.ID, rec.Hash, block)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, store.ActorMonitor,
 					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
 			case ok:
 				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
-					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), "monitor", store.Change{BlockNumber: &block})
+					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), store.ActorMonitor, store.Change{BlockNumber: &block})
 			case batch != nil:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
 				// the revert is final and its nonce spent, so no attempt of it can ever be mined: the
@@ -210,18 +210,18 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				if n < maxBatchReturns {
 					reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
 						batch.ID, rec.Hash, block, cd.Config.Confirmations)
-					err = mo.Store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, "monitor")
+					err = mo.Store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor)
 					retry = append(retry, w)
 					break
 				}
 				typ := string(txerr.ExecutionReverted)
 				msg := fmt.Sprintf("batch %s tx %s reverted in block %d (receipt status 0), after %d earlier reverted batches", batch.ID, rec.Hash, block, n)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, store.ActorMonitor,
 					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
 			default:
 				typ := string(txerr.ExecutionReverted)
 				msg := fmt.Sprintf("tx %s reverted in block %d (receipt status 0)", rec.Hash, block)
-				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+				err = mo.Store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, store.ActorMonitor,
 					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
 			}
 			if err != nil {
