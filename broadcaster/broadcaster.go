@@ -75,6 +75,9 @@ func (b *Broadcaster) broadcast(ctx context.Context, log *slog.Logger, client Ch
 		return txerr.New(txerr.InvalidTransaction, "bad_raw_tx", fmt.Errorf("decode sent tx %d: %w", st.ID, err))
 	}
 	if err := b.send(ctx, client, st, tx); err != nil {
+		if txerr.Classify(err) == txerr.GasPriceTooLow {
+			return b.requestRefee(ctx, log, st, err)
+		}
 		log.Warn("broadcast failed", "nonce", st.Nonce, "err", err, "type", txerr.Classify(err))
 		return err
 	}
@@ -110,6 +113,28 @@ func (b *Broadcaster) send(ctx context.Context, client Chain, st *store.SentTx, 
 	}
 	return txerr.New(txerr.InvalidTransaction, "nonce_conflict",
 		fmt.Errorf("nonce %d of %s is used by a transaction that is not ours (%d attempts checked): %w", st.Nonce, st.From, len(hashes), err))
+}
+
+// requestRefee asks the signer (the broadcaster holds no keys) to sign st again at its nonce with higher
+// fees, after a node refused it as underpriced, passing on the least tip the node named. st stays SIGNED
+// and this delivery is done: the new attempt comes back on signed-tx.
+func (b *Broadcaster) requestRefee(ctx context.Context, log *slog.Logger, st *store.SentTx, refusal error) error {
+	p := queue.TxRefeeRequested{SentTxID: st.ID, Hash: st.Hash}
+	if tip, ok := txerr.MinTipNeeded(refusal); ok {
+		p.MinTipCap = tip.String()
+	}
+	body, err := queue.NewEnvelope(queue.TypeTxRefeeRequested, queue.NewID(), st.CorrelationID, p)
+	if err != nil {
+		return err
+	}
+	if err := b.Store.InTx(ctx, func(tx *sql.Tx) error {
+		return b.Queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{})
+	}); err != nil {
+		return fmt.Errorf("request re-fee of sent tx %d: %w", st.ID, err)
+	}
+	log.Warn("node refused the fees; asked the signer for a new attempt with higher fees", "nonce", st.Nonce,
+		"tx_hash", st.Hash, "min_tip_needed", p.MinTipCap, "err", refusal)
+	return nil
 }
 
 func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, correlationID string) error {

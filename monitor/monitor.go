@@ -18,7 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
@@ -33,11 +33,8 @@ type Chain interface {
 	SendTransaction(ctx context.Context, tx *types.Transaction) error
 }
 
-// ChainDeps is one configured chain and its node client.
-type ChainDeps struct {
-	Config config.Chain
-	Client Chain
-}
+// ChainDeps is one configured chain and its node client (the monitor pays no fees: Fees stays nil).
+type ChainDeps = chain.Deps[Chain]
 
 // Monitor consumes tx-monitor.
 type Monitor struct {

@@ -84,6 +84,8 @@ var patterns = []struct {
 	{"transaction underpriced", GasPriceTooLow},
 	{"fee cap less than block base fee", GasPriceTooLow},
 	{"gas price too low", GasPriceTooLow},
+	{"gas price below minimum", GasPriceTooLow}, // geth's txpool floor (--txpool.pricelimit)
+	{"gas tip cap", GasPriceTooLow},             // bor: "gas tip cap X, minimum needed Y"
 	{"feecap", GasPriceTooLow},
 	{"tip above fee cap", InvalidTransaction},
 	{"intrinsic gas too low", OutOfGas},
