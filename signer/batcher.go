@@ -283,23 +283,10 @@ type batchPlan struct {
 
 // signGroup decides batch versus singles for claimed withdrawals, simulates, and signs.
 func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, ws []*store.Withdrawal) (int, error) {
-	b := cd.Config.Batching
 	from := common.HexToAddress(cd.Config.HotWallets[0])
-	contract := cd.Config.BatchContract
-	if asset.Native() {
-		contract = cd.Config.Multicall3
-	}
-	if contract == "" || len(ws) < b.PerTokenThreshold {
-		return s.singles(ctx, log, ws)
-	}
-	batchable, single := ws, []*store.Withdrawal(nil)
-	if asset.Native() && b.Prefer == "gas" {
-		// A batched payment to an empty account costs more than a plain transfer (~37k vs 21k).
-		batchable, single = s.splitByFunded(ctx, cd, ws)
-	}
-	if len(batchable) < b.PerTokenThreshold {
-		batchable, single = nil, ws
-	}
+	contract, batchable, single := route(cd.Config, asset, ws, func(ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
+		return s.splitByFunded(ctx, cd, ws)
+	})
 	done := 0
 	var errs []error
 	if len(single) > 0 {
@@ -310,13 +297,38 @@ func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 		}
 	}
 	if len(batchable) > 0 {
-		n, err := s.batch(ctx, log, cd, asset, from, common.HexToAddress(contract), batchable)
+		n, err := s.batch(ctx, log, cd, asset, from, contract, batchable)
 		done += n
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return done, errors.Join(errs...)
+}
+
+// route decides how claimed withdrawals of one asset go out: those to batch through contract (Multicall3
+// for the native coin, the batch contract for tokens) and those to sign alone. Without a contract, or
+// with fewer than per_token_threshold to batch, all go alone. Under prefer "gas", native payments to
+// empty accounts go alone too (split tells them apart): batched, they cost more than a plain transfer
+// (~37k vs 21k gas).
+func route(c config.Chain, asset *config.Asset, ws []*store.Withdrawal,
+	split func([]*store.Withdrawal) (funded, empty []*store.Withdrawal)) (contract common.Address, batchable, single []*store.Withdrawal) {
+	b := c.Batching
+	addr := c.BatchContract
+	if asset.Native() {
+		addr = c.Multicall3
+	}
+	if addr == "" || len(ws) < b.PerTokenThreshold {
+		return common.Address{}, nil, ws
+	}
+	batchable = ws
+	if asset.Native() && b.Prefer == "gas" {
+		batchable, single = split(ws)
+	}
+	if len(batchable) < b.PerTokenThreshold {
+		return common.Address{}, nil, ws
+	}
+	return common.HexToAddress(addr), batchable, single
 }
 
 // splitByFunded separates recipients that exist (balance or nonce) from empty accounts.

@@ -31,7 +31,9 @@ func mustPack(method string, args ...any) []byte {
 }
 
 // erc20Transfer encodes transfer(to, amount).
-func erc20Transfer(to common.Address, amount *big.Int) []byte { return mustPack("transfer", to, amount) }
+func erc20Transfer(to common.Address, amount *big.Int) []byte {
+	return mustPack("transfer", to, amount)
+}
 
 // erc20Approve encodes approve(spender, amount).
 func erc20Approve(spender common.Address, amount *big.Int) []byte {
