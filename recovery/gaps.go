@@ -92,15 +92,9 @@ func New(d Deps, log *slog.Logger, m Metrics) (*GapFiller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gap filler: %w", err)
 	}
-	chains := make(map[string]ChainDeps, len(d.Chains))
-	for name, cd := range d.Chains {
-		if cd.Client == nil {
-			return nil, fmt.Errorf("gap filler: chain %s has no node client", name)
-		}
-		if cd, err = chain.WithFees(cd); err != nil {
-			return nil, fmt.Errorf("gap filler: %w", err)
-		}
-		chains[name] = cd
+	chains, err := chain.AllWithFees(d.Chains)
+	if err != nil {
+		return nil, fmt.Errorf("gap filler: %w", err)
 	}
 	every := d.Every
 	if every <= 0 {

@@ -192,7 +192,7 @@ func TestCanceledWithdrawalIsNotSigned(t *testing.T) {
 	e := pipelinetest.New(t, pipelinetest.Options{})
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
 	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
-		return e.Store.Transition(e.Ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", "api", store.Change{})
+		return e.Store.Transition(e.Ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,14 +72,7 @@ type Signer struct {
 // New checks d (a missing dependency is an error naming it) and builds the signer. A nil log discards;
 // m may be NopMetrics().
 func New(d Deps, log *slog.Logger, m Metrics) (*Signer, error) {
-	switch {
-	case d.Store == nil:
-		return nil, errors.New("signer: no store")
-	case d.Queue == nil:
-		return nil, errors.New("signer: no queue")
-	case d.Keys == nil:
-		return nil, errors.New("signer: no keys")
-	case d.Nonces == nil:
+	if d.Nonces == nil {
 		return nil, errors.New("signer: no nonce allocator")
 	}
 	if log == nil {
@@ -88,18 +81,12 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Signer, error) {
 	if m == nil {
 		m = NopMetrics()
 	}
-	chains := make(map[string]ChainDeps, len(d.Chains))
-	for name, cd := range d.Chains {
-		if cd.Client == nil {
-			return nil, fmt.Errorf("signer: chain %s has no node client", name)
-		}
-		cd, err := chain.WithFees(cd)
-		if err != nil {
-			return nil, fmt.Errorf("signer: %w", err)
-		}
-		chains[name] = cd
-	}
+	// The sender checks the store, queue and keys it shares with the signer.
 	send, err := txsend.New(txsend.Deps{Store: d.Store, Queue: d.Queue, Keys: d.Keys, Nonces: d.Nonces}, log)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	chains, err := chain.AllWithFees(d.Chains)
 	if err != nil {
 		return nil, fmt.Errorf("signer: %w", err)
 	}

@@ -1,6 +1,8 @@
 package chain
 
 import (
+	"fmt"
+
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/fees"
 )
@@ -25,4 +27,21 @@ func WithFees[C fees.Node](d Deps[C]) (Deps[C], error) {
 	}
 	d.Fees = est
 	return d, nil
+}
+
+// AllWithFees checks that every chain of ds has a node client and returns a copy of ds with each fee
+// estimator built (WithFees): what a service's constructor does with the chains it is given.
+func AllWithFees[C fees.Node](ds map[string]Deps[C]) (map[string]Deps[C], error) {
+	out := make(map[string]Deps[C], len(ds))
+	for name, d := range ds {
+		if any(d.Client) == nil {
+			return nil, fmt.Errorf("chain %s has no node client", name)
+		}
+		d, err := WithFees(d)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = d
+	}
+	return out, nil
 }
