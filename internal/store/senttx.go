@@ -61,7 +61,7 @@ func (s *Store) InsertSentTx(ctx context.Context, tx *sql.Tx, t *SentTx) (int64,
 		t.Kind, t.Source, reqID, TxSigned, t.CorrelationID)
 	if IsDuplicate(err) {
 		// The only unique key of sent_transactions besides the id is uq_sent_tx_nonce.
-		return 0, fmt.Errorf("record tx %s/%d: %w (%v)", t.From, t.Nonce, ErrNonceTaken, err)
+		return 0, fmt.Errorf("record tx %s/%d: %w: %w", t.From, t.Nonce, ErrNonceTaken, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("record tx %s/%d: %w", t.From, t.Nonce, err)
