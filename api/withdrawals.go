@@ -513,7 +513,7 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
-		return s.st.Transition(ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", "api", store.Change{})
+		return s.st.Transition(ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
 	})
 	conflict := errors.Is(err, store.ErrConflict)
 	if err != nil && !conflict {
@@ -558,7 +558,7 @@ func (s *Server) withdrawalHistory(c echo.Context) error {
 	out := historyJSON{WithdrawalID: w.ID, History: make([]historyEntryJSON, 0, len(hs))}
 	for _, h := range hs {
 		out.History = append(out.History, historyEntryJSON{From: strOrNil(string(h.From)), To: string(h.To),
-			Reason: h.Reason, Actor: h.Actor, CreatedAt: h.CreatedAt.UTC().Format(timeFormat)})
+			Reason: h.Reason, Actor: string(h.Actor), CreatedAt: h.CreatedAt.UTC().Format(timeFormat)})
 	}
 	return c.JSON(http.StatusOK, out)
 }

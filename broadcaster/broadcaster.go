@@ -110,6 +110,9 @@ func (b *Broadcaster) broadcast(ctx context.Context, log *slog.Logger, client Ch
 	}
 	if err := b.send(ctx, client, st, tx); err != nil {
 		typ := txerr.Classify(err)
+		if typ == txerr.GasPriceTooLow {
+			return b.requestRefee(ctx, log, st, err)
+		}
 		b.met.SendError(st.Chain, string(typ))
 		log.Warn("broadcast failed", "nonce", st.Nonce, "err", err, "type", typ)
 		return err
@@ -165,6 +168,28 @@ func sendDecision(ctx context.Context, client Chain, st *store.SentTx, tx *types
 		fmt.Errorf("nonce %d of %s is used by a transaction that is not ours (%d attempts checked): %w", st.Nonce, st.From, len(hashes), err))
 }
 
+// requestRefee asks the signer (the broadcaster holds no keys) to sign st again at its nonce with higher
+// fees, after a node refused it as underpriced, passing on the least tip the node named. st stays SIGNED
+// and this delivery is done: the new attempt comes back on signed-tx.
+func (b *Broadcaster) requestRefee(ctx context.Context, log *slog.Logger, st *store.SentTx, refusal error) error {
+	p := queue.TxRefeeRequested{SentTxID: st.ID, Hash: st.Hash}
+	if tip, ok := txerr.MinTipNeeded(refusal); ok {
+		p.MinTipCap = tip.String()
+	}
+	body, err := queue.NewEnvelope(queue.TypeTxRefeeRequested, queue.NewID(), st.CorrelationID, p)
+	if err != nil {
+		return err
+	}
+	if err := b.store.InTx(ctx, func(tx *sql.Tx) error {
+		return b.queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{})
+	}); err != nil {
+		return fmt.Errorf("request re-fee of sent tx %d: %w", st.ID, err)
+	}
+	log.Warn("node refused the fees; asked the signer for a new attempt with higher fees", "nonce", st.Nonce,
+		"tx_hash", st.Hash, "min_tip_needed", p.MinTipCap, "err", refusal)
+	return nil
+}
+
 // markBroadcasted marks st and its withdrawals BROADCASTED and queues the monitor, all in one database
 // transaction, and returns the withdrawals it moved (nil when a concurrent delivery had marked st).
 func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, correlationID string) ([]*store.Withdrawal, error) {
@@ -183,7 +208,7 @@ func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, cor
 		}
 		moved = make([]*store.Withdrawal, 0, len(ws))
 		for _, w := range ws {
-			if err := b.store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, "broadcaster", store.Change{}); err != nil {
+			if err := b.store.Transition(ctx, tx, w.ID, store.Signed, store.Broadcasted, "sent "+st.Hash, store.ActorBroadcaster, store.Change{}); err != nil {
 				return err
 			}
 			moved = append(moved, w)

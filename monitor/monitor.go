@@ -18,7 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
@@ -33,11 +33,8 @@ type Chain interface {
 	SendTransaction(ctx context.Context, tx *types.Transaction) error
 }
 
-// ChainDeps is one configured chain and its node client.
-type ChainDeps struct {
-	Config config.Chain
-	Client Chain
-}
+// ChainDeps is one configured chain and its node client (the monitor pays no fees: Fees stays nil).
+type ChainDeps = chain.Deps[Chain]
 
 // Deps are the collaborators a Monitor cannot work without.
 type Deps struct {
@@ -277,7 +274,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			switch withdrawalOutcome(ok, batch != nil, itemReverted, returns) {
 			case confirmed:
 				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
-					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), "monitor", store.Change{BlockNumber: &block})
+					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), store.ActorMonitor, store.Change{BlockNumber: &block})
 				done = append(done, settled{w, store.Confirmed, ""})
 			case repended:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
@@ -285,7 +282,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				// withdrawals can safely be signed afresh. After maxBatchReturns such rounds they fail.
 				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
 					batch.ID, rec.Hash, block, cd.Config.Confirmations)
-				err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, "monitor")
+				err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor)
 				retry = append(retry, w)
 			case failed:
 				typ := string(txerr.ExecutionReverted)
@@ -299,7 +296,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				default:
 					msg = fmt.Sprintf("tx %s reverted in block %d (receipt status 0)", rec.Hash, block)
 				}
-				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, "monitor",
+				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, store.ActorMonitor,
 					store.Change{BlockNumber: &block, ErrorType: &typ, ErrorMessage: &msg})
 				done = append(done, settled{w, store.Failed, typ})
 			}

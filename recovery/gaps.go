@@ -7,7 +7,7 @@ package recovery
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -16,12 +16,11 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
-	"github.com/sluice-custody/sluice/signer"
+	"github.com/sluice-custody/sluice/internal/txsend"
 )
 
 // Chain is what gap filling asks of a node.
@@ -32,39 +31,81 @@ type Chain interface {
 }
 
 // Keys hands out signers.
-type Keys interface {
-	Signer(ctx context.Context, addr common.Address) (keys.Signer, error)
-}
+type Keys = txsend.Keys
 
 // Leases shows which nonces are on loan to a signer right now.
 type Leases interface {
 	Peek(ctx context.Context, chainID uint64, addr common.Address) (nonce.State, error)
 }
 
-// ChainDeps is one configured chain and its node client.
-type ChainDeps struct {
-	Config config.Chain
-	Client Chain
+// ChainDeps is one configured chain, its node client and its fee estimator (built from the chain's
+// fees config when left nil).
+type ChainDeps = chain.Deps[Chain]
+
+// Metrics is what gap filling counts. It runs in the signer's process and is counted with the signer's
+// transactions (kind gap_fill): a signer.Metrics satisfies it.
+type Metrics interface {
+	TransactionSigned(chain, kind string)
 }
 
-// GapFiller fills nonce gaps of the hot wallets.
-type GapFiller struct {
+// NopMetrics counts nothing, for tests.
+func NopMetrics() Metrics { return nopMetrics{} }
+
+type nopMetrics struct{}
+
+func (nopMetrics) TransactionSigned(string, string) {}
+
+// Deps are the collaborators a GapFiller cannot work without.
+type Deps struct {
 	Store  *store.Store
 	Queue  queue.TxSender
 	Keys   Keys
 	Leases Leases
 	Chains map[string]ChainDeps
 	Every  time.Duration // between sweeps (10 s when zero)
-	Log    *slog.Logger
 }
 
-// Run sweeps every g.Every until ctx ends.
-func (g *GapFiller) Run(ctx context.Context) error {
-	every := g.Every
+// GapFiller fills nonce gaps of the hot wallets.
+type GapFiller struct {
+	store  *store.Store
+	leases Leases
+	chains map[string]ChainDeps
+	every  time.Duration
+	send   *txsend.Sender
+	log    *slog.Logger
+	m      Metrics
+}
+
+// New checks d and builds a GapFiller. A nil log discards; m may be NopMetrics().
+func New(d Deps, log *slog.Logger, m Metrics) (*GapFiller, error) {
+	if d.Leases == nil {
+		return nil, errors.New("gap filler: no nonce leases")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NopMetrics()
+	}
+	// Every fill fixes its nonce, so the sender needs no allocator.
+	send, err := txsend.New(txsend.Deps{Store: d.Store, Queue: d.Queue, Keys: d.Keys}, log)
+	if err != nil {
+		return nil, fmt.Errorf("gap filler: %w", err)
+	}
+	chains, err := chain.AllWithFees(d.Chains)
+	if err != nil {
+		return nil, fmt.Errorf("gap filler: %w", err)
+	}
+	every := d.Every
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	t := time.NewTicker(every)
+	return &GapFiller{store: d.Store, leases: d.Leases, chains: chains, every: every, send: send, log: log, m: m}, nil
+}
+
+// Run sweeps every d.Every until ctx ends.
+func (g *GapFiller) Run(ctx context.Context) error {
+	t := time.NewTicker(g.every)
 	defer t.Stop()
 	for {
 		select {
@@ -72,7 +113,7 @@ func (g *GapFiller) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if _, err := g.Once(ctx); err != nil && ctx.Err() == nil {
-				g.Log.Warn("nonce gap sweep", "err", err)
+				g.log.Warn("nonce gap sweep", "err", err)
 			}
 		}
 	}
@@ -81,7 +122,7 @@ func (g *GapFiller) Run(ctx context.Context) error {
 // Once sweeps every hot wallet once and returns how many gaps it filled.
 func (g *GapFiller) Once(ctx context.Context) (int, error) {
 	filled := 0
-	for _, cd := range g.Chains {
+	for _, cd := range g.chains {
 		for _, hw := range cd.Config.HotWallets {
 			n, err := g.fillAddress(ctx, cd, hw.Common())
 			filled += n
@@ -101,11 +142,11 @@ func (g *GapFiller) fillAddress(ctx context.Context, cd ChainDeps, from common.A
 	if err != nil {
 		return 0, err
 	}
-	holes, err := g.Store.UnrecordedNonces(ctx, cd.Config.ChainID, from.Hex(), mined)
+	holes, err := g.store.UnrecordedNonces(ctx, cd.Config.ChainID, from.Hex(), mined)
 	if err != nil || len(holes) == 0 {
 		return 0, err
 	}
-	st, err := g.Leases.Peek(ctx, cd.Config.ChainID, from)
+	st, err := g.leases.Peek(ctx, cd.Config.ChainID, from)
 	if err != nil {
 		return 0, err
 	}
@@ -133,52 +174,21 @@ func (g *GapFiller) fillAddress(ctx context.Context, cd ChainDeps, from common.A
 // a transaction got recorded at n meanwhile (the unique nonce key decides, so a late signer and the
 // filler can never both use it).
 func (g *GapFiller) fill(ctx context.Context, cd ChainDeps, from common.Address, n uint64) (bool, error) {
-	head, err := cd.Client.HeaderByNumber(ctx, nil)
+	f, err := cd.Fees.New(ctx, nil)
 	if err != nil {
 		return false, err
 	}
-	tip, err := cd.Client.SuggestGasTipCap(ctx)
-	if err != nil {
-		return false, err
-	}
-	fees, err := signer.PickFees(cd.Config.Fees, head.BaseFee, tip)
-	if err != nil {
-		return false, err
-	}
-	s, err := g.Keys.Signer(ctx, from)
-	if err != nil {
-		return false, err
-	}
-	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
-	tx, err := s.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: n, GasTipCap: fees.MaxPriorityFee,
-		GasFeeCap: fees.MaxFeePerGas, Gas: 21000, To: &from, Value: new(big.Int)}), chainID)
-	if err != nil {
-		return false, fmt.Errorf("sign fill of nonce %d: %w", n, err)
-	}
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return false, err
-	}
-	rec := &store.SentTx{Chain: cd.Config.Name, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: n, To: from.Hex(),
-		Hash: tx.Hash().Hex(), Raw: raw, GasLimit: 21000, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
-		Kind: "nonce_fill", Source: "recovery", CorrelationID: "nonce-fill-" + queue.NewID()}
-	err = g.Store.InTx(ctx, func(dbtx *sql.Tx) error {
-		if _, err := g.Store.InsertSentTx(ctx, dbtx, rec); err != nil {
-			return err
-		}
-		body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), rec.CorrelationID,
-			queue.TxSigned{SentTxID: rec.ID, Chain: rec.Chain, From: rec.From, Nonce: n, Hash: rec.Hash})
-		if err != nil {
-			return err
-		}
-		return g.Queue.SendTx(ctx, dbtx, queue.SignedTx, body, queue.SendOptions{GroupID: rec.Chain + ":" + rec.From})
+	st, err := g.send.Send(ctx, txsend.Candidate{
+		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, From: from, To: from, Gas: 21000, Fees: f, Nonce: &n,
+		Kind: "nonce_fill", Source: "recovery", CorrelationID: "nonce-fill-" + queue.NewID(),
 	})
-	if store.IsDuplicate(err) {
+	if errors.Is(err, store.ErrNonceTaken) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("record fill of nonce %d: %w", n, err)
+		return false, fmt.Errorf("fill nonce %d: %w", n, err)
 	}
-	g.Log.Warn("filled a nonce gap with a zero-value self-transfer", "chain", rec.Chain, "from", rec.From, "nonce", n, "tx_hash", rec.Hash)
+	g.m.TransactionSigned(st.Chain, "gap_fill")
+	g.log.Warn("filled a nonce gap with a zero-value self-transfer", "chain", st.Chain, "from", st.From, "nonce", n, "tx_hash", st.Hash)
 	return true, nil
 }

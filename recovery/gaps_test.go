@@ -34,8 +34,11 @@ func TestGapBelowRecordedNonceIsFilled(t *testing.T) {
 	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, m); err != nil {
 		t.Fatal(err)
 	}
-	g := &recovery.GapFiller{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces, Log: e.Log,
-		Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
+	g, err := recovery.New(recovery.Deps{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces,
+		Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}, e.Log, recovery.NopMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if n, err := g.Once(e.Ctx); err != nil || n != 0 {
 		t.Fatalf("filled %d (%v) while nonce 0 is still leased, want 0", n, err)

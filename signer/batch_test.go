@@ -34,6 +34,19 @@ func batchEnv(t *testing.T, prefer string) *pipelinetest.Env {
 // drive broadcasts every queued signed tx and runs the monitor until every withdrawal is terminal.
 func drive(t *testing.T, e *pipelinetest.Env, ids ...string) {
 	t.Helper()
+	driveUntil(t, e, func() bool {
+		for _, id := range ids {
+			if !e.Get(id).Status.Terminal() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// driveUntil broadcasts every queued signed tx and runs the monitor until done holds.
+func driveUntil(t *testing.T, e *pipelinetest.Env, done func() bool) {
+	t.Helper()
 	b, mo := e.Broadcaster(), e.Monitor()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -49,17 +62,11 @@ func drive(t *testing.T, e *pipelinetest.Env, ids ...string) {
 			}
 			_ = e.Queue.Delete(e.Ctx, queue.TxMonitor, m)
 		}
-		done := true
-		for _, id := range ids {
-			if !e.Get(id).Status.Terminal() {
-				done = false
-			}
-		}
-		if done {
+		if done() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("withdrawals never settled")
+			t.Fatal("never settled")
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
@@ -337,33 +344,13 @@ func TestRevertedNativeBatchReturnsToPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentID := *e.Get(bad.ID).SentTxID
-	b, mo := e.Broadcaster(), e.Monitor()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		for _, m := range e.Receive(queue.SignedTx) {
-			if err := b.Handle(e.Ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			_ = e.Queue.Delete(e.Ctx, queue.SignedTx, m)
-		}
-		for _, m := range e.Receive(queue.TxMonitor) {
-			if err := mo.Handle(e.Ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			_ = e.Queue.Delete(e.Ctx, queue.TxMonitor, m)
-		}
+	driveUntil(t, e, func() bool {
 		st, err := e.Store.GetSentTx(e.Ctx, sentID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Status == store.TxFailed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch never settled: %s", st.Status)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
+		return st.Status == store.TxFailed
+	})
 	for _, w := range append(good, bad) {
 		got := e.Get(w.ID)
 		if got.Status != store.Pending || got.SentTxID != nil || got.BatchID != "" {

@@ -7,22 +7,20 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/contracts/bindings"
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/fees"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
+	"github.com/sluice-custody/sluice/internal/txsend"
 	"github.com/sluice-custody/sluice/multicall"
 )
 
@@ -89,7 +87,7 @@ func (b *batcherState) outcome(key string, err error) {
 }
 
 func (s *Signer) batchingActive(chain string) bool {
-	cd, ok := s.Chains[chain]
+	cd, ok := s.chains[chain]
 	return ok && cd.Config.Batching.On() && s.batcher.running.Load() > 0
 }
 
@@ -103,7 +101,7 @@ func (s *Signer) RunBatcher(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if _, err := s.BatchOnce(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("batch round", "err", err)
+			s.log.Warn("batch round", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -121,12 +119,12 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		total int
 		errs  []error
 	)
-	for name, cd := range s.Chains {
+	for name, cd := range s.chains {
 		b := cd.Config.Batching
 		if !b.On() {
 			continue
 		}
-		groups, err := s.Store.PendingGroups(ctx, name, claimStaleAfter)
+		groups, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -147,7 +145,7 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 				if n == 0 {
 					break
 				}
-				more, err := s.Store.PendingGroups(ctx, name, claimStaleAfter)
+				more, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
 				if err != nil {
 					break
 				}
@@ -178,7 +176,7 @@ func maxItems(b config.Batching, native bool) int {
 
 // batchGroup claims one batch worth of withdrawals of (chain, asset) and signs them.
 func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) (int, error) {
-	log := s.Log.With("chain", cd.Config.Name, "asset", assetSym, "component", "batcher")
+	log := s.log.With("chain", cd.Config.Name, "asset", assetSym, "component", "batcher")
 	asset, ok := cd.Config.Asset(assetSym)
 	if !ok || len(cd.Config.HotWallets) == 0 {
 		// Not signable at all: the single path fails each with the reason.
@@ -194,7 +192,7 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 			return 0, nil // an approve is on its way; the group waits for it
 		}
 	}
-	ws, err := s.Store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, "signer")
+	ws, err := s.store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, store.ActorSigner)
 	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
@@ -208,7 +206,7 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 
 // claimAndSingle claims withdrawals and signs each on its own.
 func (s *Signer) claimAndSingle(ctx context.Context, log *slog.Logger, cd ChainDeps, assetSym string, limit int) (int, error) {
-	ws, err := s.Store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, "signer")
+	ws, err := s.store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, store.ActorSigner)
 	if err != nil {
 		return 0, err
 	}
@@ -229,8 +227,7 @@ func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.With
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			env := queue.Envelope{CorrelationID: w.CorrelationID}
-			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, env)
+			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, "")
 			if err != nil {
 				if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
 					err = s.fail(ctx, w, err)
@@ -259,8 +256,8 @@ func (s *Signer) release(ctx context.Context, log *slog.Logger, ws []*store.With
 		reason = reason[:500]
 	}
 	for _, w := range ws {
-		err := s.Store.InTx(ctx, func(tx *sql.Tx) error {
-			return s.Store.Transition(ctx, tx, w.ID, store.Signing, store.Pending, reason, "signer", store.Change{})
+		err := s.store.InTx(ctx, func(tx *sql.Tx) error {
+			return s.store.Transition(ctx, tx, w.ID, store.Signing, store.Pending, reason, store.ActorSigner, store.Change{})
 		})
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			log.Warn("release claimed withdrawal", "withdrawal_id", w.ID, "err", err)
@@ -286,23 +283,10 @@ type batchPlan struct {
 
 // signGroup decides batch versus singles for claimed withdrawals, simulates, and signs.
 func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, ws []*store.Withdrawal) (int, error) {
-	b := cd.Config.Batching
 	from := cd.Config.HotWallets[0].Common()
-	contract := cd.Config.BatchContract
-	if asset.Native() {
-		contract = cd.Config.Multicall3
-	}
-	if contract.IsZero() || len(ws) < b.PerTokenThreshold {
-		return s.singles(ctx, log, ws)
-	}
-	batchable, single := ws, []*store.Withdrawal(nil)
-	if asset.Native() && b.Prefer == "gas" {
-		// A batched payment to an empty account costs more than a plain transfer (~37k vs 21k).
-		batchable, single = s.splitByFunded(ctx, cd, ws)
-	}
-	if len(batchable) < b.PerTokenThreshold {
-		batchable, single = nil, ws
-	}
+	contract, batchable, single := route(cd.Config, asset, ws, func(ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
+		return s.splitByFunded(ctx, cd, ws)
+	})
 	done := 0
 	var errs []error
 	if len(single) > 0 {
@@ -313,13 +297,38 @@ func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 		}
 	}
 	if len(batchable) > 0 {
-		n, err := s.batch(ctx, log, cd, asset, from, contract.Common(), batchable)
+		n, err := s.batch(ctx, log, cd, asset, from, contract, batchable)
 		done += n
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return done, errors.Join(errs...)
+}
+
+// route decides how claimed withdrawals of one asset go out: those to batch through contract (Multicall3
+// for the native coin, the batch contract for tokens) and those to sign alone. Without a contract, or
+// with fewer than per_token_threshold to batch, all go alone. Under prefer "gas", native payments to
+// empty accounts go alone too (split tells them apart): batched, they cost more than a plain transfer
+// (~37k vs 21k gas).
+func route(c config.Chain, asset *config.Asset, ws []*store.Withdrawal,
+	split func([]*store.Withdrawal) (funded, empty []*store.Withdrawal)) (contract common.Address, batchable, single []*store.Withdrawal) {
+	b := c.Batching
+	addr := c.BatchContract
+	if asset.Native() {
+		addr = c.Multicall3
+	}
+	if addr.IsZero() || len(ws) < b.PerTokenThreshold {
+		return common.Address{}, nil, ws
+	}
+	batchable = ws
+	if asset.Native() && b.Prefer == "gas" {
+		batchable, single = split(ws)
+	}
+	if len(batchable) < b.PerTokenThreshold {
+		return common.Address{}, nil, ws
+	}
+	return addr.Common(), batchable, single
 }
 
 // splitByFunded separates recipients that exist (balance or nonce) from empty accounts.
@@ -343,7 +352,7 @@ func (s *Signer) recipientFunded(ctx context.Context, cd ChainDeps, to common.Ad
 		return true
 	}
 	if err != nil {
-		s.Log.Debug("recipient balance unknown; treating it as a new account", "to", to, "err", err)
+		s.log.Debug("recipient balance unknown; treating it as a new account", "to", to, "err", err)
 		return false
 	}
 	n, err := cd.Client.NonceAt(ctx, to)
@@ -430,10 +439,7 @@ func transfersOf(ws []*store.Withdrawal) []multicall.Transfer {
 
 // batch simulates, fails the items that would fail, and signs the rest as one transaction.
 func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, from, contract common.Address, ws []*store.Withdrawal) (int, error) {
-	c, ok := cd.Client.(caller)
-	if !ok {
-		return s.singles(ctx, log, ws)
-	}
+	c := cd.Client
 	b := cd.Config.Batching
 	var (
 		data    []byte
@@ -459,7 +465,7 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		if err != nil {
 			return 0, fmt.Errorf("mined nonce of %s: %w", from, err)
 		}
-		inflight, err := s.Store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
+		inflight, err := s.store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
 		if err != nil {
 			return 0, err
 		}
@@ -495,27 +501,16 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		n, err := s.singles(ctx, log, keep)
 		return done + n, err
 	}
-	head, err := cd.Client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		return done, fmt.Errorf("head of %s: %w", cd.Config.Name, err)
-	}
-	if head.BaseFee == nil {
-		return done, txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no EIP-1559 base fee", cd.Config.Name)
-	}
-	suggested, err := cd.Client.SuggestGasTipCap(ctx)
-	if err != nil {
-		return done, fmt.Errorf("tip on %s: %w", cd.Config.Name, err)
-	}
-	fees, err := PickFees(cd.Config.Fees, head.BaseFee, suggested)
+	f, err := cd.Fees.New(ctx, nil)
 	if err != nil {
 		return done, err
 	}
 	est, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &contract, Value: value, Data: data,
-		GasFeeCap: fees.MaxFeePerGas, GasTipCap: fees.MaxPriorityFee})
+		GasFeeCap: f.MaxFeePerGas, GasTipCap: f.MaxPriorityFee})
 	if err != nil {
 		return done, fmt.Errorf("estimate batch of %d: %w", len(keep), err)
 	}
-	gas := est + est*gasMargin/100
+	gas := withGasMargin(est, data)
 	if gas > b.GasBudget {
 		if len(keep) < 2 {
 			return done, fmt.Errorf("one transfer needs %d gas, over the batch budget %d", gas, b.GasBudget)
@@ -526,12 +521,12 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		n2, err2 := s.batch(ctx, log, cd, asset, from, contract, keep[h:])
 		return done + n1 + n2, errors.Join(err1, err2)
 	}
-	if err := s.checkCoinFunds(ctx, cd, asset, from, value, gas, fees.MaxFeePerGas); err != nil {
+	if err := s.checkCoinFunds(ctx, cd, asset, from, value, gas, f.MaxFeePerGas); err != nil {
 		return done, err
 	}
 	plan := batchPlan{ws: keep, to: contract, value: value, data: data, gas: gas, mode: mode,
 		reason: decisionReason(asset.Native(), cd.Config.Batching.Prefer, len(keep), est)}
-	if err := s.signBatch(ctx, log, cd, from, fees, plan); err != nil {
+	if err := s.signBatch(ctx, log, cd, from, f, plan); err != nil {
 		return done, err
 	}
 	return done + len(keep), nil
@@ -554,117 +549,39 @@ func decisionReason(native bool, prefer string, n int, est uint64) string {
 		kind, n, prefer, est, est/uint64(n), single, saving)
 }
 
-// signBatch allocates one nonce, signs the batch and records, in one database transaction, the batch,
-// the sent transaction, every withdrawal's SIGNING → SIGNED move and the signed-tx message.
-func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, from common.Address, fees Fees, p batchPlan) error {
-	signer, err := s.Keys.Signer(ctx, from)
-	if err != nil {
-		return fmt.Errorf("signer for %s: %w", from, err)
-	}
+// signBatch signs the batch and records, in one database transaction, the batch, the sent transaction,
+// every withdrawal's SIGNING → SIGNED move and the signed-tx message.
+func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, from common.Address, f fees.Fees, p batchPlan) error {
 	batchID := queue.NewID()
-	corr := "batch-" + batchID
-	record := func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
-		id := st.ID
-		if err := s.Store.InsertBatch(ctx, dbtx, &store.Batch{ID: batchID, Chain: cd.Config.Name, Asset: p.ws[0].Asset,
-			From: from.Hex(), Mode: p.mode, Size: len(p.ws), EstimatedGas: p.gas, Reason: p.reason, SentTxID: &id}); err != nil {
-			return err
-		}
-		fromHex := from.Hex()
-		for i, w := range p.ws {
-			reason := fmt.Sprintf("signed in batch %s (item %d of %d): tx %s nonce %d from %s", batchID, i, len(p.ws), st.Hash, st.Nonce, fromHex)
-			if err := s.Store.Transition(ctx, dbtx, w.ID, store.Signing, store.Signed, reason, "signer",
-				store.Change{From: &fromHex, SentTxID: &id, BatchID: &batchID}); err != nil {
+	fromHex := from.Hex()
+	st, err := s.send.Send(ctx, txsend.Candidate{
+		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, Node: cd.Client, From: from, To: p.to, Value: p.value, Data: p.data,
+		Gas: p.gas, Fees: f, Kind: "batch", Source: "signer", CorrelationID: "batch-" + batchID,
+		Record: func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
+			if err := s.store.InsertBatch(ctx, dbtx, &store.Batch{ID: batchID, Chain: cd.Config.Name, Asset: p.ws[0].Asset,
+				From: fromHex, Mode: p.mode, Size: len(p.ws), EstimatedGas: p.gas, Reason: p.reason, SentTxID: &st.ID}); err != nil {
 				return err
 			}
-		}
-		return nil
-	}
-	st, err := s.signRecord(ctx, log, cd, signer, from, p.to, p.value, p.data, p.gas, fees, "batch", corr, record)
+			for i, w := range p.ws {
+				reason := fmt.Sprintf("signed in batch %s (item %d of %d): tx %s nonce %d from %s", batchID, i, len(p.ws), st.Hash, st.Nonce, fromHex)
+				if err := s.store.Transition(ctx, dbtx, w.ID, store.Signing, store.Signed, reason, store.ActorSigner,
+					store.Change{From: &fromHex, SentTxID: &st.ID, BatchID: &batchID}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		return err
 	}
-	s.countSigned(cd.Config.Name, p.ws[0].Asset, len(p.ws))
+	s.m.TransactionSigned(cd.Config.Name, "batch")
+	for _, w := range p.ws {
+		s.m.WithdrawalSigned(cd.Config.Name, w.Asset, time.Since(w.CreatedAt))
+	}
 	log.Info("batch signed", "batch_id", batchID, "size", len(p.ws), "tx_hash", st.Hash, "nonce", st.Nonce, "gas", p.gas, "reason", p.reason)
 	return nil
 }
-
-// signRecord allocates a nonce, signs, and in one database transaction records the sent tx, calls
-// record, and queues the signed-tx message; the nonce lease is released when nothing was recorded.
-func (s *Signer) signRecord(ctx context.Context, log *slog.Logger, cd ChainDeps, signer keys.Signer, from, to common.Address,
-	value *big.Int, data []byte, gas uint64, fees Fees, kind, correlationID string,
-	record func(context.Context, *sql.Tx, *store.SentTx) error) (*store.SentTx, error) {
-	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
-	for attempt := 0; attempt <= maxNonceRetries; attempt++ {
-		floors, err := s.nonceFloors(ctx, cd, from)
-		if err != nil {
-			return nil, err
-		}
-		lease, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, floors, "")
-		if err != nil {
-			return nil, fmt.Errorf("allocate nonce for %s: %w", from, err)
-		}
-		st, retry, err := s.signRecordLease(ctx, log, cd, signer, chainID, lease, from, to, value, data, gas, fees, kind, correlationID, record)
-		if !retry {
-			return st, err
-		}
-	}
-	return nil, txerr.New(txerr.NonceTooLow, "nonce_retries", fmt.Errorf("%s from %s: every allocated nonce was already recorded", kind, from))
-}
-
-func (s *Signer) signRecordLease(ctx context.Context, log *slog.Logger, cd ChainDeps, signer keys.Signer, chainID *big.Int, lease nonce.Lease,
-	from, to common.Address, value *big.Int, data []byte, gas uint64, fees Fees, kind, correlationID string,
-	record func(context.Context, *sql.Tx, *store.SentTx) error) (st *store.SentTx, retry bool, err error) {
-	persisted := false
-	defer func() {
-		if !persisted {
-			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
-				log.Warn("release nonce lease", "nonce", lease.Nonce, "err", err)
-			}
-		}
-	}()
-	tx, err := signer.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{
-		ChainID: chainID, Nonce: lease.Nonce, GasTipCap: fees.MaxPriorityFee, GasFeeCap: fees.MaxFeePerGas,
-		Gas: gas, To: &to, Value: value, Data: data,
-	}), chainID)
-	if err != nil {
-		return nil, false, fmt.Errorf("sign %s: %w", kind, err)
-	}
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return nil, false, fmt.Errorf("encode tx %s: %w", tx.Hash(), err)
-	}
-	st = &store.SentTx{
-		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: tx.Nonce(), To: to.Hex(),
-		Hash: tx.Hash().Hex(), Raw: raw, GasLimit: gas, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
-		Kind: kind, Source: "signer", CorrelationID: correlationID,
-	}
-	err = s.Store.InTx(ctx, func(dbtx *sql.Tx) error {
-		if _, err := s.Store.InsertSentTx(ctx, dbtx, st); err != nil {
-			return err
-		}
-		if err := record(ctx, dbtx, st); err != nil {
-			return err
-		}
-		return s.sendSigned(ctx, dbtx, st, correlationID)
-	})
-	switch {
-	case err == nil:
-		persisted = true
-		if err := lease.Commit(ctx); err != nil {
-			log.Warn("commit nonce lease", "nonce", st.Nonce, "err", err)
-		}
-		return st, false, nil
-	case store.IsDuplicate(err) && strings.Contains(err.Error(), "uq_sent_tx_nonce"):
-		persisted = true // the nonce is used by a recorded tx: it must not be handed out again
-		_ = lease.Commit(ctx)
-		log.Warn("allocated nonce already recorded; allocating again", "nonce", st.Nonce)
-		return nil, true, nil
-	}
-	return nil, false, err
-}
-
-// erc20 ABI helpers for the allowance.
-var token20 = bindings.NewTestToken()
 
 // ensureAllowance makes sure the hot wallet's allowance to the batch contract covers the next batch on
 // top of what batches signed but not yet settled will still take. When it does not, it signs one
@@ -673,10 +590,6 @@ var token20 = bindings.NewTestToken()
 // The allowance is only ever given to BatchTransfer (which moves msg.sender's own tokens), never to
 // Multicall3.
 func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, limit int) (bool, error) {
-	c, ok := cd.Client.(caller)
-	if !ok {
-		return true, nil
-	}
 	from := cd.Config.HotWallets[0].Common()
 	batch := cd.Config.BatchContract.Common()
 	token := asset.Address.Common()
@@ -687,31 +600,31 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 	if err != nil {
 		return false, fmt.Errorf("mined nonce of %s: %w", from, err)
 	}
-	open, err := s.Store.UnminedSentTxOfKind(ctx, cd.Config.ChainID, from.Hex(), token.Hex(), "approve", mined)
+	open, err := s.store.UnminedSentTxOfKind(ctx, cd.Config.ChainID, from.Hex(), token.Hex(), "approve", mined)
 	if err != nil {
 		return false, err
 	}
 	if open {
 		return false, nil // the approve is not mined yet: simulating against the old allowance would fail
 	}
-	need, err := s.Store.ClaimableAmount(ctx, cd.Config.Name, asset.Symbol, limit, claimStaleAfter)
+	need, err := s.store.ClaimableAmount(ctx, cd.Config.Name, asset.Symbol, limit, claimStaleAfter)
 	if err != nil {
 		return false, err
 	}
 	if need.Sign() == 0 {
 		return true, nil
 	}
-	inflight, err := s.Store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
+	inflight, err := s.store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
 	if err != nil {
 		return false, err
 	}
-	out, err := c.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: token20.PackAllowance(from, batch)}, nil)
+	out, err := cd.Client.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: erc20Allowance(from, batch)}, nil)
 	if err != nil {
 		return false, fmt.Errorf("allowance of %s to %s: %w", from, batch, err)
 	}
-	allowance, err := token20.UnpackAllowance(out)
+	allowance, err := decodeAllowance(out)
 	if err != nil {
-		return false, fmt.Errorf("decode allowance: %w", err)
+		return false, err
 	}
 	if new(big.Int).Sub(allowance, inflight).Cmp(need) >= 0 {
 		return true, nil
@@ -737,19 +650,8 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 
 // approve signs and records approve(spender, amount) from the hot wallet.
 func (s *Signer) approve(ctx context.Context, log *slog.Logger, cd ChainDeps, from, token, spender common.Address, amount *big.Int) error {
-	data := token20.PackApprove(spender, amount)
-	head, err := cd.Client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("head of %s: %w", cd.Config.Name, err)
-	}
-	if head.BaseFee == nil {
-		return txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no EIP-1559 base fee", cd.Config.Name)
-	}
-	suggested, err := cd.Client.SuggestGasTipCap(ctx)
-	if err != nil {
-		return err
-	}
-	fees, err := PickFees(cd.Config.Fees, head.BaseFee, suggested)
+	data := erc20Approve(spender, amount)
+	f, err := cd.Fees.New(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -757,15 +659,14 @@ func (s *Signer) approve(ctx context.Context, log *slog.Logger, cd ChainDeps, fr
 	if err != nil {
 		return fmt.Errorf("estimate approve: %w", err)
 	}
-	signer, err := s.Keys.Signer(ctx, from)
+	st, err := s.send.Send(ctx, txsend.Candidate{
+		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, Node: cd.Client, From: from, To: token, Data: data,
+		Gas: withGasMargin(est, data), Fees: f, Kind: "approve", Source: "signer", CorrelationID: "approve-" + queue.NewID(),
+	})
 	if err != nil {
 		return err
 	}
-	st, err := s.signRecord(ctx, log, cd, signer, from, token, new(big.Int), data, est+est*gasMargin/100, fees, "approve",
-		"approve-"+queue.NewID(), func(context.Context, *sql.Tx, *store.SentTx) error { return nil })
-	if err != nil {
-		return err
-	}
+	s.m.TransactionSigned(cd.Config.Name, "approve")
 	log.Info("approve signed for the batch contract", "spender", spender, "amount", amount, "tx_hash", st.Hash, "nonce", st.Nonce)
 	return nil
 }

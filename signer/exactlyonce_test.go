@@ -110,8 +110,9 @@ func TestSignedTxCommitsWithItsMessage(t *testing.T) {
 	e := pipelinetest.New(t, pipelinetest.Options{})
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
 	m := e.One(queue.TxRequest)
-	s := e.Signer()
-	s.Queue = failingSender{}
+	d := e.SignerDeps()
+	d.Queue = failingSender{}
+	s := e.NewSigner(d)
 	if err := s.Handle(e.Ctx, m); err == nil {
 		t.Fatal("signing succeeded without its message")
 	}
@@ -191,7 +192,7 @@ func TestCanceledWithdrawalIsNotSigned(t *testing.T) {
 	e := pipelinetest.New(t, pipelinetest.Options{})
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
 	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
-		return e.Store.Transition(e.Ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", "api", store.Change{})
+		return e.Store.Transition(e.Ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +213,11 @@ func TestRetryableFailureOnLastDeliveryGoesBackToPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dead.Close()
-	s := e.Signer()
-	cd := s.Chains["local"]
+	d := e.SignerDeps()
+	cd := d.Chains["local"]
 	cd.Client = dead
-	s.Chains["local"] = cd
+	d.Chains["local"] = cd
+	s := e.NewSigner(d)
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
 	m := e.One(queue.TxRequest)
 

@@ -1,6 +1,8 @@
 // Package signer owns turning a pending withdrawal into a signed transaction: it picks the hot wallet,
 // fees and nonce, signs, and records the signed transaction together with the withdrawal's move to
-// SIGNED and the signed-tx message, in one database transaction, before anything leaves the process.
+// SIGNED and the signed-tx message, in one database transaction, before anything leaves the process. It
+// also signs again, at the same nonce with higher fees, a recorded transaction a node refused as
+// underpriced (the broadcaster, which holds no keys, asks for it).
 package signer
 
 import (
@@ -10,26 +12,26 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
+	"github.com/sluice-custody/sluice/internal/txsend"
 )
 
-// Chain is what the signer asks of a node.
+// Chain is what the signer asks of a node. CallContract is needed by batching (simulation, allowance).
 type Chain interface {
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
 	SuggestGasTipCap(ctx context.Context) (*big.Int, error)
 	EstimateGas(ctx context.Context, msg ethereum.CallMsg) (uint64, error)
+	CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error)
 	BalanceAt(ctx context.Context, account common.Address) (*big.Int, error)
 	TokenBalance(ctx context.Context, token, holder common.Address) (*big.Int, error)
 	NonceAt(ctx context.Context, account common.Address) (uint64, error)
@@ -37,52 +39,76 @@ type Chain interface {
 }
 
 // Keys hands out signers; the keys themselves never leave it.
-type Keys interface {
-	Signer(ctx context.Context, addr common.Address) (keys.Signer, error)
-}
+type Keys = txsend.Keys
 
-// Nonces allocates nonce leases: Commit one once the tx using it is persisted, Release it if nothing was.
-type Nonces interface {
-	// AllocateFor returns holder's earlier uncommitted lease when there is one, so a retry after a
-	// crash reuses its nonce instead of leaving a hole.
-	AllocateFor(ctx context.Context, chainID uint64, addr common.Address, f nonce.Floors, holder string) (nonce.Lease, error)
-}
+// Nonces allocates nonce leases (see txsend.Nonces).
+type Nonces = txsend.Nonces
 
-// ChainDeps is one configured chain and its node client.
-type ChainDeps struct {
-	Config config.Chain
-	Client Chain
-}
+// ChainDeps is one configured chain, its node client and its fee estimator (built from the chain's
+// fees config when left nil).
+type ChainDeps = chain.Deps[Chain]
 
-// Signer consumes tx-request.
-type Signer struct {
+// Deps are the collaborators a Signer cannot work without.
+type Deps struct {
 	Store  *store.Store
 	Queue  queue.TxSender
 	Keys   Keys
 	Nonces Nonces
 	Chains map[string]ChainDeps
-	Log    *slog.Logger
-	// Metrics may be nil (TEMP: core's branch makes it a constructor argument).
-	Metrics Metrics
+}
+
+// Signer consumes tx-request.
+type Signer struct {
+	store  *store.Store
+	queue  queue.TxSender
+	chains map[string]ChainDeps
+	send   *txsend.Sender
+	log    *slog.Logger
+	m      Metrics
 
 	batcher batcherState
+}
+
+// New checks d (a missing dependency is an error naming it) and builds the signer. A nil log discards;
+// m may be NopMetrics().
+func New(d Deps, log *slog.Logger, m Metrics) (*Signer, error) {
+	if d.Nonces == nil {
+		return nil, errors.New("signer: no nonce allocator")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NopMetrics()
+	}
+	// The sender checks the store, queue and keys it shares with the signer.
+	send, err := txsend.New(txsend.Deps{Store: d.Store, Queue: d.Queue, Keys: d.Keys, Nonces: d.Nonces}, log)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	chains, err := chain.AllWithFees(d.Chains)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	return &Signer{store: d.Store, queue: d.Queue, chains: chains, send: send, log: log, m: m}, nil
 }
 
 // gasMargin is the extra gas limit over an estimate, in percent: estimates can move with state
 // between estimation and inclusion (a token balance slot that becomes non-zero, say).
 const gasMargin = 20
 
-// maxNonceRetries bounds how often signing re-allocates after finding its nonce already recorded.
-const maxNonceRetries = 5
-
-// Handle processes one tx-request message.
+// Handle processes one tx-request message: a withdrawal to sign, or a recorded transaction to sign again
+// with higher fees.
 func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
+	if env, err := queue.ParseEnvelope(m.Body, ""); err == nil && env.Type == queue.TypeTxRefeeRequested {
+		return s.handleRefee(ctx, m)
+	}
 	env, p, err := queue.Decode[queue.WithdrawalRequested](m.Body, queue.TypeWithdrawalRequested)
 	if err != nil {
 		return err
 	}
-	log := s.Log.With("withdrawal_id", p.WithdrawalID, "correlation_id", env.CorrelationID, "message_id", env.ID)
-	w, err := s.Store.GetWithdrawal(ctx, p.WithdrawalID)
+	log := s.log.With("withdrawal_id", p.WithdrawalID, "correlation_id", env.CorrelationID, "message_id", env.ID)
+	w, err := s.store.GetWithdrawal(ctx, p.WithdrawalID)
 	if errors.Is(err, store.ErrNotFound) {
 		return txerr.New(txerr.InvalidTransaction, "unknown_withdrawal", fmt.Errorf("withdrawal %s: %w", p.WithdrawalID, err))
 	}
@@ -93,7 +119,7 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 	case store.Signed, store.Broadcasted:
 		// Redelivered after signing: send the recorded tx on again; never sign it into a second nonce.
 		log.Info("already signed, re-queueing the recorded transaction", "sent_tx_id", *w.SentTxID)
-		return s.requeueSigned(ctx, *w.SentTxID, env.CorrelationID)
+		return s.requeueSigned(ctx, *w.SentTxID)
 	case store.Confirmed, store.Failed, store.Canceled:
 		log.Info("nothing to do", "status", w.Status)
 		return nil
@@ -102,8 +128,8 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 			log.Debug("left to the batcher")
 			return nil // the batcher claims it from the database
 		}
-		if err := s.Store.InTx(ctx, func(tx *sql.Tx) error {
-			return s.Store.Transition(ctx, tx, w.ID, store.Pending, store.Signing, "picked up by signer", "signer", store.Change{})
+		if err := s.store.InTx(ctx, func(tx *sql.Tx) error {
+			return s.store.Transition(ctx, tx, w.ID, store.Pending, store.Signing, "picked up by signer", store.ActorSigner, store.Change{})
 		}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil // canceled or taken by another signer meanwhile; the history says which
@@ -117,7 +143,7 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 		// A signer died between claiming and recording (nothing was persisted then), or another is
 		// signing right now; carry on: only one can win the SIGNING → SIGNED transition.
 	}
-	err = s.sign(ctx, log, w, env)
+	err = s.sign(ctx, log, w, env.ID)
 	if err == nil {
 		return nil
 	}
@@ -143,16 +169,16 @@ func (s *Signer) retryLater(ctx context.Context, w *store.Withdrawal, env queue.
 	if err != nil {
 		return err
 	}
-	return s.Store.InTx(ctx, func(tx *sql.Tx) error {
-		err := s.Store.Transition(ctx, tx, w.ID, store.Signing, store.Pending,
-			fmt.Sprintf("retrying in %s after %d failed attempts: %v", retryLaterDelay, queue.MaxReceiveCount, cause), "signer", store.Change{})
+	return s.store.InTx(ctx, func(tx *sql.Tx) error {
+		err := s.store.Transition(ctx, tx, w.ID, store.Signing, store.Pending,
+			fmt.Sprintf("retrying in %s after %d failed attempts: %v", retryLaterDelay, queue.MaxReceiveCount, cause), store.ActorSigner, store.Change{})
 		if errors.Is(err, store.ErrConflict) {
 			return nil // signed or moved meanwhile
 		}
 		if err != nil {
 			return err
 		}
-		return s.Queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{Delay: retryLaterDelay})
+		return s.queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{Delay: retryLaterDelay})
 	})
 }
 
@@ -161,178 +187,102 @@ func isClassified(err error) bool {
 	return errors.As(err, &e)
 }
 
-func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal, env queue.Envelope) error {
-	cd, ok := s.Chains[w.Chain]
+// transfer is the call that pays a withdrawal from a hot wallet, before gas and fees are known.
+type transfer struct {
+	from, to common.Address
+	value    *big.Int
+	data     []byte
+	asset    *config.Asset
+}
+
+// transferOf builds the call paying w on chain c: a plain transfer of the native coin, or the token's
+// transfer(to, amount). A withdrawal the configuration cannot pay is a permanent error.
+func transferOf(c config.Chain, w *store.Withdrawal) (transfer, error) {
+	asset, ok := c.Asset(w.Asset)
+	if !ok {
+		return transfer{}, txerr.Permanentf(txerr.InvalidTransaction, "asset %q is not configured on %s", w.Asset, w.Chain)
+	}
+	if len(c.HotWallets) == 0 {
+		return transfer{}, txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no hot wallet", w.Chain)
+	}
+	t := transfer{from: c.HotWallets[0].Common(), to: common.HexToAddress(w.To), value: w.Amount, asset: asset}
+	if !asset.Native() {
+		t.to, t.value, t.data = asset.Address.Common(), new(big.Int), erc20Transfer(common.HexToAddress(w.To), w.Amount)
+	}
+	return t, nil
+}
+
+// withGasMargin adds gasMargin to an estimate for contract calls; a plain transfer's gas is exact.
+func withGasMargin(est uint64, data []byte) uint64 {
+	if len(data) == 0 {
+		return est
+	}
+	return est + est*gasMargin/100
+}
+
+func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal, requestID string) error {
+	cd, ok := s.chains[w.Chain]
 	if !ok {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q is not configured", w.Chain)
 	}
-	asset, ok := cd.Config.Asset(w.Asset)
-	if !ok {
-		return txerr.Permanentf(txerr.InvalidTransaction, "asset %q is not configured on %s", w.Asset, w.Chain)
-	}
-	if len(cd.Config.HotWallets) == 0 {
-		return txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no hot wallet", w.Chain)
-	}
-	from := cd.Config.HotWallets[0].Common()
-	to := common.HexToAddress(w.To)
-	chainID := new(big.Int).SetUint64(cd.Config.ChainID)
-
-	txTo, value, data := to, w.Amount, []byte(nil)
-	if !asset.Native() {
-		txTo, value, data = asset.Address.Common(), new(big.Int), erc20Transfer(to, w.Amount)
-	}
-	head, err := cd.Client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("head of %s: %w", w.Chain, err)
-	}
-	if head.BaseFee == nil {
-		return txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no EIP-1559 base fee", w.Chain)
-	}
-	suggested, err := cd.Client.SuggestGasTipCap(ctx)
-	if err != nil {
-		return fmt.Errorf("tip on %s: %w", w.Chain, err)
-	}
-	fees, err := PickFees(cd.Config.Fees, head.BaseFee, suggested)
+	t, err := transferOf(cd.Config, w)
 	if err != nil {
 		return err
 	}
-	if !asset.Native() { // before estimating: a transfer beyond the balance would read as a revert
-		if err := s.checkTokenFunds(ctx, cd, asset, from, w.Amount); err != nil {
+	fees, err := cd.Fees.New(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if !t.asset.Native() { // before estimating: a transfer beyond the balance would read as a revert
+		if err := s.checkTokenFunds(ctx, cd, t.asset, t.from, w.Amount); err != nil {
 			return err
 		}
 	}
 	// Estimating also runs the transfer against current state, so a reverting token transfer
 	// (blocked recipient, say) fails here, before a nonce is spent on it.
-	gas, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &txTo, Value: value, Data: data,
+	est, err := cd.Client.EstimateGas(ctx, ethereum.CallMsg{From: t.from, To: &t.to, Value: t.value, Data: t.data,
 		GasFeeCap: fees.MaxFeePerGas, GasTipCap: fees.MaxPriorityFee})
 	if err != nil {
 		return fmt.Errorf("estimate gas for withdrawal %s: %w", w.ID, err)
 	}
-	if data != nil {
-		gas += gas * gasMargin / 100
-	}
-	if err := s.checkCoinFunds(ctx, cd, asset, from, w.Amount, gas, fees.MaxFeePerGas); err != nil {
+	gas := withGasMargin(est, t.data)
+	if err := s.checkCoinFunds(ctx, cd, t.asset, t.from, w.Amount, gas, fees.MaxFeePerGas); err != nil {
 		return err
 	}
-	signer, err := s.Keys.Signer(ctx, from)
-	if err != nil {
-		return fmt.Errorf("signer for %s: %w", from, err)
-	}
-
-	for attempt := 0; ; attempt++ {
-		done, err := s.signWithNonce(ctx, log, w, env, cd, signer, chainID, from, txTo, value, data, gas, fees)
-		if done || err != nil {
-			return err
-		}
-		if attempt >= maxNonceRetries {
-			return txerr.New(txerr.NonceTooLow, "nonce_retries", fmt.Errorf("withdrawal %s: every allocated nonce was already recorded", w.ID))
-		}
-	}
-}
-
-// nonceFloors is what a new nonce of from must not go below: the chain's mined count, and the next nonce
-// after both the node's pending pool and our own recorded transactions.
-func (s *Signer) nonceFloors(ctx context.Context, cd ChainDeps, from common.Address) (nonce.Floors, error) {
-	mined, err := cd.Client.NonceAt(ctx, from)
-	if err != nil {
-		return nonce.Floors{}, fmt.Errorf("mined nonce of %s: %w", from, err)
-	}
-	pending, err := cd.Client.PendingNonceAt(ctx, from)
-	if err != nil {
-		return nonce.Floors{}, fmt.Errorf("pending nonce of %s: %w", from, err)
-	}
-	recorded, err := s.Store.NextNonce(ctx, cd.Config.ChainID, from.Hex())
-	if err != nil {
-		return nonce.Floors{}, err
-	}
-	return nonce.Floors{Mined: mined, Next: max(pending, recorded)}, nil
-}
-
-// signWithNonce allocates a nonce, signs and records. done=false means the nonce turned out to be
-// recorded already (a lease reclaimed after its holder was slow, not dead) and signing must retry.
-func (s *Signer) signWithNonce(ctx context.Context, log *slog.Logger, w *store.Withdrawal, env queue.Envelope, cd ChainDeps,
-	signer keys.Signer, chainID *big.Int, from, txTo common.Address, value *big.Int, data []byte, gas uint64, fees Fees) (bool, error) {
-	floors, err := s.nonceFloors(ctx, cd, from)
-	if err != nil {
-		return false, err
-	}
-	var (
-		lease     *nonce.Lease
-		st        *store.SentTx
-		persisted = false
-	)
-	defer func() {
-		if lease != nil && !persisted {
-			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
-				log.Warn("release nonce lease", "nonce", lease.Nonce, "err", err)
-			}
-		}
-	}()
-	err = s.Store.InTx(ctx, func(dbtx *sql.Tx) error {
+	fromHex := t.from.Hex()
+	st, err := s.send.Send(ctx, txsend.Candidate{
+		Chain: w.Chain, ChainID: cd.Config.ChainID, Node: cd.Client, From: t.from, To: t.to, Value: t.value, Data: t.data,
+		Gas: gas, Fees: fees, Kind: "withdrawal", Source: "signer", RequestID: requestID, CorrelationID: w.CorrelationID,
+		LeaseHolder: w.ID,
 		// Deliveries of one withdrawal racing each other queue up on its row here, so only one of them
-		// allocates a nonce and signs; the others find it SIGNED and stop without taking a nonce.
-		cur, err := s.Store.LockWithdrawal(ctx, dbtx, w.ID)
-		if err != nil {
-			return err
-		}
-		if cur.Status != store.Signing {
-			return fmt.Errorf("withdrawal %s is %s: %w", w.ID, cur.Status, store.ErrConflict)
-		}
-		if lease == nil { // kept across a deadlock retry of this transaction
-			l, err := s.Nonces.AllocateFor(ctx, cd.Config.ChainID, from, floors, w.ID)
+		// leases a nonce and signs; the others find it SIGNED and stop without taking a nonce.
+		Lock: func(ctx context.Context, dbtx *sql.Tx) error {
+			cur, err := s.store.LockWithdrawal(ctx, dbtx, w.ID)
 			if err != nil {
-				return fmt.Errorf("allocate nonce for %s: %w", from, err)
+				return err
 			}
-			lease = &l
-		}
-		tx, err := signer.SignTx(ctx, types.NewTx(&types.DynamicFeeTx{
-			ChainID: chainID, Nonce: lease.Nonce, GasTipCap: fees.MaxPriorityFee, GasFeeCap: fees.MaxFeePerGas,
-			Gas: gas, To: &txTo, Value: value, Data: data,
-		}), chainID)
-		if err != nil {
-			return fmt.Errorf("sign withdrawal %s: %w", w.ID, err)
-		}
-		raw, err := tx.MarshalBinary()
-		if err != nil {
-			return fmt.Errorf("encode tx %s: %w", tx.Hash(), err)
-		}
-		st = &store.SentTx{
-			Chain: w.Chain, ChainID: cd.Config.ChainID, From: from.Hex(), Nonce: tx.Nonce(), To: txTo.Hex(),
-			Hash: tx.Hash().Hex(), Raw: raw, GasLimit: gas, MaxFeePerGas: fees.MaxFeePerGas, MaxPriorityFee: fees.MaxPriorityFee,
-			Kind: "withdrawal", Source: "signer", RequestID: env.ID, CorrelationID: w.CorrelationID,
-		}
-		id, err := s.Store.InsertSentTx(ctx, dbtx, st)
-		if err != nil {
-			return err
-		}
-		fromHex := from.Hex()
-		reason := fmt.Sprintf("signed tx %s nonce %d from %s", st.Hash, st.Nonce, fromHex)
-		if err := s.Store.Transition(ctx, dbtx, w.ID, store.Signing, store.Signed, reason, "signer",
-			store.Change{From: &fromHex, SentTxID: &id}); err != nil {
-			return err
-		}
-		return s.sendSigned(ctx, dbtx, st, env.CorrelationID)
+			if cur.Status != store.Signing {
+				return fmt.Errorf("withdrawal %s is %s: %w", w.ID, cur.Status, store.ErrConflict)
+			}
+			return nil
+		},
+		Record: func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
+			reason := fmt.Sprintf("signed tx %s nonce %d from %s", st.Hash, st.Nonce, fromHex)
+			return s.store.Transition(ctx, dbtx, w.ID, store.Signing, store.Signed, reason, store.ActorSigner,
+				store.Change{From: &fromHex, SentTxID: &st.ID})
+		},
 	})
-	switch {
-	case err == nil:
-		persisted = true
-		if err := lease.Commit(ctx); err != nil {
-			// The row is persisted: a reclaim of this lease fails on the unique nonce and is committed then.
-			log.Warn("commit nonce lease", "nonce", st.Nonce, "err", err)
-		}
-		s.countSigned(w.Chain, w.Asset, 1)
-		log.Info("signed", "tx_hash", st.Hash, "from", st.From, "nonce", st.Nonce, "sent_tx_id", st.ID)
-		return true, nil
-	case store.IsDuplicate(err) && strings.Contains(err.Error(), "uq_sent_tx_nonce"):
-		persisted = true // the nonce is used by a recorded tx: it must not be handed out again
-		_ = lease.Commit(ctx)
-		log.Warn("allocated nonce already recorded; allocating again", "nonce", st.Nonce)
-		return false, nil
-	case errors.Is(err, store.ErrConflict):
+	if errors.Is(err, store.ErrConflict) {
 		log.Info("withdrawal moved by another worker while signing; nothing signed here")
-		return true, nil
+		return nil
 	}
-	return false, err
+	if err != nil {
+		return err
+	}
+	s.m.TransactionSigned(w.Chain, "withdrawal")
+	s.m.WithdrawalSigned(w.Chain, w.Asset, time.Since(w.CreatedAt))
+	log.Info("signed", "tx_hash", st.Hash, "from", st.From, "nonce", st.Nonce, "sent_tx_id", st.ID)
+	return nil
 }
 
 // checkCoinFunds makes sure the hot wallet can pay the gas, and the amount when it is the native coin.
@@ -368,42 +318,26 @@ func (s *Signer) checkTokenFunds(ctx context.Context, cd ChainDeps, asset *confi
 // recorded transaction get here: signing errors happen before anything is persisted.
 func (s *Signer) fail(ctx context.Context, w *store.Withdrawal, cause error) error {
 	typ, msg := string(txerr.Classify(cause)), cause.Error()
-	return s.Store.InTx(ctx, func(tx *sql.Tx) error {
-		err := s.Store.Transition(ctx, tx, w.ID, store.Signing, store.Failed, msg, "signer",
+	err := s.store.InTx(ctx, func(tx *sql.Tx) error {
+		return s.store.Transition(ctx, tx, w.ID, store.Signing, store.Failed, msg, store.ActorSigner,
 			store.Change{ErrorType: &typ, ErrorMessage: &msg})
-		if errors.Is(err, store.ErrConflict) {
-			return nil
-		}
-		return err
 	})
-}
-
-func (s *Signer) sendSigned(ctx context.Context, tx *sql.Tx, st *store.SentTx, correlationID string) error {
-	body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), correlationID, queue.TxSigned{
-		SentTxID: st.ID, Chain: st.Chain, From: st.From, Nonce: st.Nonce, Hash: st.Hash,
-	})
-	if err != nil {
-		return err
+	if errors.Is(err, store.ErrConflict) {
+		return nil
 	}
-	return s.Queue.SendTx(ctx, tx, queue.SignedTx, body, queue.SendOptions{GroupID: st.Chain + ":" + st.From})
+	if err == nil {
+		s.m.WithdrawalFailed(w.Chain, w.Asset, typ)
+	}
+	return err
 }
 
-func (s *Signer) requeueSigned(ctx context.Context, sentTxID int64, correlationID string) error {
-	st, err := s.Store.GetSentTx(ctx, sentTxID)
+func (s *Signer) requeueSigned(ctx context.Context, sentTxID int64) error {
+	st, err := s.store.GetSentTx(ctx, sentTxID)
 	if err != nil {
 		return err
 	}
 	if st.Status != store.TxSigned {
 		return nil // already broadcast: the monitor follows it
 	}
-	return s.Store.InTx(ctx, func(tx *sql.Tx) error { return s.sendSigned(ctx, tx, st, correlationID) })
-}
-
-// erc20Transfer encodes transfer(to, amount).
-func erc20Transfer(to common.Address, amount *big.Int) []byte {
-	data := make([]byte, 4+32+32)
-	copy(data, []byte{0xa9, 0x05, 0x9c, 0xbb})
-	copy(data[4+12:], to.Bytes())
-	amount.FillBytes(data[4+32:])
-	return data
+	return s.store.InTx(ctx, func(tx *sql.Tx) error { return txsend.QueueSigned(ctx, s.queue, tx, st) })
 }

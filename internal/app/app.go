@@ -243,17 +243,26 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		}
 		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
 	case "signer":
-		// Core's branch builds this as signer.New(signer.Deps{...}, log, metricsOf(a, name, signer.NewMetrics)).
-		s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log,
-			Chains: map[string]signer.ChainDeps{}, Metrics: metricsOf(a, name, signer.NewMetrics)}
+		m := metricsOf(a, name, signer.NewMetrics)
+		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{}}
+		gd := recovery.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Chains: map[string]recovery.ChainDeps{}}
 		for _, ch := range a.Cfg.Chains {
-			s.Chains[ch.Name] = signer.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+			// One fee estimator per chain, shared by signing and gap filling.
+			cd, err := chain.WithFees(chain.Deps[signer.Chain]{Config: ch, Client: a.Chains[ch.Name]})
+			if err != nil {
+				return nil, err
+			}
+			d.Chains[ch.Name] = cd
+			gd.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name], Fees: cd.Fees}
+		}
+		s, err := signer.New(d, log, m)
+		if err != nil {
+			return nil, err
 		}
 		// The signer owns the nonce sequence, so until the recovery service exists it also fills gaps.
-		g := &recovery.GapFiller{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Log: log,
-			Chains: map[string]recovery.ChainDeps{}}
-		for _, ch := range a.Cfg.Chains {
-			g.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+		g, err := recovery.New(gd, log, m)
+		if err != nil {
+			return nil, err
 		}
 		c, err := a.consumer(name, queue.TxRequest, s.Handle)
 		if err != nil {

@@ -4,6 +4,7 @@ package devchain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -11,12 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rpc"
 )
 
 // Options configure a chain. Zero values take the defaults in parentheses.
@@ -81,7 +84,8 @@ func Start(opts Options) (*Chain, error) {
 		b = simulated.NewBackend(opts.Alloc, func(nc *node.Config, ec *ethconfig.Config) {
 			nc.HTTPHost = host
 			nc.HTTPPort = port
-			nc.HTTPModules = []string{"eth", "net", "web3", "txpool"}
+			// miner: SetMinTip (the miner namespace only sets extra data, gas price floor and gas limit).
+			nc.HTTPModules = []string{"eth", "net", "web3", "txpool", "miner"}
 			nc.HTTPVirtualHosts = []string{"*"}
 			nc.HTTPCors = []string{"*"}
 			ec.Genesis.Config = &chainCfg
@@ -142,6 +146,25 @@ func (c *Chain) Commit() {
 	if !c.closed {
 		c.backend.Commit()
 	}
+}
+
+// SetMinTip makes the node refuse, from now on, transactions whose tip is below tip (geth's
+// miner_setGasPrice: the txpool's floor), as Polygon's validators refuse tips under 25 gwei. Its refusal
+// reads "transaction gas price below minimum: gas tip cap X, minimum needed Y".
+func (c *Chain) SetMinTip(ctx context.Context, tip *big.Int) error {
+	rc, err := rpc.DialContext(ctx, c.URL)
+	if err != nil {
+		return fmt.Errorf("devchain: %w", err)
+	}
+	defer rc.Close()
+	var done bool
+	if err := rc.CallContext(ctx, &done, "miner_setGasPrice", (*hexutil.Big)(tip)); err != nil {
+		return fmt.Errorf("devchain: set minimum tip: %w", err)
+	}
+	if !done {
+		return errors.New("devchain: miner_setGasPrice refused")
+	}
+	return nil
 }
 
 // Client returns a client on the HTTP endpoint, as any outside program would connect.

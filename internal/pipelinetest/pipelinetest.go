@@ -111,11 +111,24 @@ func New(t testing.TB, o Options) *Env {
 	return e
 }
 
-// Signer returns a signer on the Env.
-func (e *Env) Signer() *signer.Signer {
-	return &signer.Signer{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Nonces: e.Nonces, Log: e.Log,
+// SignerDeps are the signer's collaborators on the Env, for a test to change one before signer.New.
+func (e *Env) SignerDeps() signer.Deps {
+	return signer.Deps{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Nonces: e.Nonces,
 		Chains: map[string]signer.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}
 }
+
+// NewSigner builds a signer on d with the Env's logger, failing the test if it cannot.
+func (e *Env) NewSigner(d signer.Deps) *signer.Signer {
+	e.T.Helper()
+	s, err := signer.New(d, e.Log, signer.NopMetrics())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return s
+}
+
+// Signer returns a signer on the Env.
+func (e *Env) Signer() *signer.Signer { return e.NewSigner(e.SignerDeps()) }
 
 // Broadcaster returns a broadcaster on the Env.
 func (e *Env) Broadcaster() *broadcaster.Broadcaster {

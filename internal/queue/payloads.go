@@ -31,18 +31,29 @@ type TxBroadcasted struct {
 	Hash     string `json:"hash"`
 }
 
+// TxRefeeRequested is a tx-request payload: a node refused the recorded attempt Hash of a sent
+// transaction for too low a fee, so the signer (which holds the keys; the broadcaster does not) signs it
+// again at the same nonce with higher fees. MinTipCap is the least tip the node said it needs, in wei as a
+// decimal string, when it said one.
+type TxRefeeRequested struct {
+	SentTxID  int64  `json:"sent_tx_id"`
+	Hash      string `json:"hash"`
+	MinTipCap string `json:"min_tip_cap,omitempty"`
+}
+
 // NewID returns a new time-ordered unique id (UUIDv7) for messages and records.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // payload lists the payload types Decode knows; each says whether it names what it is about.
 type payload interface {
-	WithdrawalRequested | TxSigned | TxBroadcasted
+	WithdrawalRequested | TxSigned | TxBroadcasted | TxRefeeRequested
 	complete() bool
 }
 
 func (p WithdrawalRequested) complete() bool { return p.WithdrawalID != "" }
 func (p TxSigned) complete() bool            { return p.SentTxID != 0 }
 func (p TxBroadcasted) complete() bool       { return p.SentTxID != 0 }
+func (p TxRefeeRequested) complete() bool    { return p.SentTxID != 0 && p.Hash != "" }
 
 // Decode parses an envelope of type typ and its payload. A message that does not decode will never
 // decode: the error is permanent (INVALID_TRANSACTION, code bad_message), so it goes to the DLQ at once.

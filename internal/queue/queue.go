@@ -117,7 +117,12 @@ const (
 	TypeWithdrawalRequested = "withdrawal.requested"
 	TypeTxSigned            = "tx.signed"
 	TypeTxBroadcasted       = "tx.broadcasted"
+	TypeTxRefeeRequested    = "tx.refee_requested"
 )
+
+// GroupID is the signed-tx ordering group of an address on a chain: every message about a transaction
+// of from carries it, so the queue delivers them one at a time, in order.
+func GroupID(chain, from string) string { return chain + ":" + from }
 
 // NewEnvelope marshals payload into a version-1 envelope.
 func NewEnvelope(typ, id, correlationID string, payload any) ([]byte, error) {

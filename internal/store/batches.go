@@ -69,7 +69,7 @@ func (s *Store) BatchBySentTx(ctx context.Context, q querier, sentTxID int64) (*
 // first, and returns them: PENDING ones, and SIGNING ones whose claim is older than staleAfter (their
 // signer died before recording anything: a recorded signature moves them to SIGNED in the same
 // transaction). Rows locked by another claimer are skipped, so concurrent batchers never share a row.
-func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit int, staleAfter time.Duration, actor string) ([]*Withdrawal, error) {
+func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit int, staleAfter time.Duration, actor Actor) ([]*Withdrawal, error) {
 	var out []*Withdrawal
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
@@ -173,7 +173,7 @@ func (s *Store) PendingGroups(ctx context.Context, chain string, staleAfter time
 // ReturnToPending moves withdrawal id from status from back to PENDING, detaching it from its
 // transaction and batch, with the reason. Only for withdrawals whose transaction provably paid no one
 // (a reverted atomic batch, final at the confirmation depth).
-func (s *Store) ReturnToPending(ctx context.Context, tx *sql.Tx, id string, from Status, reason, actor string) error {
+func (s *Store) ReturnToPending(ctx context.Context, tx *sql.Tx, id string, from Status, reason string, actor Actor) error {
 	res, err := tx.ExecContext(ctx, `UPDATE withdrawals SET status = ?, version = version + 1, sent_tx_id = NULL, batch_id = NULL,
 		from_address = NULL, block_number = NULL WHERE id = ? AND status = ?`, Pending, id, from)
 	if err != nil {

@@ -43,8 +43,12 @@ type SentTx struct {
 	UpdatedAt      time.Time
 }
 
+// ErrNonceTaken is returned (wrapped) when a transaction is already recorded at the nonce being recorded:
+// the unique (chain, from, nonce) key refused a second payload for it.
+var ErrNonceTaken = errors.New("nonce already recorded")
+
 // InsertSentTx records t and its first attempt inside tx. A second payload for the same (chain, from,
-// nonce) fails with a duplicate-key error (see IsDuplicate).
+// nonce) fails with ErrNonceTaken.
 func (s *Store) InsertSentTx(ctx context.Context, tx *sql.Tx, t *SentTx) (int64, error) {
 	var reqID any
 	if t.RequestID != "" {
@@ -55,6 +59,10 @@ func (s *Store) InsertSentTx(ctx context.Context, tx *sql.Tx, t *SentTx) (int64,
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.Chain, t.ChainID, t.From, t.Nonce, t.To, t.Hash, t.Raw, t.GasLimit, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(),
 		t.Kind, t.Source, reqID, TxSigned, t.CorrelationID)
+	if IsDuplicate(err) {
+		// The only unique key of sent_transactions besides the id is uq_sent_tx_nonce.
+		return 0, fmt.Errorf("record tx %s/%d: %w: %w", t.From, t.Nonce, ErrNonceTaken, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("record tx %s/%d: %w", t.From, t.Nonce, err)
 	}
@@ -113,6 +121,28 @@ func (s *Store) GetSentTx(ctx context.Context, id int64) (*SentTx, error) {
 		return nil, fmt.Errorf("load sent tx %d: %w", id, err)
 	}
 	return t, nil
+}
+
+// ReplaceAttempt records t as the new current attempt of sent transaction t.ID (same nonce, new fees),
+// replacing the attempt whose hash is prevHash, and keeps it in tx_attempts next to every earlier one. It
+// returns ErrConflict when the transaction is no longer SIGNED or its current attempt is no longer
+// prevHash (replaced or sent by someone else first), so a redelivered request replaces nothing twice.
+func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevHash string) error {
+	res, err := tx.ExecContext(ctx, `UPDATE sent_transactions SET tx_hash = ?, raw_tx = ?, max_fee_per_gas = ?, max_priority_fee = ?
+		WHERE id = ? AND tx_hash = ? AND status = ?`,
+		t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(), t.ID, prevHash, TxSigned)
+	if err != nil {
+		return fmt.Errorf("replace attempt %s of sent tx %d: %w", prevHash, t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("replace attempt %s of sent tx %d: %w", prevHash, t.ID, ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tx_attempts (sent_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee)
+		VALUES (?,?,?,?,?)`, t.ID, t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String()); err != nil {
+		return fmt.Errorf("record attempt %s: %w", t.Hash, err)
+	}
+	t.Status = TxSigned
+	return nil
 }
 
 // AttemptHashes lists every hash ever signed for a sent transaction, newest first.

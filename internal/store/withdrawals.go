@@ -116,7 +116,7 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 		if err != nil {
 			return err
 		}
-		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", "api"); err != nil {
+		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
 			return err
 		}
 		return enqueue(tx)
@@ -217,9 +217,22 @@ type Change struct {
 	ErrorMessage *string
 }
 
+// Actor is who made a withdrawal's change, as its history records it: a service or an operator.
+type Actor string
+
+// The actors.
+const (
+	ActorAPI         Actor = "api"
+	ActorSigner      Actor = "signer"
+	ActorBroadcaster Actor = "broadcaster"
+	ActorMonitor     Actor = "monitor"
+	ActorRecovery    Actor = "recovery"
+	ActorOperator    Actor = "operator"
+)
+
 // Transition moves withdrawal id from status from to status to inside tx, only if it is still in from,
 // and records the reason. It returns ErrConflict when another worker moved it first.
-func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason, actor string, c Change) error {
+func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor, c Change) error {
 	set := []string{"status = ?", "version = version + 1"}
 	args := []any{to}
 	add := func(col string, v any) {
@@ -255,7 +268,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	return addHistory(ctx, tx, id, from, to, reason, actor)
 }
 
-func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason, actor string) error {
+func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
 	var f any
 	if from != "" {
 		f = from
@@ -272,7 +285,7 @@ type HistoryEntry struct {
 	From      Status
 	To        Status
 	Reason    string
-	Actor     string
+	Actor     Actor
 	CreatedAt time.Time
 }
 

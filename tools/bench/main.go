@@ -369,6 +369,14 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		return modeResult{}, err
 	}
 
+	a := st.App
+	s, err := signer.New(signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces,
+		Chains: map[string]signer.ChainDeps{cfg.Name: {Config: *cfg, Client: a.Chains[cfg.Name]}}},
+		log.With("service", "signer"), signer.NopMetrics())
+	if err != nil {
+		return modeResult{}, err
+	}
+
 	// Every block's first sighting, to time inclusion on the wall clock.
 	wctx, cancel := context.WithCancel(ctx)
 	var (
@@ -387,9 +395,6 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	a := st.App
-	s := &signer.Signer{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Log: log.With("service", "signer"),
-		Chains: map[string]signer.ChainDeps{cfg.Name: {Config: *cfg, Client: a.Chains[cfg.Name]}}}
 	consumer, err := queue.NewConsumer(queue.ConsumerDeps{Queue: a.Queue, Name: queue.TxRequest, Handler: s.Handle, Concurrency: 8,
 		Visibility: 30 * time.Second, Wait: time.Second}, log, queue.NopMetrics())
 	if err != nil {
