@@ -127,13 +127,13 @@ func TestConcurrentAllocationsAreDistinctAndContiguous(t *testing.T) {
 // before the counter moves on.
 func TestExpiredLeaseIsReclaimed(t *testing.T) {
 	rdb, prefix := setup(t)
-	short := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(50*time.Millisecond))
+	short := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(shortTTL))
 	long := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(time.Minute))
 	addr := testenv.NewAccount(t).Address
 
 	dead := alloc(t, short, addr, nonce.Floors{Next: 7})
 	want(t, dead, 7, false)
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(3 * shortTTL)
 	again := alloc(t, long, addr, nonce.Floors{Next: 7})
 	want(t, again, 7, true)
 	want(t, alloc(t, long, addr, nonce.Floors{Next: 7}), 8, false)
@@ -206,13 +206,13 @@ func TestReleaseMakesNonceReusableAtOnce(t *testing.T) {
 
 func TestCommitPreventsReuse(t *testing.T) {
 	rdb, prefix := setup(t)
-	a := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(50*time.Millisecond))
+	a := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(shortTTL))
 	addr := testenv.NewAccount(t).Address
 
 	l := alloc(t, a, addr, nonce.Floors{})
 	must(t, l.Commit(ctx(t)))
 	must(t, l.Commit(ctx(t))) // idempotent
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(3 * shortTTL)
 	next := alloc(t, a, addr, nonce.Floors{})
 	want(t, next, 1, false)
 	must(t, next.Commit(ctx(t)))
@@ -233,9 +233,14 @@ func TestCounterFloorRaisesCounter(t *testing.T) {
 	want(t, alloc(t, a, addr, nonce.Floors{Mined: 60}), 60, false)
 }
 
+// shortTTL is a lease that expires within a test. It must outlast the few allocations made before the
+// test waits for it to expire, even on a loaded 2-core machine (50 ms did not: a lease expired between
+// two allocations that were meant to see it live).
+const shortTTL = 400 * time.Millisecond
+
 func TestLeasesBelowMinedAreDropped(t *testing.T) {
 	rdb, prefix := setup(t)
-	short := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(50*time.Millisecond))
+	short := nonce.New(rdb, nonce.WithPrefix(prefix), nonce.WithTTL(shortTTL))
 	long := nonce.New(rdb, nonce.WithPrefix(prefix))
 	addr := testenv.NewAccount(t).Address
 
@@ -244,7 +249,7 @@ func TestLeasesBelowMinedAreDropped(t *testing.T) {
 		ls = append(ls, alloc(t, short, addr, nonce.Floors{}))
 	}
 	live := alloc(t, long, addr, nonce.Floors{}) // nonce 3, live
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(3 * shortTTL)
 	// The chain has mined nonces 0 and 1 (sent by a holder that never committed): they are dead.
 	want(t, alloc(t, long, addr, nonce.Floors{Mined: 2, Next: 2}), 2, true)
 	if got := leased(t, long, addr); !slices.Equal(got, []uint64{2, 3}) {
