@@ -82,7 +82,8 @@ func (k *Keystore) Addresses(ctx context.Context) ([]common.Address, error) {
 	return out, nil
 }
 
-// Signer returns the signer of addr, decrypting its key the first time.
+// Signer returns the signer of addr, decrypting its key the first time. Every failure is an
+// Unavailable error (retryable, never a fallback).
 func (k *Keystore) Signer(ctx context.Context, addr common.Address) (Signer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -90,16 +91,16 @@ func (k *Keystore) Signer(ctx context.Context, addr common.Address) (Signer, err
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return nil, fmt.Errorf("keys: signer for %s: %w", addr.Hex(), ErrClosed)
+		return nil, Unavailable(addr, "keystore", ErrClosed)
 	}
 	if s, ok := k.signers[addr]; ok {
 		return s, nil
 	}
 	if !k.ks.HasAddress(addr) {
-		return nil, fmt.Errorf("keys: %s: %w in keystore %s", addr.Hex(), ErrUnknownAddress, k.dir)
+		return nil, Unavailable(addr, "keystore", fmt.Errorf("%w in keystore %s", ErrUnknownAddress, k.dir))
 	}
 	if err := k.ks.Unlock(accounts.Account{Address: addr}, k.password); err != nil {
-		return nil, fmt.Errorf("keys: unlock %s: %w", addr.Hex(), unlockError(err))
+		return nil, Unavailable(addr, "keystore", fmt.Errorf("unlock: %w", unlockError(err)))
 	}
 	s := &keystoreSigner{addr: addr, k: k}
 	k.signers[addr] = s
@@ -209,7 +210,7 @@ func (s *keystoreSigner) SignTx(ctx context.Context, tx *types.Transaction, chai
 	signed, err := s.k.ks.SignTx(accounts.Account{Address: s.addr}, tx, chainID)
 	if err != nil {
 		if errors.Is(err, keystore.ErrLocked) {
-			return nil, fmt.Errorf("keys: sign for %s: %w", s.addr.Hex(), ErrClosed)
+			return nil, Unavailable(s.addr, "keystore", ErrClosed)
 		}
 		// go-ethereum's signing errors are about the transaction (chain id mismatch, tx type).
 		return nil, fmt.Errorf("keys: sign for %s: %w", s.addr.Hex(), err)
