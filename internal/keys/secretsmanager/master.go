@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -174,6 +175,16 @@ func (m *SecretMaster) Unwrap(ctx context.Context, w WrappedKey, b Binding) (*ke
 	if w.Cipher != CipherAESGCM || len(w.Nonce) != 12 || len(w.Ciphertext) != 32+16 {
 		return nil, fmt.Errorf("%w: wrapped data key", ErrBadFormat)
 	}
+	for attempt := 0; ; attempt++ {
+		dk, err := m.unwrapOnce(ctx, w, b)
+		if errors.Is(err, keys.ErrDestroyed) && attempt == 0 {
+			continue // the cached master key expired between lookup and use: load it again
+		}
+		return dk, err
+	}
+}
+
+func (m *SecretMaster) unwrapOnce(ctx context.Context, w WrappedKey, b Binding) (*keys.Secret, error) {
 	mk, err := m.cache.Get(ctx, w.MasterVersion, func(ctx context.Context) (*keys.Secret, error) {
 		s, _, err := m.load(ctx, w.MasterVersion)
 		return s, err

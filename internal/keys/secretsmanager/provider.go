@@ -132,7 +132,7 @@ func (p *Provider) key(ctx context.Context, w Wallet) (*keys.SecretKey, error) {
 		p.log.Info("wallet key loaded", "address", w.Address.Hex(), "chain_id", w.ChainID, "secret", w.SecretID, "ttl", p.cache.TTL())
 		return k, nil
 	})
-	if errors.Is(err, keys.ErrClosed) {
+	if errors.Is(err, keys.ErrClosed) && !errors.Is(err, keys.ErrKeyUnavailable) {
 		return nil, keys.Unavailable(w.Address, Backend, err)
 	}
 	return k, err
@@ -162,12 +162,10 @@ func Load(ctx context.Context, api API, m MasterKey, w Wallet) (*keys.SecretKey,
 	return k, nil
 }
 
-// Close wipes every cached key; signers fail afterwards.
+// Close wipes every cached key; signers fail afterwards. The master key belongs to the caller, who
+// closes it (a SecretMaster caches the master key).
 func (p *Provider) Close() error {
 	p.cache.Close()
-	if c, ok := p.master.(interface{ Close() error }); ok {
-		return c.Close()
-	}
 	return nil
 }
 

@@ -76,7 +76,7 @@ type apiError struct {
 	msg    string
 }
 
-func notFound(id string) *apiError {
+func notFound() *apiError {
 	return &apiError{400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
 }
 
@@ -170,7 +170,7 @@ func (s *Server) lookup(in map[string]json.RawMessage) (*secret, *apiError) {
 			return sec, nil
 		}
 	}
-	return nil, notFound(id)
+	return nil, notFound()
 }
 
 // value reads SecretString / SecretBinary (base64 in JSON, decoded by encoding/json into []byte).
