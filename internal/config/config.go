@@ -55,9 +55,10 @@ type SQS struct {
 
 // Keys selects where signing keys come from.
 type Keys struct {
-	Backend     string `yaml:"backend"` // keystore (secretsmanager in its own issue)
-	Dir         string `yaml:"dir"`
-	PasswordEnv string `yaml:"password_env"` // name of the variable holding the keystore password
+	Backend     string           `yaml:"backend"` // keystore: the backend of wallets not listed under wallets
+	Dir         string           `yaml:"dir"`
+	PasswordEnv string           `yaml:"password_env"` // name of the variable holding the keystore password
+	KeySources  `yaml:",inline"` // per-wallet backends (keys.go)
 }
 
 // API configures the HTTP API.
@@ -188,6 +189,7 @@ func (c *Config) applyEnv(get func(string) string) {
 	set(&c.Queue.SQS.Region, "SLUICE_SQS_REGION")
 	set(&c.Queue.SQS.Prefix, "SLUICE_SQS_PREFIX")
 	set(&c.Keys.Dir, "SLUICE_KEYSTORE_DIR")
+	c.Keys.applyKeyEnv(get)
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
 	for i := range c.Chains {
 		// SLUICE_CHAIN_<NAME>_RPC replaces a chain's endpoints with a comma-separated list.
@@ -217,6 +219,7 @@ func (c *Config) applyDefaults() {
 	if c.Keys.PasswordEnv == "" {
 		c.Keys.PasswordEnv = "SLUICE_KEYSTORE_PASSWORD"
 	}
+	c.Keys.keyDefaults()
 	if c.API.Listen == "" {
 		c.API.Listen = "127.0.0.1:3000"
 	}
@@ -296,6 +299,7 @@ func (c *Config) Validate() error {
 	if c.Queue.Backend != "mysql" && c.Queue.Backend != "sqs" {
 		bad("queue.backend: %q is not mysql or sqs", c.Queue.Backend)
 	}
+	c.validateKeys(bad)
 	names := map[string]bool{}
 	for i, ch := range c.Chains {
 		at := fmt.Sprintf("chains[%d]", i)
