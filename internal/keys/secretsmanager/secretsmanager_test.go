@@ -389,6 +389,7 @@ func TestTamperedOrMissingSecretsAreRefused(t *testing.T) {
 				t.Fatalf("signer %v for a spoilt key", s)
 			}
 			errText.WriteString(fmt.Sprintf("%v\n%+v\n%#v\n", err, err, err))
+			t.Logf("refused: %v", err)
 			if !errors.Is(err, keys.ErrKeyUnavailable) || !txerr.IsRetryable(err) || txerr.CodeOf(err) != keys.CodeKeyUnavailable {
 				t.Fatalf("err %v: want a retryable key_unavailable error", err)
 			}
