@@ -45,3 +45,11 @@ func (a AWS) BaseEndpoint() *string {
 	}
 	return aws.String(a.Endpoint)
 }
+
+func (a AWS) String() string {
+	return fmt.Sprintf("keys.AWS{region: %s, endpoint: %s}", a.Region, a.Endpoint)
+}
+
+// GoString and Format keep %#v and %+v from printing the static secret.
+func (a AWS) GoString() string           { return a.String() }
+func (a AWS) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(a.String())) }

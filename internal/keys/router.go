@@ -77,4 +77,9 @@ func (r *Router) Close() error {
 	return errors.Join(errs...)
 }
 
-func (r *Router) LogValue() slog.Value { return slog.IntValue(len(r.routes)) }
+func (r *Router) String() string { return fmt.Sprintf("keys.Router{wallets: %d}", len(r.routes)) }
+
+// GoString and Format keep %#v and %+v from walking into the providers.
+func (r *Router) GoString() string           { return r.String() }
+func (r *Router) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(r.String())) }
+func (r *Router) LogValue() slog.Value       { return slog.IntValue(len(r.routes)) }

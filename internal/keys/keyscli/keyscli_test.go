@@ -37,7 +37,7 @@ func TestKeysCommand(t *testing.T) {
 	stub := smstub.New()
 	ts := stub.Start()
 	defer ts.Close()
-	kmsURL := kmstest.Start(t)
+	kmsURL := kmstest.Start(t).URL
 	t.Setenv("SLUICE_KEYSTORE_PASSWORD", "ks-password")
 	dir := t.TempDir()
 

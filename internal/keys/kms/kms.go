@@ -225,3 +225,16 @@ func (s *signer) String() string {
 func (s *signer) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("backend", Backend), slog.String("address", s.w.Address.Hex()), slog.String("kms_key", s.w.KeyID))
 }
+
+func (p *Provider) String() string {
+	return fmt.Sprintf("kms.Provider{wallets: %d}", len(p.wallets))
+}
+
+// GoString and Format keep %#v and %+v from dumping the SDK client (and its credentials).
+func (p *Provider) GoString() string           { return p.String() }
+func (p *Provider) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
+func (p *Provider) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("backend", Backend), slog.Int("wallets", len(p.wallets)))
+}
+func (s *signer) GoString() string           { return s.String() }
+func (s *signer) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }

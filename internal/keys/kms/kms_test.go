@@ -52,7 +52,7 @@ func dynamicTx(nonce uint64) *types.Transaction {
 
 func TestKMSSignerAgainstLocalKMS(t *testing.T) {
 	ctx := context.Background()
-	c := newClient(t, kmstest.Start(t))
+	c := newClient(t, kmstest.Start(t).URL)
 	keyID := createKey(t, c, kmstypes.KeySpecEccSecgP256k1)
 	addr, err := kms.KeyAddress(ctx, c, keyID)
 	if err != nil {
@@ -110,9 +110,35 @@ func (h *highS) Sign(ctx context.Context, in *awskms.SignInput, opts ...func(*aw
 	return out, err
 }
 
+// A key the test already knows, imported into local-kms, signs exactly as go-ethereum would (up to the
+// random nonce): the address KMS reports is the key's, and the signed transaction recovers to it.
+func TestImportedKeySigns(t *testing.T) {
+	ctx := context.Background()
+	srv := kmstest.Start(t)
+	c := newClient(t, srv.URL)
+	key, _ := crypto.GenerateKey()
+	want := crypto.PubkeyToAddress(key.PublicKey)
+	id := srv.ImportSecp256k1(t, key)
+	if got, err := kms.KeyAddress(ctx, c, id); err != nil || got != want {
+		t.Fatalf("KMS key address %s, %v; want %s", got.Hex(), err, want.Hex())
+	}
+	p, _ := kms.New(kms.Deps{KMS: c, Wallets: []kms.Wallet{{Address: want, KeyID: id}}}, nil, nil)
+	s, err := p.Signer(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := s.SignTx(ctx, dynamicTx(0), big.NewInt(31337))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from, _ := types.Sender(types.LatestSignerForChainID(big.NewInt(31337)), signed); from != want {
+		t.Fatalf("recovered %s", from.Hex())
+	}
+}
+
 func TestKMSKeyOfAnotherWalletIsRefused(t *testing.T) {
 	ctx := context.Background()
-	c := newClient(t, kmstest.Start(t))
+	c := newClient(t, kmstest.Start(t).URL)
 	keyID := createKey(t, c, kmstypes.KeySpecEccSecgP256k1)
 	other := common.HexToAddress("0x1111111111111111111111111111111111111111")
 	p, _ := kms.New(kms.Deps{KMS: c, Wallets: []kms.Wallet{{Address: other, KeyID: keyID}}}, nil, nil)

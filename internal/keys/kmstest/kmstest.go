@@ -5,13 +5,20 @@
 package kmstest
 
 import (
+	"crypto/ecdsa"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/google/uuid"
+	"github.com/nsmithuk/local-kms/src/cmk"
 
 	lkconfig "github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
@@ -21,8 +28,15 @@ import (
 
 var once sync.Once
 
-// Start serves a fresh local-kms (its own leveldb under t.TempDir) and returns its endpoint URL.
-func Start(t testing.TB) string {
+// Server is a running local-kms.
+type Server struct {
+	// URL is the endpoint to give the SDK client (BaseEndpoint).
+	URL string
+	db  *data.Database
+}
+
+// Start serves a fresh local-kms (its own leveldb under t.TempDir) on a loopback port.
+func Start(t testing.TB) *Server {
 	t.Helper()
 	once.Do(func() { // local-kms keeps its account and region in package variables
 		lkconfig.AWSAccountId = "111122223333"
@@ -35,7 +49,30 @@ func Start(t testing.TB) string {
 		serve(w, r, db, log)
 	}))
 	t.Cleanup(func() { srv.Close(); db.Close() })
-	return srv.URL
+	return &Server{URL: srv.URL, db: db}
+}
+
+// ImportSecp256k1 stores key as a new ECC_SECG_P256K1 signing key and returns its key id, so that a
+// test can put an account it already funded (a dev chain's prefunded key) behind KMS. Real KMS does
+// not import asymmetric key material this way; local-kms keeps keys in its database, which this
+// writes directly.
+func (s *Server) ImportSecp256k1(t testing.TB, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	id := uuid.NewString()
+	md := cmk.KeyMetadata{Arn: lkconfig.ArnPrefix() + "key/" + id, KeyId: id, AWSAccountId: lkconfig.AWSAccountId,
+		CreationDate: time.Now().Unix(), Enabled: true, KeyManager: "CUSTOMER", KeyState: cmk.KeyStateEnabled,
+		Origin: cmk.KeyOriginAwsKms}
+	k, err := cmk.NewEccKey(cmk.SpecEccSecp256k1, md, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// local-kms identifies the curve by btcec's curve value (go-ethereum's S256 is another object).
+	k.PrivateKey = cmk.EcdsaPrivateKey(ecdsa.PrivateKey{D: new(big.Int).Set(key.D),
+		PublicKey: ecdsa.PublicKey{Curve: btcec.S256(), X: new(big.Int).Set(key.X), Y: new(big.Int).Set(key.Y)}})
+	if err := s.db.SaveKey(k); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // serve is local-kms's own request dispatch (src.HandleRequest) with a quiet logger.

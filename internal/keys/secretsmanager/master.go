@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -78,6 +79,11 @@ func (m *KMSMaster) Unwrap(ctx context.Context, w WrappedKey, b Binding) (*keys.
 }
 
 func (m *KMSMaster) String() string { return "kms:" + m.keyID }
+
+// GoString and Format keep %#v and %+v from dumping the SDK client (and its credentials).
+func (m *KMSMaster) GoString() string           { return m.String() }
+func (m *KMSMaster) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(m.String())) }
+func (m *KMSMaster) LogValue() slog.Value       { return slog.StringValue(m.String()) }
 
 // SecretMaster wraps data keys with AES-256-GCM under a 32-byte master key held in a second secret
 // (for setups without KMS). The master key is cached like a wallet key (bounded TTL, protected memory)
@@ -221,3 +227,8 @@ func (m *SecretMaster) unwrapOnce(ctx context.Context, w WrappedKey, b Binding) 
 func (m *SecretMaster) Close() error { m.cache.Close(); return nil }
 
 func (m *SecretMaster) String() string { return "secret:" + m.secretID }
+
+// GoString and Format keep %#v and %+v from dumping the client and the cached master key.
+func (m *SecretMaster) GoString() string           { return m.String() }
+func (m *SecretMaster) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(m.String())) }
+func (m *SecretMaster) LogValue() slog.Value       { return slog.StringValue(m.String()) }

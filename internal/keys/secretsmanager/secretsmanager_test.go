@@ -55,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	ts := e.stub.Start()
 	t.Cleanup(ts.Close)
 	e.sm = smClient(t, ts.URL)
-	e.kms = kmsClient(t, kmstest.Start(t))
+	e.kms = kmsClient(t, kmstest.Start(t).URL)
 	out, err := e.kms.CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecSymmetricDefault})
 	if err != nil {
 		t.Fatalf("local-kms symmetric key: %v", err)

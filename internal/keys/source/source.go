@@ -28,6 +28,12 @@ type Set struct {
 	closers []io.Closer
 }
 
+func (s *Set) String() string { return fmt.Sprintf("source.Set{%v}", s.Provider) }
+
+// GoString and Format keep %#v and %+v from walking into the backends.
+func (s *Set) GoString() string           { return s.String() }
+func (s *Set) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
 // Close wipes every cached key and releases the backends.
 func (s *Set) Close() error {
 	var errs []error

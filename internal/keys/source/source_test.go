@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,7 +48,7 @@ func newFixture(tb testing.TB) *fixture {
 	cfg.Keys.Dir = dir
 	cfg.Keys.PasswordEnv = "TEST_KS_PASSWORD"
 	cfg.Keys.SecretsManager.Endpoint = ts.URL
-	cfg.Keys.KMS.Endpoint = kmstest.Start(tb)
+	cfg.Keys.KMS.Endpoint = kmstest.Start(tb).URL
 	if err := cfg.Finish(); err != nil {
 		tb.Fatal(err)
 	}
@@ -157,6 +159,33 @@ func TestOpenRoutesEachWalletToItsBackend(t *testing.T) {
 	}
 	if err := sign(t, ps, f.strangerInKey, 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The opened set, with keys loaded from every backend, prints as a summary under every fmt verb and
+// slog handler: no SDK client (with its credentials), cache or key is walked into.
+func TestSetPrintsNothingInside(t *testing.T) {
+	f := newFixture(t)
+	set := open(t, f.cfg)
+	for _, a := range []common.Address{f.smAddr, f.kmsAddr, f.ksAddr} {
+		if err := sign(t, set, a, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%q"} {
+		fmt.Fprintf(&out, verb+"\n", set)
+		fmt.Fprintf(&out, verb+"\n", set.Provider)
+	}
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("keys", "set", set, "provider", set.Provider)
+	slog.New(slog.NewTextHandler(&out, nil)).Info("keys", "set", set, "provider", set.Provider)
+	for _, banned := range []string{"Credentials", "SecretAccessKey", "local", "0x", "Secret{"} {
+		if strings.Contains(out.String(), banned) {
+			t.Fatalf("output contains %q:\n%s", banned, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "keys.Router{wallets: 4}") {
+		t.Fatalf("output:\n%s", out.String())
 	}
 }
 
