@@ -13,18 +13,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/internal/keys/kms"
-	"github.com/sluice-custody/sluice/internal/keys/kmstest"
-	"github.com/sluice-custody/sluice/internal/keys/secretsmanager"
-	"github.com/sluice-custody/sluice/internal/keys/smstub"
+	"github.com/sluice-custody/sluice/internal/keys/keystest"
 	"github.com/sluice-custody/sluice/internal/keys/source"
 )
 
@@ -39,44 +34,15 @@ type fixture struct {
 // newFixture stores one wallet in each backend and returns the configuration naming them.
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	ctx := context.Background()
-	stub := smstub.New()
-	ts := stub.Start()
-	tb.Cleanup(ts.Close)
+	custody := keystest.Start(tb)
 	dir := tb.TempDir()
 	cfg := &config.Config{Chains: []config.Chain{{Name: "dev", ChainID: chainID, RPC: []string{"http://127.0.0.1:1"}}}}
 	cfg.Keys.Dir = dir
 	cfg.Keys.PasswordEnv = "TEST_KS_PASSWORD"
-	cfg.Keys.SecretsManager.Endpoint = ts.URL
-	cfg.Keys.KMS.Endpoint = kmstest.Start(tb).URL
-	if err := cfg.Finish(); err != nil {
-		tb.Fatal(err)
-	}
-	kc, err := source.KMSClient(ctx, cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mk, err := kc.CreateKey(ctx, &awskms.CreateKeyInput{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Keys.SecretsManager.MasterKMSKeyID = aws.ToString(mk.KeyMetadata.KeyId)
-	sk, err := kc.CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccSecgP256k1, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := &fixture{cfg: cfg}
-	if f.kmsAddr, err = kms.KeyAddress(ctx, kc, aws.ToString(sk.KeyMetadata.KeyId)); err != nil {
-		tb.Fatal(err)
-	}
-	api, _ := source.SecretsManagerClient(ctx, cfg)
-	master, _ := source.Master(ctx, cfg, api)
-	k, _ := keys.GenerateSecretKey()
-	f.smAddr = k.Address()
-	if _, err := secretsmanager.Create(ctx, api, master, "sluice/dev/hot", chainID, k); err != nil {
-		tb.Fatal(err)
-	}
-	k.Destroy()
+	custody.Configure(cfg)
+	smKey, _ := crypto.GenerateKey()
+	kmsKey, _ := crypto.GenerateKey()
+	f := &fixture{cfg: cfg, smAddr: crypto.PubkeyToAddress(smKey.PublicKey), kmsAddr: crypto.PubkeyToAddress(kmsKey.PublicKey)}
 	ks, err := keys.NewKeystore(dir, "pw", keys.WithLightScrypt())
 	if err != nil {
 		tb.Fatal(err)
@@ -87,8 +53,8 @@ func newFixture(tb testing.TB) *fixture {
 	ks.Close()
 	cfg.Chains[0].HotWallets = []string{f.unlistedHot.Hex()}
 	cfg.Keys.Wallets = []config.WalletKey{
-		{Chain: "dev", Address: f.smAddr.Hex(), Backend: "secretsmanager", SecretID: "sluice/dev/hot"},
-		{Chain: "dev", Address: f.kmsAddr.Hex(), Backend: "kms", KMSKeyID: aws.ToString(sk.KeyMetadata.KeyId)},
+		custody.SecretsManagerWallet(tb, "dev", chainID, "sluice/dev/hot", smKey),
+		custody.KMSWallet(tb, "dev", kmsKey),
 		{Chain: "dev", Address: f.ksAddr.Hex(), Backend: "keystore"},
 	}
 	if err := cfg.Finish(); err != nil {
