@@ -75,7 +75,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, m keys.Metr
 	keystore := func() (*keys.Keystore, error) {
 		if ks == nil {
 			var err error
-			ks, err = keys.NewKeystore(cfg.Keys.Dir, o.Getenv(cfg.Keys.PasswordEnv), o.Keystore...)
+			opts := append([]keys.KeystoreOption{keys.WithUnlockTTL(cfg.Keys.CacheTTL.Duration)}, o.Keystore...)
+			ks, err = keys.NewKeystore(cfg.Keys.Dir, o.Getenv(cfg.Keys.PasswordEnv), opts...)
 			if err != nil {
 				return nil, fmt.Errorf("open keystore %s: %w", cfg.Keys.Dir, err)
 			}
