@@ -10,6 +10,9 @@ import (
 // DefaultTTL bounds how long a decrypted key stays in memory after it was loaded.
 const DefaultTTL = 5 * time.Minute
 
+// LoadTimeout bounds one key load (fetch, unwrap, decrypt).
+const LoadTimeout = 30 * time.Second
+
 // Destroyer is key material that can be wiped.
 type Destroyer interface{ Destroy() }
 
@@ -55,11 +58,15 @@ func (c *Cache[V]) Get(ctx context.Context, id string, load func(context.Context
 	if !ok {
 		e = &cacheEntry[V]{ready: make(chan struct{})}
 		c.entries[id] = e
-		c.mu.Unlock()
-		c.fill(ctx, id, e, load)
-	} else {
-		c.mu.Unlock()
+		// The load is shared by every caller waiting for id, so one caller giving up (its context
+		// canceled) must not fail it for the others: it runs on its own, bounded by LoadTimeout.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LoadTimeout)
+		go func() {
+			defer cancel()
+			c.fill(lctx, id, e, load)
+		}()
 	}
+	c.mu.Unlock()
 	select {
 	case <-e.ready:
 	case <-ctx.Done():

@@ -138,3 +138,37 @@ func TestRouterNeverFallsBack(t *testing.T) {
 		t.Fatal("backend / close")
 	}
 }
+
+// One caller giving up does not fail the load the others are waiting for.
+func TestCacheLoadOutlivesAnImpatientCaller(t *testing.T) {
+	var destroyed atomic.Int32
+	c := keys.NewCache[counted](time.Minute)
+	defer c.Close()
+	release := make(chan struct{})
+	load := func(ctx context.Context) (counted, error) {
+		select {
+		case <-release:
+			return counted{&destroyed}, nil
+		case <-ctx.Done():
+			return counted{}, ctx.Err()
+		}
+	}
+	impatient, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { _, err := c.Get(impatient, "a", load); first <- err }()
+	time.Sleep(20 * time.Millisecond)
+	second := make(chan error, 1) // joins the load the impatient caller started
+	go func() { _, err := c.Get(context.Background(), "a", load); second <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("impatient caller: %v", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("patient caller: %v", err)
+	}
+	if c.Len() != 1 {
+		t.Fatalf("%d entries, want the one shared load", c.Len())
+	}
+}
