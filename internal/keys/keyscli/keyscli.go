@@ -35,6 +35,9 @@ commands (wallet keys in AWS Secrets Manager, see docs/keys.md):
                                              a hex key read from stdin, or a keystore file whose
                                              password is read from stdin (never from arguments)
   init-master  --secret-id ID                a master key secret (for setups without KMS)
+  reseal       --chain NAME --secret-id ID   re-encrypts a wallet secret under a fresh data key and
+                                             the master key's current version (after a master
+                                             rotation); the old value stays as AWSPREVIOUS
   list                                       configured wallets and stored key secrets, no values
   verify                                     loads every configured key, checks it signs for its
                                              address, prints nothing secret
@@ -107,6 +110,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			return err
 		}
 		return secretsmanager.CreateMasterSecret(ctx, api, *secretID)
+	case "reseal":
+		return reseal(ctx, cfg, *chain, *secretID, stdout)
 	case "list":
 		return listKeys(ctx, cfg, stdout)
 	case "verify":
@@ -116,6 +121,43 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	fmt.Fprint(os.Stderr, keysUsage)
 	return fmt.Errorf("unknown keys command %q", sub)
+}
+
+// reseal opens the configured wallet secret secretID on chain and stores it again as a new version.
+func reseal(ctx context.Context, cfg *config.Config, chain, secretID string, stdout io.Writer) error {
+	ch, ok := cfg.Chain(chain)
+	if !ok {
+		return fmt.Errorf("keys reseal: --chain %q is not a configured chain", chain)
+	}
+	i := slices.IndexFunc(cfg.Keys.Wallets, func(w config.WalletKey) bool {
+		return w.Chain == chain && w.Backend == config.KeyBackendSecretsManager && w.SecretID == secretID
+	})
+	if i < 0 {
+		return fmt.Errorf("keys reseal: no secretsmanager wallet with secret %q on %s in keys.wallets", secretID, chain)
+	}
+	w := secretsmanager.Wallet{Address: common.HexToAddress(cfg.Keys.Wallets[i].Address), ChainID: ch.ChainID, SecretID: secretID}
+	api, err := source.SecretsManagerClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	master, err := source.Master(ctx, cfg, api)
+	if err != nil {
+		return err
+	}
+	if c, ok := master.(io.Closer); ok {
+		defer c.Close()
+	}
+	k, err := secretsmanager.Load(ctx, api, master, w)
+	if err != nil {
+		return err
+	}
+	defer k.Destroy()
+	version, err := secretsmanager.Reseal(ctx, api, master, secretID, ch.ChainID, k)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\t%s\n", w.Address.Hex(), version)
+	return err
 }
 
 // readKey reads the key to import: a keystore file decrypted with the password on stdin, or a hex

@@ -152,6 +152,18 @@ chains:
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 
+	// Reseal: a new version under a fresh data key, the old one kept as AWSPREVIOUS, still verifying.
+	out, err = run("", "reseal", "--chain", "dev", "--secret-id", "sluice/dev/hot-1")
+	if err != nil || !strings.HasPrefix(out, created.Hex()+"\t") {
+		t.Fatalf("reseal: %q, %v", out, err)
+	}
+	if out, err = run("", "list"); err != nil || !strings.Contains(out, "AWSPREVIOUS") {
+		t.Fatalf("list after reseal: %v\n%s", err, out)
+	}
+	if out, err = run("", "verify"); err != nil {
+		t.Fatalf("verify after reseal: %v\n%s", err, out)
+	}
+
 	// Tamper with one secret: verify fails for that wallet only, naming it.
 	api, _ := source.SecretsManagerClient(ctx, cfg)
 	v, err := api.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: aws.String("sluice/dev/hot-2")})
