@@ -29,6 +29,7 @@ commands:
   all           every service above in one process
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
+  keys          wallet keys: create, import, list, verify (see sluice keys help)
 
 flags (every command):
   --config FILE   configuration file (YAML); environment variables override it
@@ -55,6 +56,9 @@ func main() {
 }
 
 func run(cmd string, args []string) error {
+	if cmd == "keys" {
+		return runKeys(context.Background(), args, os.Stdin, os.Stdout)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	cfgPath := fs.String("config", os.Getenv("SLUICE_CONFIG"), "configuration file")
 	level := fs.String("log-level", "info", "log level")

@@ -58,9 +58,10 @@ type SQS struct {
 
 // Keys selects where signing keys come from.
 type Keys struct {
-	Backend     string `yaml:"backend"` // keystore (secretsmanager in its own issue)
-	Dir         string `yaml:"dir"`
-	PasswordEnv string `yaml:"password_env"` // name of the variable holding the keystore password
+	Backend     string           `yaml:"backend"` // keystore: the backend of wallets not listed under wallets
+	Dir         string           `yaml:"dir"`
+	PasswordEnv string           `yaml:"password_env"` // name of the variable holding the keystore password
+	KeySources  `yaml:",inline"` // per-wallet backends (keys.go)
 }
 
 // API configures the HTTP API.
@@ -219,6 +220,7 @@ func (c *Config) applyEnv(get func(string) string) []*keyError {
 	set(&c.Queue.SQS.Region, "SLUICE_SQS_REGION")
 	set(&c.Queue.SQS.Prefix, "SLUICE_SQS_PREFIX")
 	set(&c.Keys.Dir, "SLUICE_KEYSTORE_DIR")
+	c.Keys.applyKeyEnv(get)
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
 	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
 	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
@@ -270,6 +272,7 @@ func (c *Config) applyDefaults() {
 	if c.Keys.PasswordEnv == "" {
 		c.Keys.PasswordEnv = "SLUICE_KEYSTORE_PASSWORD"
 	}
+	c.Keys.keyDefaults()
 	if c.API.Listen == "" {
 		c.API.Listen = "127.0.0.1:3000"
 	}
@@ -366,6 +369,7 @@ func (c *Config) validate() []*keyError {
 	if c.Queue.Backend != "mysql" && c.Queue.Backend != "sqs" {
 		bad("queue.backend", "%q is not mysql or sqs", c.Queue.Backend)
 	}
+	c.validateKeys(bad)
 	names := map[string]bool{}
 	for i, ch := range c.Chains {
 		at := fmt.Sprintf("chains[%d]", i)

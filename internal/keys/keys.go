@@ -3,9 +3,12 @@
 // password that protects it (every type that can reach them implements fmt.Stringer, fmt.GoStringer
 // and slog.LogValuer with a redacted form).
 //
-// Backends implement Provider. The local keystore (go-ethereum's encrypted JSON key files, scrypt) is
-// here; a Secrets Manager / KMS backend is a separate issue and fits the same interface: Signer takes a
-// context because a remote backend makes network calls.
+// Backends implement Provider: the local keystore (go-ethereum's encrypted JSON key files, scrypt) is
+// here; Secrets Manager (internal/keys/secretsmanager: doubly encrypted keys loaded just in time) and
+// AWS KMS (internal/keys/kms: the key never leaves KMS) are subpackages, and Router gives each wallet
+// its own backend. Signer takes a context because a remote backend makes network calls. A key that
+// cannot be loaded is an Unavailable error: retryable, alerted on, never a fallback to another key.
+// docs/keys.md describes the scheme and the threat model.
 package keys
 
 import (
@@ -26,8 +29,8 @@ type Signer interface {
 
 // Provider gives out Signers for the addresses it holds keys for.
 type Provider interface {
-	// Signer returns the signer of addr; ErrUnknownAddress (wrapped, naming the address) when there
-	// is no key for it.
+	// Signer returns the signer of addr; an Unavailable error wrapping ErrUnknownAddress (naming the
+	// address) when there is no key for it.
 	Signer(ctx context.Context, addr common.Address) (Signer, error)
 	// Addresses lists the addresses this provider can sign for.
 	Addresses(ctx context.Context) ([]common.Address, error)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/accounts/keystore"
@@ -18,12 +19,14 @@ import (
 )
 
 // Keystore is the local backend: a directory of go-ethereum encrypted key files sharing one password.
-// Each key is decrypted at most once (on the first Signer call for its address) and then lives only
-// inside go-ethereum's keystore, held unexported here; Close wipes the decrypted keys.
+// A key is decrypted on the first Signer call for its address and then lives only inside
+// go-ethereum's keystore, held unexported here: for good, or with WithUnlockTTL for a bounded time
+// after which it is zeroed and decrypted again at the next signature. Close wipes the decrypted keys.
 type Keystore struct {
 	dir      string
 	password string
 	ks       *keystore.KeyStore
+	ttl      time.Duration // 0: unlocked until Close
 
 	mu      sync.Mutex // serialises unlocking: scrypt is expensive, do it once per address
 	signers map[common.Address]*keystoreSigner
@@ -35,7 +38,17 @@ var _ Provider = (*Keystore)(nil)
 // KeystoreOption configures NewKeystore.
 type KeystoreOption func(*keystoreConfig)
 
-type keystoreConfig struct{ scryptN, scryptP int }
+type keystoreConfig struct {
+	scryptN, scryptP int
+	ttl              time.Duration
+}
+
+// WithUnlockTTL zeroes each decrypted key ttl after it was decrypted; the next signature decrypts it
+// again (one scrypt run, about a second with standard parameters). Without it a key stays decrypted
+// until Close.
+func WithUnlockTTL(ttl time.Duration) KeystoreOption {
+	return func(c *keystoreConfig) { c.ttl = ttl }
+}
 
 // WithLightScrypt makes new and imported key files use light scrypt parameters (4 MB, fast): for dev
 // and tests only. Existing files decrypt with whatever parameters they were written with.
@@ -63,6 +76,7 @@ func NewKeystore(dir, password string, opts ...KeystoreOption) (*Keystore, error
 		dir:      dir,
 		password: password,
 		ks:       keystore.NewKeyStore(dir, cfg.scryptN, cfg.scryptP),
+		ttl:      cfg.ttl,
 		signers:  map[common.Address]*keystoreSigner{},
 	}, nil
 }
@@ -82,7 +96,8 @@ func (k *Keystore) Addresses(ctx context.Context) ([]common.Address, error) {
 	return out, nil
 }
 
-// Signer returns the signer of addr, decrypting its key the first time.
+// Signer returns the signer of addr, decrypting its key the first time. Every failure is an
+// Unavailable error (retryable, never a fallback).
 func (k *Keystore) Signer(ctx context.Context, addr common.Address) (Signer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -90,20 +105,38 @@ func (k *Keystore) Signer(ctx context.Context, addr common.Address) (Signer, err
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return nil, fmt.Errorf("keys: signer for %s: %w", addr.Hex(), ErrClosed)
+		return nil, Unavailable(addr, "keystore", ErrClosed)
 	}
 	if s, ok := k.signers[addr]; ok {
 		return s, nil
 	}
 	if !k.ks.HasAddress(addr) {
-		return nil, fmt.Errorf("keys: %s: %w in keystore %s", addr.Hex(), ErrUnknownAddress, k.dir)
+		return nil, Unavailable(addr, "keystore", fmt.Errorf("%w in keystore %s", ErrUnknownAddress, k.dir))
 	}
-	if err := k.ks.Unlock(accounts.Account{Address: addr}, k.password); err != nil {
-		return nil, fmt.Errorf("keys: unlock %s: %w", addr.Hex(), unlockError(err))
+	if err := k.unlock(addr); err != nil {
+		return nil, err
 	}
 	s := &keystoreSigner{addr: addr, k: k}
 	k.signers[addr] = s
 	return s, nil
+}
+
+// unlock decrypts addr's key (k.mu held).
+func (k *Keystore) unlock(addr common.Address) error {
+	if err := k.ks.TimedUnlock(accounts.Account{Address: addr}, k.password, k.ttl); err != nil {
+		return Unavailable(addr, "keystore", fmt.Errorf("unlock: %w", unlockError(err)))
+	}
+	return nil
+}
+
+// unlockAgain decrypts a key whose unlock TTL ran out, unless the keystore was closed meanwhile.
+func (k *Keystore) unlockAgain(addr common.Address) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return Unavailable(addr, "keystore", ErrClosed)
+	}
+	return k.unlock(addr)
 }
 
 // unlockError keeps go-ethereum's error classes but never passes on anything it does not know: a
@@ -207,9 +240,16 @@ func (s *keystoreSigner) SignTx(ctx context.Context, tx *types.Transaction, chai
 		return nil, fmt.Errorf("keys: sign for %s: transaction and a positive chain id are required", s.addr.Hex())
 	}
 	signed, err := s.k.ks.SignTx(accounts.Account{Address: s.addr}, tx, chainID)
+	if errors.Is(err, keystore.ErrLocked) {
+		// The unlock TTL ran out (or Close ran): decrypt again unless closed.
+		if err := s.k.unlockAgain(s.addr); err != nil {
+			return nil, err
+		}
+		signed, err = s.k.ks.SignTx(accounts.Account{Address: s.addr}, tx, chainID)
+	}
 	if err != nil {
 		if errors.Is(err, keystore.ErrLocked) {
-			return nil, fmt.Errorf("keys: sign for %s: %w", s.addr.Hex(), ErrClosed)
+			return nil, Unavailable(s.addr, "keystore", ErrClosed)
 		}
 		// go-ethereum's signing errors are about the transaction (chain id mismatch, tx type).
 		return nil, fmt.Errorf("keys: sign for %s: %w", s.addr.Hex(), err)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -211,5 +212,44 @@ func TestNoKeyMaterialInOutput(t *testing.T) {
 	noKey(t, "output", got, acct.Key)
 	if !strings.Contains(got, acct.Address.Hex()) || !strings.Contains(got, "REDACTED") {
 		t.Fatalf("output should name the address and show the redaction:\n%s", got)
+	}
+}
+
+// With an unlock TTL a decrypted key is dropped after the TTL and decrypted again at the next
+// signature; Close still wins over a late re-unlock.
+func TestKeystoreUnlockTTL(t *testing.T) {
+	dir := t.TempDir()
+	k, err := keys.NewKeystore(dir, password, keys.WithLightScrypt(), keys.WithUnlockTTL(150*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	acct := testenv.NewAccount(t)
+	if _, err := k.ImportECDSA(acct.Key); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := k.Signer(ctx, acct.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.SignTx(ctx, dynamicTx(uint64(i)), big.NewInt(31337)); err != nil {
+			t.Fatalf("sign %d: %v", i, err)
+		}
+		time.Sleep(250 * time.Millisecond) // past the TTL: the next signature decrypts again
+	}
+	// The key file disappears: the decrypted key is gone after the TTL, so the next signature
+	// fails (retryably) instead of signing with a key nobody can load any more.
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	if _, err := s.SignTx(ctx, dynamicTx(5), big.NewInt(31337)); !errors.Is(err, keys.ErrKeyUnavailable) {
+		t.Fatalf("sign after the TTL with the key file gone: %v", err)
+	}
+	k.Close()
+	if _, err := s.SignTx(ctx, dynamicTx(9), big.NewInt(31337)); !errors.Is(err, keys.ErrClosed) {
+		t.Fatalf("after close: %v", err)
 	}
 }
