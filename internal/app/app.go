@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/internal/keys/source"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
@@ -44,6 +45,7 @@ type App struct {
 	Redis  *redis.Client
 	Nonces *nonce.Allocator
 	Keys   keys.Provider
+	keySet *source.Set // the key sources OpenKeys opened, wiped on Close
 	Chains map[string]*chain.Client
 
 	// Registry is the process's one metrics registry: every service run by this App registers on it,
@@ -103,22 +105,26 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	return a, nil
 }
 
-// OpenKeys opens the configured key backend.
-func (a *App) OpenKeys() error {
-	switch a.Cfg.Keys.Backend {
-	case "keystore":
-		ks, err := keys.NewKeystore(a.Cfg.Keys.Dir, os.Getenv(a.Cfg.Keys.PasswordEnv))
-		if err != nil {
-			return fmt.Errorf("open keystore %s: %w", a.Cfg.Keys.Dir, err)
-		}
-		a.Keys = ks
-		return nil
+// OpenKeys opens the configured key sources (keystore, Secrets Manager, KMS: keys.wallets) and hardens
+// the process that will hold key material: no core dumps, not dumpable, keys locked in memory where
+// permitted. Only processes that sign call it; the API, broadcaster and monitor never hold a key.
+func (a *App) OpenKeys(ctx context.Context) error {
+	set, err := source.Open(ctx, a.Cfg, a.Log, metricsOf(a, "keys", keys.NewMetrics), source.Options{})
+	if err != nil {
+		return fmt.Errorf("open key sources: %w", err)
 	}
-	return fmt.Errorf("keys.backend %q is not supported", a.Cfg.Keys.Backend)
+	a.Keys, a.keySet = set, set
+	if h, err := keys.HardenProcess(); err != nil {
+		a.Log.Warn("process hardening incomplete", "hardening", h, "err", err)
+	}
+	return nil
 }
 
 // Close releases every connection.
 func (a *App) Close() {
+	if a.keySet != nil {
+		_ = a.keySet.Close() // wipes every cached key
+	}
 	for _, c := range a.Chains {
 		c.Close()
 	}
@@ -146,7 +152,7 @@ func (a *App) Run(ctx context.Context, names ...string) error {
 		signs = signs || n == "signer"
 	}
 	if signs && a.Keys == nil {
-		if err := a.OpenKeys(); err != nil {
+		if err := a.OpenKeys(ctx); err != nil {
 			return err
 		}
 	}

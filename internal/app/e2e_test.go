@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,6 +84,7 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	runErr := make(chan error, len(app.Services))
 	running := 0
 	metricsURL := map[string]string{} // service → where its counters are scraped
+	var keyless []*app.App            // split mode: the processes that must never hold a key
 	if split {
 		for _, name := range pipeline {
 			svc := st.Config.Services[name]
@@ -92,13 +94,26 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 		}
 		go func() { runErr <- st.App.Run(runCtx, "api") }()
 		running++
+		// Only the signer holds keys. The broadcaster and monitor start with a key source that cannot
+		// be opened (no keystore there, no password): were they to open keys, they would fail to start.
+		noKeys := *st.Config
+		noKeys.Keys.Dir = filepath.Join(t.TempDir(), "no-keystore-here")
+		noKeys.Keys.PasswordEnv = "SLUICE_TEST_NO_SUCH_VARIABLE"
 		for _, name := range pipeline {
-			a, err := app.Open(ctx, st.Config, log)
+			cfg := &noKeys
+			if name == "signer" {
+				cfg = st.Config
+			}
+			a, err := app.Open(ctx, cfg, log)
 			if err != nil {
 				t.Fatalf("open %s: %v", name, err)
 			}
 			defer a.Close()
-			a.Keys = st.App.Keys
+			if name == "signer" {
+				a.Keys = st.App.Keys
+			} else {
+				keyless = append(keyless, a)
+			}
 			go func() { runErr <- a.Run(runCtx, name) }()
 			running++
 		}
@@ -205,6 +220,11 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 		perAsset[p.w.Asset]++
 	}
 	checkCounters(t, metricsURL, split, perAsset, float64(recorded))
+	for _, a := range keyless {
+		if a.Keys != nil {
+			t.Errorf("a broadcaster or monitor process holds a key source: %v", a.Keys)
+		}
+	}
 
 	stop()
 	for range running {

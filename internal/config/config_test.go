@@ -41,8 +41,11 @@ func TestExampleLoads(t *testing.T) {
 	if pg.Multicall3.Hex() != "0xcA11bde05977b3631167028862bE2a173976CA11" || !pg.BatchContract.IsZero() {
 		t.Fatalf("polygon contracts: multicall3 %s, batch_contract %s (want not set)", pg.Multicall3, pg.BatchContract)
 	}
-	if len(pg.HotWallets) != 1 || pg.HotWallets[0].Common() != common.HexToAddress("0x1") {
+	if len(pg.HotWallets) != 3 || pg.HotWallets[2].Common() != common.HexToAddress("0x3333333333333333333333333333333333333333") {
 		t.Fatalf("polygon hot wallets: %v", pg.HotWallets)
+	}
+	if w := c.Keys.Wallets; len(w) != 3 || w[0].Backend != KeyBackendSecretsManager || w[2].Backend != KeyBackendKMS {
+		t.Fatalf("key wallets: %+v, want two in Secrets Manager and one in KMS", w)
 	}
 	if c.Queue.VisibilityTimeout.Duration != 30*time.Second || c.Queue.WaitTime.Duration != 10*time.Second {
 		t.Fatalf("queue durations: %+v", c.Queue)

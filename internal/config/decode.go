@@ -105,18 +105,8 @@ func decodeStruct(n *yaml.Node, v reflect.Value, key string) []*keyError {
 	if n.Kind != yaml.MappingNode {
 		return []*keyError{{key, fmt.Errorf("is not a mapping")}}
 	}
-	fields := map[string]int{}
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Type().Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		fields[name] = i
-	}
+	fields := map[string][]int{}
+	structFields(v.Type(), nil, fields)
 	var errs []*keyError
 	// Merged mappings first, so that the mapping's own keys win, as in yaml.v3.
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -146,7 +136,7 @@ func decodeStruct(n *yaml.Node, v reflect.Value, key string) []*keyError {
 		}
 		seen[k.Value] = k.Line
 		if f, ok := fields[k.Value]; ok {
-			errs = append(errs, decode(n.Content[i+1], v.Field(f), join(key, k.Value))...)
+			errs = append(errs, decode(n.Content[i+1], v.FieldByIndex(f), join(key, k.Value))...)
 		}
 	}
 	return errs
@@ -179,4 +169,25 @@ func describe(t reflect.Type) string {
 		return "a number"
 	}
 	return "a " + t.String()
+}
+
+// structFields maps each YAML key of t to its field's index path; the keys of a `yaml:",inline"` struct
+// field are the parent's own, as in yaml.v3.
+func structFields(t reflect.Type, at []int, fields map[string][]int) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		idx := append(append([]int(nil), at...), i)
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			structFields(f.Type, idx, fields)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = idx
+	}
 }

@@ -21,7 +21,7 @@ type KeySources struct {
 	CacheTTL       Duration           `yaml:"cache_ttl"`
 	SecretsManager SecretsManagerKeys `yaml:"secretsmanager"`
 	KMS            KMSKeys            `yaml:"kms"`
-	Wallets        []WalletKey        `yaml:"wallets"`
+	Wallets        []WalletKey        `yaml:"wallets,omitempty"`
 }
 
 // SecretsManagerKeys reaches AWS Secrets Manager and names the master key that wraps data keys:
@@ -65,27 +65,27 @@ func (k *Keys) keyDefaults() {
 }
 
 // validateKeys names every bad field of the keys section.
-func (c *Config) validateKeys(bad func(format string, args ...any)) {
+func (c *Config) validateKeys(bad func(key, format string, args ...any)) {
 	k := &c.Keys
 	if k.Backend != KeyBackendKeystore {
-		bad("keys.backend: %q is not keystore (per-wallet backends go under keys.wallets)", k.Backend)
+		bad("keys.backend", "%q is not keystore (per-wallet backends go under keys.wallets)", k.Backend)
 	}
 	if k.CacheTTL.Duration < time.Second {
-		bad("keys.cache_ttl: %s is below 1s", k.CacheTTL.Duration)
+		bad("keys.cache_ttl", "%s is below 1s", k.CacheTTL.Duration)
 	}
 	usesSM := false
 	seen := map[string]bool{}
 	for i, w := range k.Wallets {
 		at := fmt.Sprintf("keys.wallets[%d]", i)
 		if _, ok := c.Chain(w.Chain); !ok {
-			bad("%s.chain: %q is not a configured chain", at, w.Chain)
+			bad(at+".chain", "%q is not a configured chain", w.Chain)
 		}
 		if !common.IsHexAddress(w.Address) {
-			bad("%s.address: %q is not an address", at, w.Address)
+			bad(at+".address", "%q is not an address", w.Address)
 		}
 		id := w.Chain + "/" + common.HexToAddress(w.Address).Hex()
 		if seen[id] {
-			bad("%s: %s on %s listed twice", at, w.Address, w.Chain)
+			bad(at, "%s on %s listed twice", w.Address, w.Chain)
 		}
 		seen[id] = true
 		switch w.Backend {
@@ -93,18 +93,18 @@ func (c *Config) validateKeys(bad func(format string, args ...any)) {
 		case KeyBackendSecretsManager:
 			usesSM = true
 			if w.SecretID == "" {
-				bad("%s.secret_id: required for backend secretsmanager", at)
+				bad(at+".secret_id", "required for backend secretsmanager")
 			}
 		case KeyBackendKMS:
 			if w.KMSKeyID == "" {
-				bad("%s.kms_key_id: required for backend kms", at)
+				bad(at+".kms_key_id", "required for backend kms")
 			}
 		default:
-			bad("%s.backend: %q is not keystore, secretsmanager or kms", at, w.Backend)
+			bad(at+".backend", "%q is not keystore, secretsmanager or kms", w.Backend)
 		}
 	}
 	if sm := k.SecretsManager; usesSM && (sm.MasterKMSKeyID == "") == (sm.MasterSecretID == "") {
-		bad("keys.secretsmanager: set exactly one of master_kms_key_id and master_secret_id")
+		bad("keys.secretsmanager", "set exactly one of master_kms_key_id and master_secret_id")
 	}
 }
 

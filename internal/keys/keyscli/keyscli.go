@@ -229,7 +229,7 @@ func configuredWallets(cfg *config.Config) []walletRow {
 	}
 	for _, ch := range cfg.Chains {
 		for _, h := range ch.HotWallets {
-			if a := common.HexToAddress(h); !listed[a] {
+			if a := h.Common(); !listed[a] {
 				rows = append(rows, walletRow{ch.Name, ch.ChainID, a, config.KeyBackendKeystore, cfg.Keys.Dir})
 			}
 		}

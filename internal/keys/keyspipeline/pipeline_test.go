@@ -106,8 +106,9 @@ func TestWithdrawalsSignedFromCustody(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			r := newRig(t, backend)
 			e := r.e
-			s := e.Signer()
-			s.Keys = r.open(t)
+			d := e.SignerDeps()
+			d.Keys = r.open(t)
+			s := e.NewSigner(d)
 			polTo, usdtTo := testenv.NewAccount(t).Address, testenv.NewAccount(t).Address
 			wPOL := e.Withdraw("POL", polTo, 1e15)
 			wUSDT := e.Withdraw("USDT", usdtTo, 5_000_000)
@@ -165,8 +166,9 @@ func TestTamperedKeyLeavesWithdrawalWaiting(t *testing.T) {
 	if _, err := api.PutSecretValue(e.Ctx, &sm.PutSecretValueInput{SecretId: aws.String("sluice/test/hot"), SecretString: aws.String(string(raw))}); err != nil {
 		t.Fatal(err)
 	}
-	s := e.Signer()
-	s.Keys = r.open(t)
+	d := e.SignerDeps()
+	d.Keys = r.open(t)
+	s := e.NewSigner(d)
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
 	m := e.One(queue.TxRequest)
 	err = s.Handle(e.Ctx, m)

@@ -168,7 +168,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, m keys.Metr
 	}
 	for _, ch := range cfg.Chains {
 		for _, h := range ch.HotWallets {
-			if a := common.HexToAddress(h); !listed(cfg, a) {
+			if a := h.Common(); !listed(cfg, a) {
 				ksAddrs = append(ksAddrs, a)
 			}
 		}

@@ -51,7 +51,7 @@ func newFixture(tb testing.TB) *fixture {
 	f.unlistedHot, _ = ks.NewAccount()
 	f.strangerInKey, _ = ks.NewAccount()
 	ks.Close()
-	cfg.Chains[0].HotWallets = []string{f.unlistedHot.Hex()}
+	cfg.Chains[0].HotWallets = []config.Address{config.Address(f.unlistedHot)}
 	cfg.Keys.Wallets = []config.WalletKey{
 		custody.SecretsManagerWallet(tb, "dev", chainID, "sluice/dev/hot", smKey),
 		custody.KMSWallet(tb, "dev", kmsKey),
