@@ -45,6 +45,7 @@ type Result struct {
 	Replays     struct{ Sequential, Concurrent int }
 	Crashes     []string
 	Problems    []string // every violation, one line each (the first ones are printed)
+	Incomplete  []string // what the run was asked to do and did not (a kill skipped): it proved less
 	Dir         string
 	Seed        uint64
 }
@@ -103,6 +104,9 @@ func (res *Result) Breakdown() string {
 	}
 	fmt.Fprintf(&b, "withdrawals  confirmed %d, failed %d, canceled %d, not terminal %d, lost by status %s\n", res.Confirmed, res.Failed,
 		res.Canceled, res.Withdrawals-res.Confirmed-res.Failed-res.Canceled, orNone(res.LostBy))
+	for _, s := range res.Incomplete {
+		fmt.Fprintf(&b, "INCOMPLETE   %s\n", s)
+	}
 	for _, c := range res.Crashes {
 		fmt.Fprintf(&b, "crash        %s\n", c)
 	}
@@ -150,13 +154,15 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if o.Kills > 0 {
 		gap = max(time.Second, postFor/time.Duration(o.Kills))
 	}
+	plan := killSchedule(o.Seed, o.Kills, o.KillServices, gap)
 	killsDone := make(chan struct{})
 	killCtx, stopKills := context.WithCancel(ctx)
 	defer stopKills()
-	go r.killLoop(killCtx, o.Kills, gap, killsDone)
 
 	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed); %d kills, one every ~%s", len(specs), o.PostRate,
 		100*o.ReplayShare, o.Kills, gap.Round(100*time.Millisecond))
+	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan))
+	go r.killLoop(killCtx, plan, time.Now(), killsDone)
 	r.postAll(ctx, c, specs, rr)
 	r.logf("all posted")
 	<-killsDone
@@ -210,6 +216,14 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		res.Kills += v
 	}
 	r.killsMu.Unlock()
+	if res.Kills < len(plan) {
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("%d of %d planned kills were carried out", res.Kills, len(plan)))
+	}
+	for _, name := range o.KillServices {
+		if len(plan) >= len(o.KillServices) && res.KillsBy[name] == 0 {
+			res.Incomplete = append(res.Incomplete, fmt.Sprintf("%s was never killed", name))
+		}
+	}
 	res.FaultsBy = r.proxy.Counts()
 	res.RPCFaults = r.proxy.Total()
 	res.RPCRequests = r.proxy.Requests()

@@ -1,0 +1,68 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Profile returns the options of a named run size; flags then override single values.
+//
+//   - default: `make chaos`, 500 withdrawals and 15 kills, about 3 minutes of harness time on 2 cores.
+//   - ci: `make chaos-ci`, the run CI makes on every landing: 200 withdrawals and 8 kills (two shuffled
+//     rounds of the four services, so each is killed twice), posted more slowly so that the kills fall
+//     among fewer withdrawals, and a shorter wait; well under 3 minutes with the build and the backing
+//     services, on the shared 2-core machine.
+//
+// Both fault the RPC at 10% and replay 10% of the withdrawals. Every Recovery fault is off: they come with
+// the recovery service.
+func Profile(name string) (Options, error) {
+	o := Options{
+		Withdrawals:   500,
+		Kills:         15,
+		FaultRate:     0.1,
+		SendFaultRate: -1,
+		Confirmations: 12,
+		Queue:         "mysql",
+		Timeout:       4 * time.Minute,
+		Stall:         90 * time.Second,
+		ReplayShare:   0.1,
+		PostRate:      10,
+		Visibility:    3 * time.Second,
+		BlockTime:     time.Second,
+		KillServices:  slices.Clone(services),
+	}
+	switch name {
+	case "default", "":
+	case "ci":
+		o.Withdrawals = 200
+		o.Kills = 8
+		o.PostRate = 5
+		// A healthy run ends about 50 s after its last post; what is still open after 150 s is lost or
+		// stuck, and the stall rule (longer than the 60 s nonce lease) ends a hopeless wait sooner.
+		o.Timeout = 150 * time.Second
+		o.Stall = 75 * time.Second
+	default:
+		return Options{}, fmt.Errorf("profile %q: default or ci", name)
+	}
+	o.Profile = name
+	if o.Profile == "" {
+		o.Profile = "default"
+	}
+	return o, nil
+}
+
+// RecoveryFaults are the faults the recovery service exists to ride out, injected on top of the kills
+// and the RPC faults. Each is a count of injections per run. They are all zero in every profile, and Run
+// refuses a run that asks for one, until the recovery service (its own issue) lands and the harness
+// learns to inject them; then the ci profile turns them on.
+type RecoveryFaults struct {
+	FeeSurges     int // the base fee jumps above the fee cap of transactions in flight: they must be bumped
+	DroppedSends  int // the node drops a pending transaction from its pool: it must be sent again
+	ForeignNonces int // a transaction Sluice did not sign takes one of the hot wallet's nonces
+	Reorgs        int // a shallow reorg (fewer blocks than the confirmations) drops mined withdrawals
+	Cancels       int // withdrawals canceled over the API while they are in flight
+}
+
+// Any reports whether any recovery fault is asked for.
+func (f RecoveryFaults) Any() bool { return f != RecoveryFaults{} }
