@@ -48,6 +48,7 @@ type Options struct {
 	Timeout       time.Duration // how long to wait, after the last post, for every withdrawal to end
 	Stall         time.Duration // stop waiting early when no withdrawal changed status for this long (0: never)
 	ReplayShare   float64       // share of withdrawals posted twice (sequentially or concurrently)
+	ResendShare   float64       // share of withdrawals whose withdrawal.requested is sent again once signed
 	PostRate      float64       // withdrawals posted per second
 	Visibility    time.Duration // queue visibility timeout (short, to force redeliveries)
 	BlockTime     time.Duration

@@ -56,6 +56,7 @@ type spec struct {
 	amount    *big.Int // base units
 	amountStr string
 	replay    int
+	resend    bool // its withdrawal.requested is sent again once it is signed
 
 	id string // from the first accepted answer
 }
@@ -167,7 +168,8 @@ func (c *apiClient) listAll(ctx context.Context) ([]apiWithdrawal, error) {
 	}
 }
 
-// makeSpecs draws the withdrawals: half native POL, half USDT, fresh random recipients, random amounts.
+// makeSpecs draws the withdrawals: half native POL, half USDT, fresh random recipients, random amounts,
+// which are replayed and which requests are resent.
 func (r *run) makeSpecs() []*spec {
 	specs := make([]*spec, r.o.Withdrawals)
 	for i := range specs {
@@ -193,6 +195,7 @@ func (r *run) makeSpecs() []*spec {
 		if r.rng.Float64() < r.o.ReplayShare {
 			s.replay = replaySequential + r.rng.IntN(2)
 		}
+		s.resend = r.rng.Float64() < r.o.ResendShare
 		specs[i] = s
 	}
 	return specs

@@ -14,7 +14,8 @@ import (
 //     among fewer withdrawals, and a shorter wait; well under 3 minutes with the build and the backing
 //     services, on the shared 2-core machine.
 //
-// Both fault the RPC at 10% and replay 10% of the withdrawals. Every Recovery fault is off: they come with
+// Both fault the RPC at 10%, replay 10% of the withdrawals to the API and send 10% of the withdrawal
+// requests again once they are signed. Every Recovery fault is off: they come with
 // the recovery service.
 func Profile(name string) (Options, error) {
 	o := Options{
@@ -27,6 +28,7 @@ func Profile(name string) (Options, error) {
 		Timeout:       4 * time.Minute,
 		Stall:         90 * time.Second,
 		ReplayShare:   0.1,
+		ResendShare:   0.1,
 		PostRate:      10,
 		Visibility:    3 * time.Second,
 		BlockTime:     time.Second,

@@ -43,6 +43,7 @@ type Result struct {
 	Nonce       NonceReport
 	Queue       QueueReport
 	Replays     struct{ Sequential, Concurrent int }
+	Resent      ResendReport
 	Crashes     []string
 	Problems    []string // every violation, one line each (the first ones are printed)
 	Incomplete  []string // what the run was asked to do and did not (a kill skipped): it proved less
@@ -96,6 +97,7 @@ func (res *Result) Breakdown() string {
 	fmt.Fprintf(&b, "queues       retries %d, dead-lettered %s, DLQ depth %s, panics %d, signer found request already signed %d, nonce already recorded %d\n",
 		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
+	fmt.Fprintf(&b, "resent       withdrawal requests: %s\n", res.Resent)
 	n := res.Nonce
 	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, orphan txs %d, attempts/tx %.2f\n",
 		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), n.Orphans, n.AttemptsPerSent)
@@ -159,10 +161,15 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	killCtx, stopKills := context.WithCancel(ctx)
 	defer stopKills()
 
-	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed); %d kills, one every ~%s", len(specs), o.PostRate,
-		100*o.ReplayShare, o.Kills, gap.Round(100*time.Millisecond))
+	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed, %.0f%% resent once signed); %d kills, one every ~%s", len(specs),
+		o.PostRate, 100*o.ReplayShare, 100*o.ResendShare, o.Kills, gap.Round(100*time.Millisecond))
 	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan))
 	go r.killLoop(killCtx, plan, time.Now(), killsDone)
+	var resent ResendReport
+	resendDone := make(chan struct{})
+	resendCtx, stopResend := context.WithCancel(ctx)
+	defer stopResend()
+	go r.resendLoop(resendCtx, specs, &resent, resendDone)
 	r.postAll(ctx, c, specs, rr)
 	r.logf("all posted")
 	<-killsDone
@@ -175,11 +182,16 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		}
 	}
 	byID, err := r.waitTerminal(ctx, c, specs, time.Now().Add(o.Timeout))
+	stopResend()
+	<-resendDone
 	if err != nil {
 		return nil, err
 	}
 
-	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}}
+	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}, Resent: resent}
+	if resent.Planned > 0 && resent.Signed == 0 {
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("no withdrawal request was resent while signed (%s)", resent))
+	}
 	res.Replays.Sequential, res.Replays.Concurrent = rr.sequential, rr.concurrent
 	res.Problems = append(res.Problems, rr.problems...)
 	for _, p := range rr.problems {

@@ -55,6 +55,8 @@ func flags(o *chaos.Options, profile *string, seed *uint64, killServices *string
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait after the last post for every withdrawal to end")
 	fs.DurationVar(&o.Stall, "stall", o.Stall, "stop waiting when no withdrawal changed status for this long (0: wait the whole --timeout)")
 	fs.Float64Var(&o.ReplayShare, "replay-share", o.ReplayShare, "share of withdrawals posted twice (sequentially or concurrently)")
+	fs.Float64Var(&o.ResendShare, "resend-share", o.ResendShare, "share of withdrawals whose withdrawal.requested message is sent again once "+
+		"they are signed (a duplicate delivery: the signer must not sign them twice)")
 	fs.Float64Var(&o.PostRate, "post-rate", o.PostRate, "withdrawals posted per second")
 	fs.DurationVar(&o.Visibility, "visibility-timeout", o.Visibility, "queue visibility timeout (short, to force redeliveries)")
 	fs.DurationVar(&o.BlockTime, "block-time", o.BlockTime, "block interval of the chain")
