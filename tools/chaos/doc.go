@@ -3,15 +3,15 @@
 // withdrawals flow, and a check on chain that nobody was paid twice and nothing was lost.
 //
 // `make chaos` runs the default profile, `make chaos-ci` the ci profile (see Profile); CI runs the
-// latter on every landing.
+// latter on every landing. docs/chaos.md is the user's guide.
 //
 // # What a seed fixes
 //
 // A run is meant to be replayed from its seed: a failure that does not come back with the same seed
 // and flags is a bug in the harness. The seed fixes, each from its own random stream:
 //
-//   - the workload: every withdrawal's external_id, asset, recipient, amount and replay mode, posted in
-//     the same order at the same rate;
+//   - the workload: every withdrawal's external_id, asset, recipient, amount, replay mode and whether
+//     its withdrawal.requested is resent once signed, posted in the same order at the same rate;
 //   - the keys, so the hot wallet, the funder and the contracts have the same addresses;
 //   - the kill schedule: which service is killed, when (counted from the first post) and how long it
 //     stays down. It is drawn before the run starts and printed; a kill never switches to another
@@ -26,6 +26,8 @@
 //
 //   - OS scheduling: which service's request reaches the database, Redis or the node first, which
 //     signer delivery wins a row lock, which messages a batch picks up;
+//   - when a resend goes out: as soon as the run sees its withdrawal SIGNED or BROADCASTED, which
+//     depends on how fast it got there;
 //   - where each kill lands in the work: the schedule is fixed in wall time, but what a process was
 //     doing at that moment (between signing and recording, mid-send, mid-receipt) depends on how fast
 //     everything ran up to then; a slow restart also pushes the later kills back;

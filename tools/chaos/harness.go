@@ -129,6 +129,10 @@ type run struct {
 	kills   map[string]int
 }
 
+func newRun(o Options) *run {
+	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string]*proc{}, kills: map[string]int{}}
+}
+
 func (r *run) logf(format string, args ...any) {
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
@@ -154,7 +158,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("a MariaDB DSN and a Redis address are needed (and an SQS endpoint for --queue sqs): " +
 			"run scripts/chaos.sh, or source the env file of scripts/services.sh")
 	}
-	r := &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string]*proc{}, kills: map[string]int{}}
+	r := newRun(o)
 	defer r.teardown()
 	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d kills, fault rate %.2f, %d confirmations",
 		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Kills, o.FaultRate, o.Confirmations)

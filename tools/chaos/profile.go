@@ -8,15 +8,14 @@ import (
 
 // Profile returns the options of a named run size; flags then override single values.
 //
-//   - default: `make chaos`, 500 withdrawals and 15 kills, about 3 minutes of harness time on 2 cores.
+//   - default: `make chaos`, 500 withdrawals and 15 kills.
 //   - ci: `make chaos-ci`, the run CI makes on every landing: 200 withdrawals and 8 kills (two shuffled
-//     rounds of the four services, so each is killed twice), posted more slowly so that the kills fall
-//     among fewer withdrawals, and a shorter wait; well under 3 minutes with the build and the backing
-//     services, on the shared 2-core machine.
+//     rounds of the four services, so each is killed twice), posted at half the rate so that the kills
+//     spread over 40 s of posting, and a shorter wait. Its budget is 3 minutes of wall time with the
+//     build and the backing services, on a shared 2-core machine.
 //
 // Both fault the RPC at 10%, replay 10% of the withdrawals to the API and send 10% of the withdrawal
-// requests again once they are signed. Every Recovery fault is off: they come with
-// the recovery service.
+// requests again once they are signed. Every Recovery fault is off: they come with the recovery service.
 func Profile(name string) (Options, error) {
 	o := Options{
 		Withdrawals:   500,

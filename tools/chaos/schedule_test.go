@@ -62,3 +62,43 @@ func TestProfiles(t *testing.T) {
 		t.Error("an unknown profile was accepted")
 	}
 }
+
+func TestWorkloadIsTheSeeds(t *testing.T) {
+	o, err := Profile("ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draw := func(seed uint64) []*spec {
+		o := o
+		o.Seed = seed
+		return newRun(o).makeSpecs()
+	}
+	a, b, c := draw(5), draw(5), draw(6)
+	same := func(x, y *spec) bool {
+		return x.ext == y.ext && x.asset == y.asset && x.to == y.to && x.amount.Cmp(y.amount) == 0 &&
+			x.replay == y.replay && x.resend == y.resend
+	}
+	differ, assets, replays, resends := 0, map[string]int{}, 0, 0
+	for i := range a {
+		if !same(a[i], b[i]) {
+			t.Fatalf("seed 5 drew withdrawal %d twice differently: %+v and %+v", i, a[i], b[i])
+		}
+		if !same(a[i], c[i]) {
+			differ++
+		}
+		assets[a[i].asset]++
+		if a[i].replay != replayNone {
+			replays++
+		}
+		if a[i].resend {
+			resends++
+		}
+	}
+	if differ < len(a)/2 {
+		t.Errorf("seeds 5 and 6 drew %d of %d withdrawals alike", len(a)-differ, len(a))
+	}
+	if len(a) != o.Withdrawals || assets["POL"] < 50 || assets["USDT"] < 50 || replays == 0 || resends == 0 {
+		t.Errorf("%d withdrawals, assets %v, %d replayed, %d resent: want %d of both assets, some replayed and resent",
+			len(a), assets, replays, resends, o.Withdrawals)
+	}
+}
