@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 const (

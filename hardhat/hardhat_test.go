@@ -30,8 +30,8 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 // hardhatAccount1 is the default hot wallet of scripts/deploy.js and sluice.hardhat.yaml.

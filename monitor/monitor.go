@@ -19,10 +19,10 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/internal/config"
-	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
+	"github.com/sluice-custody/sluice/multicall"
 )
 
 // Chain is what the monitor asks of a node.

@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
 

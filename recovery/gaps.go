@@ -20,8 +20,8 @@ import (
 	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/signer"
 )
 
 // Chain is what gap filling asks of a node.

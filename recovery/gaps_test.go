@@ -4,12 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-custody/sluice/internal/pipelinetest"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/queue"
-	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/recovery"
 )
 
 // A signer leased nonce 0 and died; a withdrawal was then signed at nonce 1 and sent, and no further

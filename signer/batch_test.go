@@ -13,11 +13,11 @@ import (
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/contracts/bindings"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/txerr"
+	"github.com/sluice-custody/sluice/signer"
 )
 
 // batchEnv is a pipeline with the batch contracts configured.

@@ -5,8 +5,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/multicall"
 )
 
 // SignUnsimulatedNativeBatch signs claimed withdrawals into one atomic Multicall3 batch without the

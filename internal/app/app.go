@@ -19,16 +19,16 @@ import (
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
-	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/internal/service"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/recovery"
+	"github.com/sluice-custody/sluice/signer"
 )
 
 // App holds the opened backends.

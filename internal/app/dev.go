@@ -22,8 +22,8 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/embedded"
 	"github.com/sluice-custody/sluice/internal/keys"

@@ -16,19 +16,19 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/sluice-custody/sluice/broadcaster"
-	"github.com/sluice-custody/sluice/internal/chain"
-	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/contracts/bindings"
+	"github.com/sluice-custody/sluice/internal/chain"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/keys"
-	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
-	"github.com/sluice-custody/sluice/signer"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/monitor"
+	"github.com/sluice-custody/sluice/signer"
 )
 
 // Env is one assembled pipeline.

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 func newWithdrawal(t *testing.T, s *store.Store, clientID int64, ext string) *store.Withdrawal {

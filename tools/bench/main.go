@@ -30,11 +30,11 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/devchain"
-	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/signer"
 )
 

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
 	"github.com/sluice-custody/sluice/internal/queue/queuetest"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

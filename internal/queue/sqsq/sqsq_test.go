@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/sluice-custody/sluice/internal/testenv"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/queuetest"
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 // newQueue returns an SQS backend on the emulator with a prefix no other test uses; its queues are
