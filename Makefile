@@ -11,7 +11,7 @@ BIN := bin/sluice
 # build leaves out the embedded chain and database it runs on (internal/devmode; docs/development.md).
 DEV_BIN ?= bin/sluice-dev
 
-.PHONY: all build dev dev-build test chaos bench vet fmt contracts clean
+.PHONY: all build dev dev-build test chaos chaos-ci bench vet fmt contracts clean
 
 all: build
 
@@ -32,6 +32,12 @@ test:
 # lost. Pass flags with CHAOS_FLAGS="--queue sqs --seed 42".
 chaos:
 	./scripts/chaos.sh $(CHAOS_FLAGS)
+
+# The short chaos run CI makes on every landing (.ci/run): 200 withdrawals, 8 kills (each service twice),
+# the same faults and verdict, under 3 minutes. A failure prints its seed and the `make chaos` command
+# that replays it. CHAOS_FLAGS add to the profile: CHAOS_FLAGS="--queue sqs --seed 42".
+chaos-ci:
+	./scripts/chaos.sh --profile ci $(CHAOS_FLAGS)
 
 # Batched versus one-tx-per-withdrawal on the same workload, and API intake; the last line is RESULT {json}.
 bench:

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -34,8 +35,9 @@ import (
 	"github.com/sluice-custody/sluice/internal/store"
 )
 
-// Options configure a chaos run.
+// Options configure a chaos run. Profile gives the options of a named run size.
 type Options struct {
+	Profile       string        // the profile the options came from, for the log and the replay command
 	Withdrawals   int           // withdrawals posted
 	Kills         int           // services SIGKILLed (and restarted) while they flow
 	FaultRate     float64       // share of JSON-RPC requests the proxy faults
@@ -46,11 +48,13 @@ type Options struct {
 	Timeout       time.Duration // how long to wait, after the last post, for every withdrawal to end
 	Stall         time.Duration // stop waiting early when no withdrawal changed status for this long (0: never)
 	ReplayShare   float64       // share of withdrawals posted twice (sequentially or concurrently)
+	ResendShare   float64       // share of withdrawals whose withdrawal.requested is sent again once signed
 	PostRate      float64       // withdrawals posted per second
 	Visibility    time.Duration // queue visibility timeout (short, to force redeliveries)
 	BlockTime     time.Duration
 	Concurrency   int      // per service; 0 keeps the defaults
 	KillServices  []string // the services kills choose from (default: all four)
+	Recovery      RecoveryFaults
 
 	Dir         string // run directory: config, keystore, logs
 	Bin         string // the sluice binary
@@ -125,6 +129,10 @@ type run struct {
 	kills   map[string]int
 }
 
+func newRun(o Options) *run {
+	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string]*proc{}, kills: map[string]int{}}
+}
+
 func (r *run) logf(format string, args ...any) {
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
@@ -138,6 +146,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Queue != "mysql" && o.Queue != "sqs" {
 		return nil, fmt.Errorf("--queue %q: mysql or sqs", o.Queue)
 	}
+	if o.Recovery.Any() {
+		return nil, fmt.Errorf("recovery faults %+v: the harness does not inject them yet (they come with the recovery service)", o.Recovery)
+	}
 	for _, k := range o.KillServices {
 		if !slices.Contains(services, k) {
 			return nil, fmt.Errorf("--kill-services: %q is not one of %v", k, services)
@@ -147,10 +158,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("a MariaDB DSN and a Redis address are needed (and an SQS endpoint for --queue sqs): " +
 			"run scripts/chaos.sh, or source the env file of scripts/services.sh")
 	}
-	r := &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed+1)), procs: map[string]*proc{}, kills: map[string]int{}}
+	r := newRun(o)
 	defer r.teardown()
-	r.logf("seed %d; run dir %s; queue %s; %d withdrawals, %d kills, fault rate %.2f, %d confirmations",
-		o.Seed, o.Dir, o.Queue, o.Withdrawals, o.Kills, o.FaultRate, o.Confirmations)
+	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d kills, fault rate %.2f, %d confirmations",
+		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Kills, o.FaultRate, o.Confirmations)
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -168,12 +179,13 @@ func (r *run) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	// The chain: one funder in genesis; it deploys the contracts and funds a fresh hot wallet.
-	funder, err := crypto.GenerateKey()
+	// The chain: one funder in genesis; it deploys the contracts and funds a fresh hot wallet. Both keys
+	// come from the seed, so a replay has the same addresses (and the same contract addresses).
+	funder, err := seededKey(o.Seed, "funder")
 	if err != nil {
 		return err
 	}
-	hotKey, err := crypto.GenerateKey()
+	hotKey, err := seededKey(o.Seed, "hot wallet")
 	if err != nil {
 		return err
 	}
@@ -398,6 +410,21 @@ func freePorts(n int) ([]string, error) {
 		out = append(out, l.Addr().String())
 	}
 	return out, nil
+}
+
+// The seed's independent random streams: what one part of the run draws never shifts another's draws.
+const (
+	streamWorkload = 0x776f726b6c6f6164 // recipients, amounts, assets, replays
+	streamKills    = 0x6b696c6c73636864 // the kill schedule
+)
+
+// seededKey derives a private key from the seed: chaos keys only ever hold dev-chain money.
+func seededKey(seed uint64, what string) (*ecdsa.PrivateKey, error) {
+	k, err := crypto.ToECDSA(crypto.Keccak256([]byte(fmt.Sprintf("sluice chaos %s key, seed %d", what, seed))))
+	if err != nil {
+		return nil, fmt.Errorf("%s key from seed %d: %w", what, seed, err)
+	}
+	return k, nil
 }
 
 func units(n int64, decimals int) *big.Int {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"maps"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +56,7 @@ type spec struct {
 	amount    *big.Int // base units
 	amountStr string
 	replay    int
+	resend    bool // its withdrawal.requested is sent again once it is signed
 
 	id string // from the first accepted answer
 }
@@ -165,12 +168,13 @@ func (c *apiClient) listAll(ctx context.Context) ([]apiWithdrawal, error) {
 	}
 }
 
-// makeSpecs draws the withdrawals: half native POL, half USDT, fresh random recipients, random amounts.
+// makeSpecs draws the withdrawals: half native POL, half USDT, fresh random recipients, random amounts,
+// which are replayed and which requests are resent.
 func (r *run) makeSpecs() []*spec {
 	specs := make([]*spec, r.o.Withdrawals)
-	runTag := r.dbName
 	for i := range specs {
-		s := &spec{ext: fmt.Sprintf("%s-%04d", runTag, i)}
+		// A fresh database per run keeps these unique; from the seed, a replay posts the same ones.
+		s := &spec{ext: fmt.Sprintf("chaos-%d-%04d", r.o.Seed, i)}
 		var a [20]byte
 		for j := range a {
 			a[j] = byte(r.rng.UintN(256))
@@ -191,6 +195,7 @@ func (r *run) makeSpecs() []*spec {
 		if r.rng.Float64() < r.o.ReplayShare {
 			s.replay = replaySequential + r.rng.IntN(2)
 		}
+		s.resend = r.rng.Float64() < r.o.ResendShare
 		specs[i] = s
 	}
 	return specs
@@ -325,44 +330,93 @@ func (r *run) postAll(ctx context.Context, c *apiClient, specs []*spec, rr *repl
 	wg.Wait()
 }
 
-// killLoop SIGKILLs a random service every gap (jittered) until n kills are done, restarting each after
-// a short pause. Services are drawn from shuffled rounds of KillServices, so each is killed about as
-// often as the others.
-func (r *run) killLoop(ctx context.Context, n int, gap time.Duration, done chan<- struct{}) {
-	defer close(done)
-	var order []string
-	for killed := 0; killed < n; {
+// plannedKill is one kill of a run's schedule, drawn from the seed before the run starts.
+type plannedKill struct {
+	At      time.Duration // after the first post
+	Service string
+	Down    time.Duration // how long the service stays down before it is restarted
+}
+
+// killSchedule draws n kills about gap apart (jittered), each followed by a short pause before the
+// restart. Services come in shuffled rounds of services, so with n at least len(services) every service
+// is killed, and each about as often as the others.
+func killSchedule(seed uint64, n int, services []string, gap time.Duration) []plannedKill {
+	rng := mrand.New(mrand.NewPCG(seed, streamKills))
+	var (
+		plan  []plannedKill
+		order []string
+		at    time.Duration
+	)
+	for range n {
 		if len(order) == 0 {
-			order = append([]string(nil), r.o.KillServices...)
-			r.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			order = slices.Clone(services)
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
-		p := r.procs[order[0]]
+		at += gap/2 + time.Duration(rng.Int64N(int64(gap)+1))
+		down := 200*time.Millisecond + time.Duration(rng.Int64N(int64(1800*time.Millisecond)))
+		plan = append(plan, plannedKill{At: at, Service: order[0], Down: down})
 		order = order[1:]
-		wait := gap/2 + time.Duration(r.rng.Int64N(int64(gap)+1))
-		pause := 200*time.Millisecond + time.Duration(r.rng.Int64N(int64(1800*time.Millisecond)))
-		select {
-		case <-ctx.Done():
+		at += down
+	}
+	return plan
+}
+
+func formatSchedule(plan []plannedKill) string {
+	parts := make([]string, len(plan))
+	for i, k := range plan {
+		parts[i] = fmt.Sprintf("%s@%.1fs", k.Service, k.At.Seconds())
+	}
+	return strings.Join(parts, " ")
+}
+
+// killLoop carries out the plan, its times counted from start: SIGKILL, the planned pause, restart. A
+// kill runs late rather than never: it waits for its turn after a slow restart, and for its service to
+// be running again when it has exited on its own (the restart after a crash takes a second). It never
+// draws another service, so the schedule is the seed's whatever the timing.
+func (r *run) killLoop(ctx context.Context, plan []plannedKill, start time.Time, done chan<- struct{}) {
+	defer close(done)
+	for i, k := range plan {
+		p := r.procs[k.Service]
+		if !sleepCtx(ctx, time.Until(start.Add(k.At))) {
 			return
-		case <-time.After(wait):
 		}
 		pid, ok := p.kill()
+		for waited := time.Duration(0); !ok && waited < 30*time.Second; waited += 100 * time.Millisecond {
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return
+			}
+			pid, ok = p.kill()
+		}
 		if !ok {
-			r.logf("kill: %s was not running; drawing another service", p.name)
+			r.logf("kill %d/%d: %s has not been running for 30 s; kill skipped", i+1, len(plan), p.name)
 			continue
 		}
-		killed++
 		r.killsMu.Lock()
 		r.kills[p.name]++
 		r.killsMu.Unlock()
-		r.logf("kill %d/%d: SIGKILL %s (pid %d); restart in %s", killed, n, p.name, pid, pause.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
+		r.logf("kill %d/%d: SIGKILL %s (pid %d, planned at %.1fs); restart in %s", i+1, len(plan), p.name, pid,
+			k.At.Seconds(), k.Down.Round(time.Millisecond))
+		if !sleepCtx(ctx, k.Down) {
 			return
-		case <-time.After(pause):
 		}
 		if err := p.start(); err != nil {
 			r.logf("restart %s: %v", p.name, err)
 		}
+	}
+}
+
+// sleepCtx sleeps d (nothing when d ≤ 0) and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -1,6 +1,3 @@
-// Package chaos is Sluice's chaos run: every service as its own process against real MariaDB, Redis
-// and an EVM node behind a fault-injecting JSON-RPC proxy, with services killed at random while
-// withdrawals flow, and a check on chain that nobody was paid twice and nothing was lost.
 package chaos
 
 import (
@@ -8,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -47,7 +45,10 @@ type ProxyOptions struct {
 	SendRate float64
 	// DelayMin and DelayMax bound FaultDelay (default 0.5 s and 3 s).
 	DelayMin, DelayMax time.Duration
-	// Seed seeds the fault decisions: the same sequence of requests gets the same faults.
+	// Seed seeds the fault decisions. A request's fault is drawn from the seed, the request itself (its
+	// methods and parameters, not its id) and how many identical requests came before it, never from the
+	// order in which different requests arrive: the same transaction's send gets the same fault in
+	// every run with the seed, however the services' other calls interleave with it.
 	Seed uint64
 	// Client forwards requests (default: a client with a 30 s timeout).
 	Client *http.Client
@@ -72,7 +73,7 @@ type FaultProxy struct {
 	URL  string
 
 	mu       sync.Mutex
-	rng      *rand.Rand
+	seen     map[uint64]uint64 // requests seen, by requestKey
 	requests int
 	calls    map[string]int // JSON-RPC calls forwarded or faulted, by method
 	faults   map[string]int
@@ -95,7 +96,7 @@ func NewFaultProxy(o ProxyOptions) *FaultProxy {
 	}
 	return &FaultProxy{
 		opts:     o,
-		rng:      rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		seen:     map[uint64]uint64{},
 		calls:    map[string]int{},
 		faults:   map[string]int{},
 		byMethod: map[string]map[string]int{},
@@ -173,6 +174,26 @@ func (p *FaultProxy) FaultsByMethod(kind string) map[string]int {
 type rpcReq struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}
+
+// requestKey identifies what a request asks, whoever asks it and under whatever id.
+func requestKey(reqs []rpcReq) uint64 {
+	h := fnv.New64a()
+	for _, r := range reqs {
+		h.Write([]byte(r.Method))
+		h.Write([]byte{0})
+		h.Write(bytes.TrimSpace(r.Params))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// fault is what the proxy does to one request.
+type fault struct {
+	kind   string // empty: forward it untouched
+	delay  time.Duration
+	rpcErr int // index into rpcErrors
 }
 
 // parseRPC reads a single request or a batch. ok is false for a body that is neither.
@@ -191,13 +212,15 @@ func parseRPC(body []byte) (reqs []rpcReq, batch bool, ok bool) {
 	return []rpcReq{r}, false, true
 }
 
-// decide picks the fault for a request (empty: none) and the delay of a FaultDelay.
-func (p *FaultProxy) decide(reqs []rpcReq, batch bool) (kind string, delay time.Duration, label string) {
+// decide picks the fault for a request from its own random stream: the seed, what it asks and how
+// many identical requests came before it.
+func (p *FaultProxy) decide(reqs []rpcReq, batch bool) fault {
 	sends := false
-	label = "batch"
+	label := "batch"
 	if !batch && len(reqs) == 1 {
 		label = reqs[0].Method
 	}
+	key := requestKey(reqs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests++
@@ -205,40 +228,37 @@ func (p *FaultProxy) decide(reqs []rpcReq, batch bool) (kind string, delay time.
 		p.calls[r.Method]++
 		sends = sends || r.Method == "eth_sendRawTransaction"
 	}
+	rng := rand.New(rand.NewPCG(p.opts.Seed^key, p.seen[key]))
+	p.seen[key]++
 	rate := p.opts.Rate
 	if sends {
 		rate = p.opts.SendRate
 	}
-	if rate <= 0 || p.rng.Float64() >= rate {
-		return "", 0, label
+	if rate <= 0 || rng.Float64() >= rate {
+		return fault{}
 	}
+	var f fault
 	others := []string{FaultDrop, FaultDelay, FaultHTTP503, FaultRPCError}
-	if sends && p.rng.IntN(2) == 0 {
-		kind = FaultSendAcceptedDropped
+	if sends && rng.IntN(2) == 0 {
+		f.kind = FaultSendAcceptedDropped
 	} else {
-		kind = others[p.rng.IntN(len(others))]
+		f.kind = others[rng.IntN(len(others))]
 	}
-	if kind == FaultDelay {
-		span := p.opts.DelayMax - p.opts.DelayMin
-		delay = p.opts.DelayMin
-		if span > 0 {
-			delay += time.Duration(p.rng.Int64N(int64(span)))
+	switch f.kind {
+	case FaultDelay:
+		f.delay = p.opts.DelayMin
+		if span := p.opts.DelayMax - p.opts.DelayMin; span > 0 {
+			f.delay += time.Duration(rng.Int64N(int64(span)))
 		}
+	case FaultRPCError:
+		f.rpcErr = rng.IntN(len(rpcErrors))
 	}
-	p.faults[kind]++
-	if p.byMethod[kind] == nil {
-		p.byMethod[kind] = map[string]int{}
+	p.faults[f.kind]++
+	if p.byMethod[f.kind] == nil {
+		p.byMethod[f.kind] = map[string]int{}
 	}
-	p.byMethod[kind][label]++
-	return kind, delay, label
-}
-
-// pickRPCError chooses the JSON-RPC error of a FaultRPCError.
-func (p *FaultProxy) pickRPCError() (int, string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e := rpcErrors[p.rng.IntN(len(rpcErrors))]
-	return e.code, e.msg
+	p.byMethod[f.kind][label]++
+	return f
 }
 
 // ServeHTTP forwards one HTTP request, or injects a fault.
@@ -249,10 +269,11 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reqs, batch, ok := parseRPC(body)
-	kind, delay := "", time.Duration(0)
+	var f fault
 	if ok && r.Method == http.MethodPost {
-		kind, delay, _ = p.decide(reqs, batch)
+		f = p.decide(reqs, batch)
 	}
+	kind := f.kind
 	switch kind {
 	case FaultDrop:
 		hangUp(w)
@@ -261,11 +282,11 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "service unavailable (injected)", http.StatusServiceUnavailable)
 		return
 	case FaultRPCError:
-		code, msg := p.pickRPCError()
-		writeRPCErrors(w, reqs, batch, code, msg)
+		e := rpcErrors[f.rpcErr]
+		writeRPCErrors(w, reqs, batch, e.code, e.msg)
 		return
 	case FaultDelay:
-		t := time.NewTimer(delay)
+		t := time.NewTimer(f.delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():

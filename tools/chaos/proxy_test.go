@@ -192,3 +192,36 @@ func TestProxyDropsSendResponseAfterForwarding(t *testing.T) {
 		t.Fatal("a read failed at Rate 0")
 	}
 }
+
+// A request's fault depends on the seed, the request and how many identical ones came before, not on
+// what other requests arrived in between: the services' calls interleave differently in every run.
+func TestProxyFaultsDoNotDependOnInterleaving(t *testing.T) {
+	const n = 200
+	run := func(interleave bool) []bool {
+		node := &fakeNode{}
+		p := startProxy(t, node, ProxyOptions{Rate: 0.3, SendRate: -1, Seed: 9,
+			DelayMin: time.Millisecond, DelayMax: 2 * time.Millisecond})
+		c := &http.Client{Timeout: 5 * time.Second}
+		failed := make([]bool, n)
+		for i := range failed {
+			if interleave && i%3 == 0 {
+				call(t, c, p.URL, "eth_blockNumber", 10_000+i)
+			}
+			failed[i] = !call(t, c, p.URL, "eth_getTransactionReceipt", i)
+		}
+		return failed
+	}
+	alone, mixed := run(false), run(true)
+	faulted := 0
+	for i := range alone {
+		if alone[i] != mixed[i] {
+			t.Fatalf("receipt call %d: failed=%v alone, %v among other calls", i, alone[i], mixed[i])
+		}
+		if alone[i] {
+			faulted++
+		}
+	}
+	if faulted == 0 || faulted == n {
+		t.Fatalf("%d of %d calls failed at rate 0.3", faulted, n)
+	}
+}

@@ -43,8 +43,10 @@ type Result struct {
 	Nonce       NonceReport
 	Queue       QueueReport
 	Replays     struct{ Sequential, Concurrent int }
+	Resent      ResendReport
 	Crashes     []string
 	Problems    []string // every violation, one line each (the first ones are printed)
+	Incomplete  []string // what the run was asked to do and did not (a kill skipped): it proved less
 	Dir         string
 	Seed        uint64
 }
@@ -95,6 +97,7 @@ func (res *Result) Breakdown() string {
 	fmt.Fprintf(&b, "queues       retries %d, dead-lettered %s, DLQ depth %s, panics %d, signer found request already signed %d, nonce already recorded %d\n",
 		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
+	fmt.Fprintf(&b, "resent       withdrawal requests: %s\n", res.Resent)
 	n := res.Nonce
 	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, orphan txs %d, attempts/tx %.2f\n",
 		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), n.Orphans, n.AttemptsPerSent)
@@ -103,6 +106,9 @@ func (res *Result) Breakdown() string {
 	}
 	fmt.Fprintf(&b, "withdrawals  confirmed %d, failed %d, canceled %d, not terminal %d, lost by status %s\n", res.Confirmed, res.Failed,
 		res.Canceled, res.Withdrawals-res.Confirmed-res.Failed-res.Canceled, orNone(res.LostBy))
+	for _, s := range res.Incomplete {
+		fmt.Fprintf(&b, "INCOMPLETE   %s\n", s)
+	}
 	for _, c := range res.Crashes {
 		fmt.Fprintf(&b, "crash        %s\n", c)
 	}
@@ -150,13 +156,20 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if o.Kills > 0 {
 		gap = max(time.Second, postFor/time.Duration(o.Kills))
 	}
+	plan := killSchedule(o.Seed, o.Kills, o.KillServices, gap)
 	killsDone := make(chan struct{})
 	killCtx, stopKills := context.WithCancel(ctx)
 	defer stopKills()
-	go r.killLoop(killCtx, o.Kills, gap, killsDone)
 
-	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed); %d kills, one every ~%s", len(specs), o.PostRate,
-		100*o.ReplayShare, o.Kills, gap.Round(100*time.Millisecond))
+	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed, %.0f%% resent once signed); %d kills, one every ~%s", len(specs),
+		o.PostRate, 100*o.ReplayShare, 100*o.ResendShare, o.Kills, gap.Round(100*time.Millisecond))
+	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan))
+	go r.killLoop(killCtx, plan, time.Now(), killsDone)
+	var resent ResendReport
+	resendDone := make(chan struct{})
+	resendCtx, stopResend := context.WithCancel(ctx)
+	defer stopResend()
+	go r.resendLoop(resendCtx, specs, &resent, resendDone)
 	r.postAll(ctx, c, specs, rr)
 	r.logf("all posted")
 	<-killsDone
@@ -169,11 +182,16 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		}
 	}
 	byID, err := r.waitTerminal(ctx, c, specs, time.Now().Add(o.Timeout))
+	stopResend()
+	<-resendDone
 	if err != nil {
 		return nil, err
 	}
 
-	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}}
+	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}, Resent: resent}
+	if resent.Planned > 0 && resent.Signed == 0 {
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("no withdrawal request was resent while signed (%s)", resent))
+	}
 	res.Replays.Sequential, res.Replays.Concurrent = rr.sequential, rr.concurrent
 	res.Problems = append(res.Problems, rr.problems...)
 	for _, p := range rr.problems {
@@ -210,6 +228,14 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		res.Kills += v
 	}
 	r.killsMu.Unlock()
+	if res.Kills < len(plan) {
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("%d of %d planned kills were carried out", res.Kills, len(plan)))
+	}
+	for _, name := range o.KillServices {
+		if len(plan) >= len(o.KillServices) && res.KillsBy[name] == 0 {
+			res.Incomplete = append(res.Incomplete, fmt.Sprintf("%s was never killed", name))
+		}
+	}
 	res.FaultsBy = r.proxy.Counts()
 	res.RPCFaults = r.proxy.Total()
 	res.RPCRequests = r.proxy.Requests()
