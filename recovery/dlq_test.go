@@ -359,3 +359,63 @@ func TestDLQDrainByClass(t *testing.T) {
 		})
 	}
 }
+
+// A tx-request redriven for a withdrawal already SIGNED re-queues the recorded transaction: one sent
+// transaction, one nonce, however often the request comes back.
+func TestRedrivenRequestForSignedWithdrawalSignsOnce(t *testing.T) {
+	e := newDrainEnv(t, pipelinetest.Options{}, nil)
+	w, req := request(e)
+	if err := e.Signer().Handle(e.Ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	first := e.Get(w.ID)
+	if first.Status != store.Signed || first.SentTxID == nil {
+		t.Fatalf("withdrawal %s", first.Status)
+	}
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	// The request was delivered again meanwhile and dead-lettered after a network failure.
+	dm := e.deadLetter(queue.TxRequest, req, classified(txerr.Network, "", "connection refused"))
+	for range 2 { // and the DLQ message itself is delivered twice
+		if err := e.handle(queue.RequestDLQ, dm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := redriven(t, e, queue.TxRequest, req.Body)
+	if err := e.Signer().Handle(e.Ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	got := e.Get(w.ID)
+	if got.Status != store.Signed || *got.SentTxID != *first.SentTxID || *got.Nonce != *first.Nonce {
+		t.Fatalf("after redrive: %s sent tx %v nonce %v, want SIGNED %d nonce %d", got.Status, got.SentTxID, got.Nonce, *first.SentTxID, *first.Nonce)
+	}
+	if n := e.CountSent(); n != 1 {
+		t.Fatalf("%d sent transactions, want 1", n)
+	}
+	_, p, err := queue.Decode[queue.TxSigned](e.One(queue.SignedTx).Body, queue.TypeTxSigned)
+	if err != nil || p.SentTxID != *first.SentTxID {
+		t.Fatalf("re-queued %+v (%v), want the recorded tx %d", p, err, *first.SentTxID)
+	}
+}
+
+// A redrive waits out its backoff: the DLQ message is left to come back, nothing is decided yet.
+func TestRedriveWaitsForItsBackoff(t *testing.T) {
+	e := newDrainEnv(t, pipelinetest.Options{}, nil)
+	slow, err := recovery.NewDrainer(recovery.DrainDeps{Store: e.Store, Queue: e.Queue, Alerts: e.alerts, Conflicts: e.conflicts,
+		BackoffBase: time.Hour}, e.Log, recovery.NopDLQMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, req := request(e)
+	dm := e.deadLetter(queue.TxRequest, req, classified(txerr.Timeout, "", "deadline exceeded"))
+	if err := slow.Handle(e.Ctx, queue.RequestDLQ, dm); !errors.Is(err, recovery.ErrNotDue) {
+		t.Fatalf("handle: %v, want ErrNotDue", err)
+	}
+	if a := e.finished(queue.RequestDLQ, dm); a != "" {
+		t.Fatalf("decided %q before the backoff ran out", a)
+	}
+	if ms := e.Receive(queue.TxRequest); len(ms) != 0 {
+		t.Fatalf("redriven early: %d messages", len(ms))
+	}
+}
