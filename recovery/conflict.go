@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ type ConflictChain interface {
 	BlockNumber(ctx context.Context) (uint64, error)
 	NonceAtBlock(ctx context.Context, account common.Address, number *big.Int) (uint64, error)
 	BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error)
+	TransactionReceipt(ctx context.Context, hash common.Hash) (*types.Receipt, error)
 }
 
 // ConflictChainDeps is one configured chain as conflict handling uses it (it pays no fees).
@@ -380,6 +382,14 @@ func (r *ConflictResolver) Once(ctx context.Context) (int, error) {
 				continue
 			}
 			for _, st := range sts {
+				// Most transactions below the mined nonce are ours, mined and waiting for the monitor to
+				// see them at depth: a receipt of one attempt says so without searching blocks.
+				if mined, err := r.attemptMined(ctx, cd.Client, st); err != nil || mined {
+					if err != nil {
+						errs = append(errs, err)
+					}
+					continue
+				}
 				f, err := r.Inspect(ctx, st)
 				if err != nil {
 					errs = append(errs, err)
@@ -402,4 +412,22 @@ func (r *ConflictResolver) Once(ctx context.Context) (int, error) {
 		}
 	}
 	return applied, errors.Join(errs...)
+}
+
+// attemptMined reports whether the node has a receipt for one of st's recorded attempts.
+func (r *ConflictResolver) attemptMined(ctx context.Context, c ConflictChain, st *store.SentTx) (bool, error) {
+	hashes, err := r.store.AttemptHashes(ctx, st.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hashes {
+		_, err := c.TransactionReceipt(ctx, common.HexToHash(h))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, ethereum.NotFound) {
+			return false, fmt.Errorf("receipt of %s: %w", h, err)
+		}
+	}
+	return false, nil
 }

@@ -220,6 +220,9 @@ func TestConflictSweepWithoutFreeze(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentID := *e.Get(w.ID).SentTxID
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
 	// Mark it broadcast as if the node had taken it and then lost it to the foreign one.
 	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
 		return e.Store.SetSentTxStatus(e.Ctx, tx, sentID, store.TxSigned, store.TxBroadcasted)
@@ -247,7 +250,19 @@ func TestConflictSweepWithoutFreeze(t *testing.T) {
 	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Get(w.ID); got.Status != store.Signed || *got.Nonce != 1 {
-		t.Fatalf("re-signed %s at %v, want SIGNED at nonce 1", got.Status, got.Nonce)
+	again := e.Get(w.ID)
+	if again.Status != store.Signed || *again.Nonce != 1 {
+		t.Fatalf("re-signed %s at %v, want SIGNED at nonce 1", again.Status, again.Nonce)
+	}
+	// Ours, mined and not yet settled: the sweep leaves it to the monitor.
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitMinedNonce(2)
+	if n, err := e.conflicts.Once(e.Ctx); err != nil || n != 0 {
+		t.Fatalf("sweep applied %d (%v) over our own mined tx", n, err)
+	}
+	if s := e.sentStatus(*again.SentTxID); s != store.TxBroadcasted {
+		t.Fatalf("our mined tx %s, want left BROADCASTED for the monitor", s)
 	}
 }

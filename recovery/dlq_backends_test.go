@@ -35,6 +35,9 @@ func (noChain) NonceAtBlock(context.Context, common.Address, *big.Int) (uint64, 
 	return 0, errNoChain
 }
 func (noChain) BlockByNumber(context.Context, *big.Int) (*types.Block, error) { return nil, errNoChain }
+func (noChain) TransactionReceipt(context.Context, common.Hash) (*types.Receipt, error) {
+	return nil, errNoChain
+}
 
 // backend is one queue backend with the TxSender its services use and a way to flush what was sent in
 // transactions (the outbox relay for SQS; nothing for MySQL, whose sends are rows of the transaction).
