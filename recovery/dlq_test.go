@@ -2,11 +2,14 @@ package recovery_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -418,4 +421,75 @@ func TestRedriveWaitsForItsBackoff(t *testing.T) {
 	if ms := e.Receive(queue.TxRequest); len(ms) != 0 {
 		t.Fatalf("redriven early: %d messages", len(ms))
 	}
+}
+
+// The drain's handler runs under the ordinary consumer: the DLQ message is handled and deleted, the
+// original is back on its work queue, and the metrics register on a process registry next to the
+// conflict metrics.
+func TestDrainUnderConsumer(t *testing.T) {
+	e := newDrainEnv(t, pipelinetest.Options{}, nil)
+	reg := prometheus.NewRegistry()
+	dr, err := recovery.NewDrainer(recovery.DrainDeps{Store: e.Store, Queue: e.Queue, Alerts: e.alerts, Conflicts: e.conflicts,
+		BackoffBase: time.Millisecond}, e.Log, recovery.NewDLQMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = recovery.NewConflictMetrics(reg)
+	_, req := request(e)
+	body, err := queue.DeadLetterFor(req, queue.TxRequest, classified(txerr.Network, "", "reset"), time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Queue.Delete(e.Ctx, queue.TxRequest, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Queue.Send(e.Ctx, queue.RequestDLQ, body, queue.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := queue.NewConsumer(queue.ConsumerDeps{Queue: e.Queue, Name: queue.RequestDLQ, Handler: dr.Handler(queue.RequestDLQ),
+		Wait: 200 * time.Millisecond, Visibility: 5 * time.Second}, e.Log, queue.NopMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if n, err := e.Queue.Depth(e.Ctx, queue.RequestDLQ); err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("DLQ never drained")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	redriven(t, e, queue.TxRequest, req.Body)
+	if got := counterSum(t, reg, "sluice_recovery_dlq_decisions_total"); got != 1 {
+		t.Fatalf("decisions counted %v, want 1", got)
+	}
+}
+
+// counterSum is the sum of a counter family's samples.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			sum := 0.0
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
 }
