@@ -91,8 +91,8 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return fmt.Errorf("load sent tx %d: %w", p.SentTxID, err)
 	}
-	if st.Status == store.TxConfirmed || st.Status == store.TxFailed {
-		return nil
+	if st.Status == store.TxConfirmed || st.Status == store.TxFailed || st.Status == store.TxConflicted {
+		return nil // settled, or its nonce taken for good by a foreign tx (recovery): nothing to follow or resend
 	}
 	cd, ok := mo.chains[st.Chain]
 	if !ok {

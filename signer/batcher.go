@@ -124,6 +124,12 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		if !b.On() {
 			continue
 		}
+		if frozen, err := s.frozenChain(ctx, name); frozen || err != nil {
+			if err != nil {
+				errs = append(errs, err)
+			}
+			continue // a frozen wallet is not signed with: its withdrawals wait PENDING
+		}
 		groups, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
 		if err != nil {
 			errs = append(errs, err)
@@ -557,6 +563,9 @@ func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 	st, err := s.send.Send(ctx, txsend.Candidate{
 		Chain: cd.Config.Name, ChainID: cd.Config.ChainID, Node: cd.Client, From: from, To: p.to, Value: p.value, Data: p.data,
 		Gas: p.gas, Fees: f, Kind: "batch", Source: "signer", CorrelationID: "batch-" + batchID,
+		Lock: func(ctx context.Context, dbtx *sql.Tx) error {
+			return s.checkFrozen(ctx, dbtx, cd.Config.Name, fromHex)
+		},
 		Record: func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
 			if err := s.store.InsertBatch(ctx, dbtx, &store.Batch{ID: batchID, Chain: cd.Config.Name, Asset: p.ws[0].Asset,
 				From: fromHex, Mode: p.mode, Size: len(p.ws), EstimatedGas: p.gas, Reason: p.reason, SentTxID: &st.ID}); err != nil {

@@ -128,6 +128,13 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 			log.Debug("left to the batcher")
 			return nil // the batcher claims it from the database
 		}
+		if from := s.walletOf(w.Chain); from != "" {
+			if err := s.checkFrozen(ctx, s.store.DB, w.Chain, from); errors.Is(err, errWalletFrozen) {
+				return s.holdFrozen(ctx, log, w, store.Pending, env.CorrelationID, err)
+			} else if err != nil {
+				return err
+			}
+		}
 		if err := s.store.InTx(ctx, func(tx *sql.Tx) error {
 			return s.store.Transition(ctx, tx, w.ID, store.Pending, store.Signing, "picked up by signer", store.ActorSigner, store.Change{})
 		}); err != nil {
@@ -146,6 +153,9 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 	err = s.sign(ctx, log, w, env.ID)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, errWalletFrozen) { // frozen between the check above and the signature
+		return s.holdFrozen(ctx, log, w, store.Signing, env.CorrelationID, err)
 	}
 	if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
 		return s.fail(ctx, w, err)
@@ -264,7 +274,7 @@ func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal
 			if cur.Status != store.Signing {
 				return fmt.Errorf("withdrawal %s is %s: %w", w.ID, cur.Status, store.ErrConflict)
 			}
-			return nil
+			return s.checkFrozen(ctx, dbtx, w.Chain, fromHex)
 		},
 		Record: func(ctx context.Context, dbtx *sql.Tx, st *store.SentTx) error {
 			reason := fmt.Sprintf("signed tx %s nonce %d from %s", st.Hash, st.Nonce, fromHex)

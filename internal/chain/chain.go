@@ -609,3 +609,24 @@ func (c *Client) TransactionByHash(ctx context.Context, hash common.Hash) (tx *t
 	})
 	return tx, pending, err
 }
+
+// NonceAtBlock returns addr's nonce at block number (nil: latest). Older blocks need a node that still
+// holds their state (an archive node, or a recent block on a full node).
+func (c *Client) NonceAtBlock(ctx context.Context, addr common.Address, number *big.Int) (uint64, error) {
+	var v uint64
+	err := c.do(ctx, "eth_getTransactionCount(block)", func(ctx context.Context, e *ethclient.Client) (err error) {
+		v, err = e.NonceAt(ctx, addr, number)
+		return err
+	})
+	return v, err
+}
+
+// BlockByNumber returns block number with its transactions (nil: latest); ethereum.NotFound if none.
+func (c *Client) BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error) {
+	var v *types.Block
+	err := c.do(ctx, "eth_getBlockByNumber(full)", func(ctx context.Context, e *ethclient.Client) (err error) {
+		v, err = e.BlockByNumber(ctx, number)
+		return err
+	})
+	return v, err
+}

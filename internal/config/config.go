@@ -92,6 +92,7 @@ type Chain struct {
 	Assets        []Asset   `yaml:"assets"`
 	HotWallets    []Address `yaml:"hot_wallets"`
 	Batching      Batching  `yaml:"batching"`
+	Recovery      Recovery  `yaml:"recovery"` // see recovery.go
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.
