@@ -26,6 +26,7 @@ type Config struct {
 	API      API                `yaml:"api"`
 	Services map[string]Service `yaml:"services"`
 	Chains   []Chain            `yaml:"chains"`
+	Alerts   Alerts             `yaml:"alerts"` // see alerts.go
 }
 
 // Database is the MySQL/MariaDB connection.
@@ -79,18 +80,19 @@ type Service struct {
 
 // Chain is one EVM chain.
 type Chain struct {
-	Name          string    `yaml:"name"`
-	ChainID       uint64    `yaml:"chain_id"`
-	RPC           []string  `yaml:"rpc"`
-	Confirmations uint64    `yaml:"confirmations"`
-	BlockTime     Duration  `yaml:"block_time"`
-	RPCTimeout    Duration  `yaml:"rpc_timeout"`
-	Fees          Fees      `yaml:"fees"`
-	Multicall3    Address   `yaml:"multicall3"`     // zero when not deployed
-	BatchContract Address   `yaml:"batch_contract"` // zero when not deployed
-	Assets        []Asset   `yaml:"assets"`
-	HotWallets    []Address `yaml:"hot_wallets"`
-	Batching      Batching  `yaml:"batching"`
+	Name          string        `yaml:"name"`
+	ChainID       uint64        `yaml:"chain_id"`
+	RPC           []string      `yaml:"rpc"`
+	Confirmations uint64        `yaml:"confirmations"`
+	BlockTime     Duration      `yaml:"block_time"`
+	RPCTimeout    Duration      `yaml:"rpc_timeout"`
+	Fees          Fees          `yaml:"fees"`
+	Multicall3    Address       `yaml:"multicall3"`     // zero when not deployed
+	BatchContract Address       `yaml:"batch_contract"` // zero when not deployed
+	Assets        []Asset       `yaml:"assets"`
+	HotWallets    []Address     `yaml:"hot_wallets"`
+	Batching      Batching      `yaml:"batching"`
+	Recovery      ChainRecovery `yaml:"recovery"` // see alerts.go
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.
@@ -222,6 +224,7 @@ func (c *Config) applyEnv(get func(string) string) []*keyError {
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
 	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
 	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
+	c.applyAlertEnv(get)
 	for i := range c.Chains {
 		ch, env, at := &c.Chains[i], envChain(c.Chains[i].Name), fmt.Sprintf("chains[%d]", i)
 		// SLUICE_CHAIN_<NAME>_RPC replaces a chain's endpoints with a comma-separated list.
@@ -340,6 +343,7 @@ func (c *Config) applyDefaults() {
 			b.Prefer = "gas"
 		}
 	}
+	c.applyRecoveryDefaults()
 }
 
 // Validate reports every problem at once, each naming its key.
@@ -418,6 +422,7 @@ func (c *Config) validate() []*keyError {
 			}
 		}
 	}
+	c.validateRecovery(bad)
 	return errs
 }
 
