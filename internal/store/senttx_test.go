@@ -1,10 +1,10 @@
 package store_test
 
 import (
-	"fmt"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -102,15 +102,15 @@ func TestReplaceAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var got []string
+	var statuses []string
 	for rows.Next() {
 		var h, st string
 		if err := rows.Scan(&h, &st); err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, st)
+		statuses = append(statuses, st)
 	}
-	if want := []string{"replaced", "mined", "replaced"}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("attempt statuses %v, want %v", got, want)
+	if want := []string{"replaced", "mined", "replaced"}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Fatalf("attempt statuses %v, want %v", statuses, want)
 	}
 }
