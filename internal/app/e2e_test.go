@@ -83,6 +83,7 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	runErr := make(chan error, len(app.Services))
 	running := 0
 	metricsURL := map[string]string{} // service → where its counters are scraped
+	recoveryURL := st.APIURL          // where recovery's health and metrics are served
 	if split {
 		for _, name := range pipeline {
 			svc := st.Config.Services[name]
@@ -102,6 +103,19 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 			go func() { runErr <- a.Run(runCtx, name) }()
 			running++
 		}
+		// Recovery runs as its own process too: it has nothing to do on a healthy run but sweep.
+		rsvc := st.Config.Services["recovery"]
+		rsvc.Listen = testenv.FreeAddr(t)
+		st.Config.Services["recovery"] = rsvc
+		ra, err := app.Open(ctx, st.Config, log)
+		if err != nil {
+			t.Fatalf("open recovery: %v", err)
+		}
+		defer ra.Close()
+		ra.Keys = st.App.Keys
+		go func() { runErr <- ra.Run(runCtx, "recovery") }()
+		running++
+		recoveryURL = "http://" + rsvc.Listen
 	} else {
 		go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
 		running++
@@ -205,6 +219,14 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 		perAsset[p.w.Asset]++
 	}
 	checkCounters(t, metricsURL, split, perAsset, float64(recorded))
+	if resp, err := http.Get(recoveryURL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("recovery /readyz: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if got := scrape(t, recoveryURL+"/metrics")[`sluice_recovery_sweep_seconds_count{chain="local"}`]; got < 1 {
+		t.Errorf("recovery /metrics: %v stuck-transaction sweeps, want some", got)
+	}
 
 	stop()
 	for range running {
