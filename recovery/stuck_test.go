@@ -390,3 +390,66 @@ func TestRacingInstancesBumpOncePerRound(t *testing.T) {
 		t.Fatalf("%d attempts marked mined, want 1", mined)
 	}
 }
+
+// A signed batch left behind by the market (the pool's tip floor rises above it after broadcast) is
+// bumped as one transaction at its nonce: every recipient of the batch is paid exactly once.
+func TestBatchOvertakenIsBumpedEveryRecipientPaidOnce(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{Confirmations: 2})
+	e.Config.Multicall3 = config.Address(e.Contracts.Multicall3)
+	e.Config.BatchContract = config.Address(e.Contracts.BatchTransfer)
+	e.Config.Batching.Prefer = "throughput"
+	var ws []*store.Withdrawal
+	for range 5 {
+		ws = append(ws, e.Withdraw("POL", testenv.NewAccount(t).Address, paid))
+	}
+	e.Receive(queue.TxRequest) // the batcher finds them in the database
+	if n, err := e.Signer().BatchOnce(e.Ctx); err != nil || n != 5 {
+		t.Fatalf("batched %d (%v), want 5", n, err)
+	}
+	e.Chain.SealEvery(time.Hour)
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	mon := e.One(queue.TxMonitor)
+	w0 := e.Get(ws[0].ID)
+	st, err := e.Store.GetSentTx(e.Ctx, *w0.SentTxID)
+	if err != nil || st.Kind == "withdrawal" {
+		t.Fatalf("sent tx %+v (%v), want the batch", st, err)
+	}
+	if err := e.Chain.SetMinTip(e.Ctx, new(big.Int).Mul(st.MaxPriorityFee, big.NewInt(2))); err != nil {
+		t.Fatal(err)
+	}
+	ch := e.Config
+	ch.Recovery.StuckAfterBlocks = 2
+	rs := newService(e, ch, alert.Nop{})
+	age(t, e, st.ID)
+	if sw := sweep(t, e, rs); sw.Bumped != 1 {
+		t.Fatalf("sweep %+v, want the batch bumped", sw)
+	}
+	e.Chain.SealEvery(100 * time.Millisecond)
+	mo := e.Monitor()
+	deadline := time.Now().Add(45 * time.Second)
+	for _, w := range ws {
+		for !e.Get(w.ID).Status.Terminal() {
+			if time.Now().After(deadline) {
+				t.Fatalf("withdrawal %s never settled", w.ID)
+			}
+			if err := mo.Handle(e.Ctx, mon); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, w := range ws {
+		bal, err := e.Client.BalanceAt(e.Ctx, common.HexToAddress(w.To))
+		if err != nil || bal.Cmp(big.NewInt(paid)) != 0 || e.Get(w.ID).Status != store.Confirmed {
+			t.Fatalf("recipient %s holds %v (%v), withdrawal %s: want paid once, CONFIRMED", w.To, bal, err, e.Get(w.ID).Status)
+		}
+	}
+	if as := attempts(t, e, st.ID); len(as) != 2 || strings.Fields(as[1])[1] != store.AttemptMined {
+		t.Fatalf("attempts %v, want the original replaced and the bump mined", as)
+	}
+	if n, err := e.Client.NonceAt(e.Ctx, e.Hot.Address); err != nil || n != st.Nonce+1 {
+		t.Fatalf("hot wallet nonce %d (%v), want %d: one transaction mined", n, err, st.Nonce+1)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 )
@@ -63,38 +62,6 @@ func (s *Store) MarkAttemptSeen(ctx context.Context, ids []int64, head uint64) e
 		ids = ids[n:]
 	}
 	return nil
-}
-
-// AttemptFees lists the fees of every attempt of a sent transaction, newest first.
-func (s *Store) AttemptFees(ctx context.Context, sentTxID int64) ([]AttemptFee, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT tx_hash, max_fee_per_gas, max_priority_fee, status FROM tx_attempts
-		WHERE sent_tx_id = ? ORDER BY id DESC`, sentTxID)
-	if err != nil {
-		return nil, fmt.Errorf("attempts of %d: %w", sentTxID, err)
-	}
-	defer rows.Close()
-	var out []AttemptFee
-	for rows.Next() {
-		var (
-			a        AttemptFee
-			fee, tip string
-		)
-		if err := rows.Scan(&a.Hash, &fee, &tip, &a.Status); err != nil {
-			return nil, err
-		}
-		a.MaxFeePerGas, _ = new(big.Int).SetString(fee, 10)
-		a.MaxPriorityFee, _ = new(big.Int).SetString(tip, 10)
-		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
-// AttemptFee is one recorded attempt.
-type AttemptFee struct {
-	Hash           string
-	MaxFeePerGas   *big.Int
-	MaxPriorityFee *big.Int
-	Status         string
 }
 
 // OpenAlert is an alert not yet resolved.
