@@ -52,6 +52,9 @@ func (c *Config) applyRecoveryDefaults() {
 	}
 	for i := range c.Chains {
 		ch := &c.Chains[i]
+		if ch.Fees.PriceBump == 0 {
+			ch.Fees.PriceBump = 10
+		}
 		if ch.Recovery.StuckAfterBlocks == 0 {
 			ch.Recovery.StuckAfterBlocks = StuckAfterBlocksFor(ch.BlockTime.Duration)
 		}
@@ -73,6 +76,9 @@ func (c *Config) validateRecovery(bad func(key, format string, args ...any)) {
 		bad("alerts.webhook_retries", "%d is not within -1..10", r)
 	}
 	for i, ch := range c.Chains {
+		if p := ch.Fees.PriceBump; p < 1 || p > 1000 {
+			bad(fmt.Sprintf("chains[%d].fees.price_bump", i), "%d is not within 1..1000 percent", p)
+		}
 		if n := ch.Recovery.StuckAfterBlocks; n > 10_000 {
 			bad(fmt.Sprintf("chains[%d].recovery.stuck_after_blocks", i), "%d is more than 10000 blocks", n)
 		}

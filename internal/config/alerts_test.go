@@ -50,3 +50,18 @@ func TestAlertsAndRecoveryConfig(t *testing.T) {
 	_, err = Load(configFile(t, "", "block_time: 2s", "block_time: 2s\n    recovery: {stuck_after_blocks: 20000}"))
 	wantOneProblem(t, err, "chains[1].recovery.stuck_after_blocks: 20000 is more than 10000 blocks")
 }
+
+func TestPriceBump(t *testing.T) {
+	c, err := Load(configFile(t, "", "base_fee_multiplier", "base_fee_multiplier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chains[0].Fees.PriceBump != 10 {
+		t.Fatalf("price_bump default %d, want 10", c.Chains[0].Fees.PriceBump)
+	}
+	_, err = Load(configFile(t, "", `min_priority_fee: "1 gwei"}`, `min_priority_fee: "1 gwei", price_bump: 2000}`))
+	wantOneProblem(t, err, "chains[1].fees.price_bump: 2000 is not within 1..1000 percent")
+	if c, err = Load(configFile(t, "", `min_priority_fee: "1 gwei"}`, `min_priority_fee: "1 gwei", price_bump: 25}`)); err != nil || c.Chains[1].Fees.PriceBump != 25 {
+		t.Fatalf("price_bump 25: %+v (%v)", c.Chains[1].Fees, err)
+	}
+}

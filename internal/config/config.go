@@ -127,6 +127,9 @@ type Fees struct {
 	MaxPriorityFee    Wei `yaml:"max_priority_fee"`
 	MinPriorityFee    Wei `yaml:"min_priority_fee"`
 	BaseFeeMultiplier int `yaml:"base_fee_multiplier"` // max fee = base fee × this + tip
+	// PriceBump is the raise, in percent, a replacement at the same nonce needs over the attempt it
+	// replaces (the txpool's pricebump: 10 on geth and bor). Default 10; see alerts.go.
+	PriceBump int `yaml:"price_bump"`
 }
 
 // Asset is a coin or token on a chain. Address is the token contract, not set for the native coin.
