@@ -16,31 +16,45 @@ import (
 
 func blk(n uint64) *uint64 { return &n }
 
-// The stuck rule on its own: consumed nonces are the monitor's, a fresh attempt gets a clock, and a
-// clock stuck_after_blocks old (or older) is stuck.
+// The stuck rule on its own: consumed nonces are the monitor's, a fresh attempt gets a clock, a clock
+// stuck_after_blocks old (or older) is stuck, unless a gap below it is what it waits for.
 func TestDecide(t *testing.T) {
 	const a, b = "0xAAaa000000000000000000000000000000000001", "0xbbBB000000000000000000000000000000000002"
+	const c = "0xcc00000000000000000000000000000000000003"
 	mined := map[string]uint64{strings.ToLower(a): 5, strings.ToLower(b): 0}
-	for _, c := range []struct {
-		name        string
-		row         store.InFlight
-		unseen, stk bool
+	for _, tt := range []struct {
+		name  string
+		rows  []store.InFlight
+		stuck []int64
+		clock []int64
 	}{
-		{"nonce below the mined one: consumed, the monitor settles it", store.InFlight{ID: 1, From: a, Nonce: 4, AttemptBlock: blk(0)}, false, false},
-		{"no clock yet: started", store.InFlight{ID: 2, From: a, Nonce: 5}, true, false},
-		{"4 blocks of 5: waits", store.InFlight{ID: 3, From: a, Nonce: 5, AttemptBlock: blk(96)}, false, false},
-		{"5 blocks: stuck", store.InFlight{ID: 4, From: a, Nonce: 5, AttemptBlock: blk(95)}, false, true},
-		{"a later nonce waiting long: stuck too", store.InFlight{ID: 5, From: a, Nonce: 9, AttemptBlock: blk(10)}, false, true},
-		{"clock ahead of the head (another node's view): waits", store.InFlight{ID: 6, From: b, Nonce: 0, AttemptBlock: blk(120)}, false, false},
-		{"address without a mined nonce read: judged by its clock", store.InFlight{ID: 7, From: "0xcc00000000000000000000000000000000000003", Nonce: 0, AttemptBlock: blk(1)}, false, true},
+		{"nonce below the mined one: consumed, the monitor settles it",
+			[]store.InFlight{{ID: 1, From: a, Nonce: 4, AttemptBlock: blk(0)}}, nil, nil},
+		{"no clock yet: started", []store.InFlight{{ID: 2, From: a, Nonce: 5}}, nil, []int64{2}},
+		{"4 blocks of 5: waits", []store.InFlight{{ID: 3, From: a, Nonce: 5, AttemptBlock: blk(96)}}, nil, nil},
+		{"5 blocks: stuck", []store.InFlight{{ID: 4, From: a, Nonce: 5, AttemptBlock: blk(95)}}, []int64{4}, nil},
+		{"a run of old nonces from the mined one: all stuck",
+			[]store.InFlight{{ID: 5, From: a, Nonce: 5, AttemptBlock: blk(10)}, {ID: 6, From: a, Nonce: 6, AttemptBlock: blk(10)},
+				{ID: 7, From: a, Nonce: 7, AttemptBlock: blk(99)}}, []int64{5, 6}, nil},
+		{"above a gap: waiting for the gap, not for fees",
+			[]store.InFlight{{ID: 8, From: a, Nonce: 6, AttemptBlock: blk(10)}, {ID: 9, From: a, Nonce: 7}}, nil, []int64{9}},
+		{"above a gap further up: the run below it is stuck, the rest waits",
+			[]store.InFlight{{ID: 10, From: a, Nonce: 5, AttemptBlock: blk(10)}, {ID: 11, From: a, Nonce: 8, AttemptBlock: blk(10)}}, []int64{10}, nil},
+		{"clock ahead of the head (another node's view): waits",
+			[]store.InFlight{{ID: 12, From: b, Nonce: 0, AttemptBlock: blk(120)}}, nil, nil},
+		{"address without a mined nonce read: judged by its clock",
+			[]store.InFlight{{ID: 13, From: c, Nonce: 3, AttemptBlock: blk(1)}}, []int64{13}, nil},
+		{"addresses are judged apart",
+			[]store.InFlight{{ID: 14, From: a, Nonce: 9, AttemptBlock: blk(1)}, {ID: 15, From: b, Nonce: 0, AttemptBlock: blk(1)}}, []int64{15}, nil},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			p := recovery.Decide([]store.InFlight{c.row}, mined, 100, 5)
-			if got := len(p.Unseen) == 1; got != c.unseen {
-				t.Fatalf("clock started %v, want %v", got, c.unseen)
+		t.Run(tt.name, func(t *testing.T) {
+			p := recovery.Decide(tt.rows, mined, 100, 5)
+			var stuck []int64
+			for _, r := range p.Stuck {
+				stuck = append(stuck, r.ID)
 			}
-			if got := len(p.Stuck) == 1; got != c.stk {
-				t.Fatalf("stuck %v, want %v", got, c.stk)
+			if fmt.Sprint(stuck) != fmt.Sprint(tt.stuck) || fmt.Sprint(p.Unseen) != fmt.Sprint(tt.clock) {
+				t.Fatalf("stuck %v, clocks started %v; want %v, %v", stuck, p.Unseen, tt.stuck, tt.clock)
 			}
 		})
 	}

@@ -62,21 +62,43 @@ type Plan struct {
 	Stuck []store.InFlight
 }
 
-// Decide applies the stuck rule to the in-flight transactions of a chain, without the node or the
-// store (so it is table-tested and benchmarked alone): a transaction whose nonce is below its address's
-// mined nonce (mined, by lower-case address) is consumed, and left to the monitor; one without a clock
-// gets one; one whose clock started after stuck blocks ago or earlier is stuck.
+// Decide applies the stuck rule to the in-flight transactions of a chain, in address and nonce order,
+// without the node or the store (so it is table-tested and benchmarked alone). mined holds each
+// address's mined nonce, by lower-case address.
+//
+//   - A nonce below its address's mined nonce is consumed: the monitor settles it (or the conflict
+//     handler, when no attempt of ours was mined). Nothing to do here.
+//   - A transaction without a clock gets one.
+//   - A transaction whose clock started `after` blocks ago or earlier is stuck, but only while every
+//     nonce from the mined one up to it is in flight too: one above a gap (or above a transaction not
+//     yet broadcast) is waiting for that nonce, not for fees, and bumping it would only pay more and,
+//     at the cap, raise a false alarm. The gap filler fills the gap; its clock keeps running.
 func Decide(rows []store.InFlight, mined map[string]uint64, head, after uint64) Plan {
-	var p Plan
+	var (
+		p        Plan
+		from     string
+		next     uint64 // the nonce that keeps the address's run of in-flight nonces unbroken
+		unbroken bool
+	)
 	for _, r := range rows {
-		if m, ok := mined[strings.ToLower(r.From)]; ok && r.Nonce < m {
+		m, known := mined[strings.ToLower(r.From)]
+		if r.From != from {
+			from, next, unbroken = r.From, m, true
+		}
+		if known && r.Nonce < m {
 			continue
 		}
+		if !known {
+			unbroken = true // no mined nonce read: judged by its clock alone
+		} else if r.Nonce != next {
+			unbroken = false
+		}
+		next = r.Nonce + 1
 		if r.AttemptBlock == nil {
 			p.Unseen = append(p.Unseen, r.ID)
 			continue
 		}
-		if head >= *r.AttemptBlock+after {
+		if unbroken && head >= *r.AttemptBlock+after {
 			p.Stuck = append(p.Stuck, r)
 		}
 	}
