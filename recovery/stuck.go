@@ -267,6 +267,9 @@ func (s *Service) bump(ctx context.Context, cd ChainDeps, st *store.SentTx, lear
 		if err != nil {
 			return done, err
 		}
+		// Sent just below, by this sweep: the broadcaster has nothing to do for a BROADCASTED row, and
+		// a crash before the send is covered by the monitor's re-send of the current attempt.
+		c.Unqueued = true
 		next, err := s.send.Send(ctx, c)
 		if errors.Is(err, store.ErrConflict) {
 			// Another instance bumped it first, or it settled: the compare-and-swap on the hash says so.
@@ -308,6 +311,11 @@ func (s *Service) fireAtCap(ctx context.Context, cd ChainDeps, st *store.SentTx,
 			"fee_cap": oc.Cap.String(), "max_fee_per_gas": st.MaxFeePerGas.String(), "max_priority_fee": st.MaxPriorityFee.String(),
 			"sent_tx_id": st.ID, "stuck_after_blocks": cd.Config.Recovery.StuckAfterBlocks},
 	})
+}
+
+// storeInFlight is the scan's view of a loaded row.
+func storeInFlight(st *store.SentTx) store.InFlight {
+	return store.InFlight{ID: st.ID, From: st.From, Nonce: st.Nonce, Hash: st.Hash}
 }
 
 func (s *Service) sendRaw(ctx context.Context, cd ChainDeps, raw []byte) error {

@@ -46,11 +46,20 @@ func sendPaused(t *testing.T, e *pipelinetest.Env, b *broadcaster.Broadcaster) i
 	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
 		t.Fatal(err)
 	}
+	ms := e.Receive(queue.SignedTx)
+	if len(ms) != 1 {
+		got := e.Get(w.ID)
+		t.Fatalf("signed-tx holds %d messages, want 1; withdrawal %s %v %v", len(ms), got.Status, got.ErrorType, got.ErrorMessage)
+	}
 	e.Chain.SealEvery(time.Hour)
 	if b == nil {
 		b = e.Broadcaster()
 	}
-	if err := b.Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+	if err := b.Handle(e.Ctx, ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Done with it, as the consumer would be: signed-tx is FIFO per address, and the next one waits.
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, ms[0]); err != nil {
 		t.Fatal(err)
 	}
 	w = e.Get(w.ID)

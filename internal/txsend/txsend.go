@@ -68,6 +68,9 @@ type Candidate struct {
 	// Replaces.Hash or its status no longer Replaces.Status (SIGNED or BROADCASTED). Kind and Source are
 	// then the row's.
 	Replaces *store.SentTx
+	// Unqueued records the transaction without a signed-tx message: the caller sends it itself (a fee
+	// bump of a transaction already broadcast, which the broadcaster would only find "already broadcast").
+	Unqueued bool
 	// LeaseHolder names who holds the lease (a withdrawal id), so a retry after a crash gets the same
 	// nonce back; empty for a fresh lease each time.
 	LeaseHolder string
@@ -234,6 +237,9 @@ func (s *Sender) once(ctx context.Context, c Candidate, signer keys.Signer, floo
 			if err := c.Record(ctx, dbtx, st); err != nil {
 				return err
 			}
+		}
+		if c.Unqueued {
+			return nil
 		}
 		return QueueSigned(ctx, s.d.Queue, dbtx, st)
 	})
