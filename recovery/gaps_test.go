@@ -1,9 +1,11 @@
 package recovery_test
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 
+	"github.com/sluice-custody/sluice/internal/alert"
 	"github.com/sluice-custody/sluice/internal/nonce"
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -34,29 +36,27 @@ func TestGapBelowRecordedNonceIsFilled(t *testing.T) {
 	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, m); err != nil {
 		t.Fatal(err)
 	}
-	g, err := recovery.New(recovery.Deps{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces,
-		Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}, e.Log, recovery.NopMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newService(e, e.Config, alert.Nop{})
 
-	if n, err := g.Once(e.Ctx); err != nil || n != 0 {
+	if n, err := g.FillGaps(e.Ctx); err != nil || n != 0 {
 		t.Fatalf("filled %d (%v) while nonce 0 is still leased, want 0", n, err)
 	}
 	time.Sleep(600 * time.Millisecond)
-	if n, err := g.Once(e.Ctx); err != nil || n != 1 {
+	if n, err := g.FillGaps(e.Ctx); err != nil || n != 1 {
 		t.Fatalf("filled %d (%v), want the one gap", n, err)
 	}
-	if n, err := g.Once(e.Ctx); err != nil || n != 0 {
+	if n, err := g.FillGaps(e.Ctx); err != nil || n != 0 {
 		t.Fatalf("second sweep filled %d (%v), want 0", n, err)
 	}
 	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
 		t.Fatal(err)
 	}
 	e.WaitMinedNonce(2)
-	var kind string
-	if err := e.Store.DB.QueryRowContext(e.Ctx, `SELECT kind FROM sent_transactions WHERE nonce = 0`).Scan(&kind); err != nil || kind != "nonce_fill" {
-		t.Fatalf("nonce 0 recorded as %q (%v)", kind, err)
+	var kind, source, from, to string
+	var reqID sql.NullString
+	if err := e.Store.DB.QueryRowContext(e.Ctx, `SELECT kind, source, request_id, from_address, to_address FROM sent_transactions WHERE nonce = 0`).
+		Scan(&kind, &source, &reqID, &from, &to); err != nil || kind != "nonce_fill" || source != recovery.SystemSource || reqID.Valid || from != to {
+		t.Fatalf("nonce 0 recorded as %q by %q, request %v, %s → %s (%v); want a SYSTEM self-transfer with no request", kind, source, reqID, from, to, err)
 	}
 	if got := e.Get(w.ID); got.Status != store.Broadcasted {
 		t.Fatalf("withdrawal %s", got.Status)

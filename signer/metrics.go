@@ -14,7 +14,7 @@ type Metrics interface {
 	// WithdrawalFailed counts one withdrawal the signer moved to FAILED, by error type.
 	WithdrawalFailed(chain, asset, errType string)
 	// TransactionSigned counts one signed and recorded transaction, by kind: withdrawal, batch, approve,
-	// gap_fill, refee.
+	// refee (gap fills and stuck bumps are counted by the recovery service).
 	TransactionSigned(chain, kind string)
 }
 
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 		}, []string{"chain", "asset", "type"}),
 		txs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_signer_transactions_signed_total",
-			Help: "Transactions signed and recorded, by chain and kind (withdrawal, batch, approve, gap_fill, refee).",
+			Help: "Transactions signed and recorded, by chain and kind (withdrawal, batch, approve, refee; gap fills and fee bumps are sluice_recovery_…).",
 		}, []string{"chain", "kind"}),
 		signTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_signer_sign_seconds",

@@ -26,6 +26,7 @@ commands:
   signer        consumes tx-request: nonces, fees, signing
   broadcaster   consumes signed-tx: sends raw transactions in nonce order
   monitor       consumes tx-monitor: confirmations, reorgs, settling
+  recovery      fills nonce gaps, bumps stuck transactions, resends dropped ones, raises alerts
   all           every service above in one process
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
@@ -95,7 +96,7 @@ func run(cmd string, args []string) error {
 		}
 		log.Info("migrations applied")
 		return nil
-	case "api", "signer", "broadcaster", "monitor", "all":
+	case "api", "signer", "broadcaster", "monitor", "recovery", "all":
 		names := []string{cmd}
 		if cmd == "all" {
 			names = app.Services

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-custody/sluice/api"
 	"github.com/sluice-custody/sluice/broadcaster"
+	"github.com/sluice-custody/sluice/internal/alert"
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/keys"
@@ -30,7 +31,6 @@ import (
 	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/monitor"
-	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/signer"
 )
 
@@ -55,6 +55,8 @@ type App struct {
 	queueMetrics queue.Metrics // shared by the process's consumers: the queue is a label
 	metricsMu    sync.Mutex
 	metrics      map[string]any // service name → its Metrics, registered once per process
+	hub          *alert.Hub     // the process's alert notifier, made by Alerts on first use
+	hubState
 }
 
 // Open connects to everything cfg names. Keys are opened only for services that sign.
@@ -137,7 +139,7 @@ func (a *App) Close() {
 }
 
 // Services lists the services `all` runs.
-var Services = []string{"api", "signer", "broadcaster", "monitor"}
+var Services = []string{"api", "signer", "broadcaster", "monitor", "recovery"}
 
 // Run runs the named services in this process until ctx is canceled. With one service its health
 // endpoint is served on its configured port; with several (or with the API, which serves its own),
@@ -149,7 +151,8 @@ func (a *App) Run(ctx context.Context, names ...string) error {
 	)
 	signs := false
 	for _, n := range names {
-		signs = signs || n == "signer"
+		// Recovery signs gap fills and fee bumps itself, through the same sign-and-record path.
+		signs = signs || n == "signer" || n == "recovery"
 	}
 	if signs && a.Keys == nil {
 		if err := a.OpenKeys(ctx); err != nil {
@@ -165,6 +168,9 @@ func (a *App) Run(ctx context.Context, names ...string) error {
 			return err
 		}
 		workers = append(workers, ws...)
+	}
+	if a.hub != nil {
+		workers = append(workers, a.hub.Run)
 	}
 	listen := ""
 	if len(names) == 1 && names[0] != "api" {
@@ -251,22 +257,14 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
 		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{}}
-		gd := recovery.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Chains: map[string]recovery.ChainDeps{}}
 		for _, ch := range a.Cfg.Chains {
-			// One fee estimator per chain, shared by signing and gap filling.
 			cd, err := chain.WithFees(chain.Deps[signer.Chain]{Config: ch, Client: a.Chains[ch.Name]})
 			if err != nil {
 				return nil, err
 			}
 			d.Chains[ch.Name] = cd
-			gd.Chains[ch.Name] = recovery.ChainDeps{Config: ch, Client: a.Chains[ch.Name], Fees: cd.Fees}
 		}
 		s, err := signer.New(d, log, m)
-		if err != nil {
-			return nil, err
-		}
-		// The signer owns the nonce sequence, so until the recovery service exists it also fills gaps.
-		g, err := recovery.New(gd, log, m)
 		if err != nil {
 			return nil, err
 		}
@@ -275,7 +273,9 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 			return nil, err
 		}
 		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
-		return []service.Worker{c, s.RunBatcher, g.Run}, nil
+		return []service.Worker{c, s.RunBatcher}, nil
+	case "recovery":
+		return a.recoveryWorkers(log)
 	case "broadcaster":
 		chains := map[string]broadcaster.Chain{}
 		for n, c := range a.Chains {

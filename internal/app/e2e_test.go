@@ -85,6 +85,7 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	running := 0
 	metricsURL := map[string]string{} // service → where its counters are scraped
 	var keyless []*app.App            // split mode: the processes that must never hold a key
+	recoveryURL := st.APIURL          // where recovery's health and metrics are served
 	if split {
 		for _, name := range pipeline {
 			svc := st.Config.Services[name]
@@ -117,6 +118,19 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 			go func() { runErr <- a.Run(runCtx, name) }()
 			running++
 		}
+		// Recovery runs as its own process too: it has nothing to do on a healthy run but sweep.
+		rsvc := st.Config.Services["recovery"]
+		rsvc.Listen = testenv.FreeAddr(t)
+		st.Config.Services["recovery"] = rsvc
+		ra, err := app.Open(ctx, st.Config, log)
+		if err != nil {
+			t.Fatalf("open recovery: %v", err)
+		}
+		defer ra.Close()
+		ra.Keys = st.App.Keys
+		go func() { runErr <- ra.Run(runCtx, "recovery") }()
+		running++
+		recoveryURL = "http://" + rsvc.Listen
 	} else {
 		go func() { runErr <- st.App.Run(runCtx, app.Services...) }()
 		running++
@@ -224,6 +238,14 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 		if a.Keys != nil {
 			t.Errorf("a broadcaster or monitor process holds a key source: %v", a.Keys)
 		}
+	}
+	if resp, err := http.Get(recoveryURL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("recovery /readyz: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if got := scrape(t, recoveryURL+"/metrics")[`sluice_recovery_sweep_seconds_count{chain="local"}`]; got < 1 {
+		t.Errorf("recovery /metrics: %v stuck-transaction sweeps, want some", got)
 	}
 
 	stop()

@@ -26,6 +26,7 @@ type Config struct {
 	API      API                `yaml:"api"`
 	Services map[string]Service `yaml:"services"`
 	Chains   []Chain            `yaml:"chains"`
+	Alerts   Alerts             `yaml:"alerts"` // see alerts.go
 }
 
 // Database is the MySQL/MariaDB connection.
@@ -92,7 +93,7 @@ type Chain struct {
 	Assets        []Asset   `yaml:"assets"`
 	HotWallets    []Address `yaml:"hot_wallets"`
 	Batching      Batching  `yaml:"batching"`
-	Recovery      Recovery  `yaml:"recovery"` // see recovery.go
+	Recovery      Recovery  `yaml:"recovery"` // see recovery.go and alerts.go
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.
@@ -127,6 +128,9 @@ type Fees struct {
 	MaxPriorityFee    Wei `yaml:"max_priority_fee"`
 	MinPriorityFee    Wei `yaml:"min_priority_fee"`
 	BaseFeeMultiplier int `yaml:"base_fee_multiplier"` // max fee = base fee × this + tip
+	// PriceBump is the raise, in percent, a replacement at the same nonce needs over the attempt it
+	// replaces (the txpool's pricebump: 10 on geth and bor). Default 10; see alerts.go.
+	PriceBump int `yaml:"price_bump"`
 }
 
 // Asset is a coin or token on a chain. Address is the token contract, not set for the native coin.
@@ -225,6 +229,7 @@ func (c *Config) applyEnv(get func(string) string) []*keyError {
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
 	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
 	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
+	c.applyAlertEnv(get)
 	for i := range c.Chains {
 		ch, env, at := &c.Chains[i], envChain(c.Chains[i].Name), fmt.Sprintf("chains[%d]", i)
 		// SLUICE_CHAIN_<NAME>_RPC replaces a chain's endpoints with a comma-separated list.
@@ -344,6 +349,7 @@ func (c *Config) applyDefaults() {
 			b.Prefer = "gas"
 		}
 	}
+	c.applyRecoveryDefaults()
 }
 
 // Validate reports every problem at once, each naming its key.
@@ -423,6 +429,7 @@ func (c *Config) validate() []*keyError {
 			}
 		}
 	}
+	c.validateRecovery(bad)
 	return errs
 }
 

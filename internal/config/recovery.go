@@ -2,6 +2,10 @@ package config
 
 // Recovery tunes what the recovery service does on one chain (the `recovery:` block of a chain).
 type Recovery struct {
+	// StuckAfterBlocks is how many blocks a broadcast transaction may stay unmined before it is bumped
+	// (or resent, when the node no longer knows it). Default: about 10 seconds of blocks, at least 3 and
+	// at most 20 (StuckAfterBlocksFor): 5 on a 2 s chain like Polygon, 3 on Ethereum's 12 s.
+	StuckAfterBlocks uint64 `yaml:"stuck_after_blocks"`
 	// FreezeOnConflict freezes the hot wallet when a transaction Sluice did not sign takes one of its
 	// nonces (the key was used outside Sluice): the signer stops using it until an operator unfreezes
 	// it. Default true.

@@ -65,7 +65,8 @@ type Estimator struct {
 	minTip     *big.Int // min_priority_fee: the floor every tip is raised to
 	multiplier int64    // max fee = base fee × multiplier + tip
 
-	// PriceBump is the raise of a replacement over the attempt it replaces, in percent.
+	// PriceBump is the raise of a replacement over the attempt it replaces, in percent: the chain's
+	// fees.price_bump (DefaultPriceBump when not set).
 	PriceBump int64
 }
 
@@ -89,6 +90,9 @@ func New(chain string, f config.Fees, node Node) (*Estimator, error) {
 	}
 	if e.multiplier < 1 {
 		e.multiplier = 1
+	}
+	if f.PriceBump > 0 {
+		e.PriceBump = int64(f.PriceBump)
 	}
 	return e, nil
 }

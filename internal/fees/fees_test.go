@@ -156,6 +156,19 @@ func TestPriceBumpIsAField(t *testing.T) {
 	}
 }
 
+// The chain's fees.price_bump sets it.
+func TestPriceBumpFromConfig(t *testing.T) {
+	c := cfg
+	c.PriceBump = 25
+	e, err := fees.New("local", c, fakeNode{baseFee: bi(1), tip: bi(0)})
+	if err != nil || e.PriceBump != 25 {
+		t.Fatalf("price bump %v (%v), want 25", e, err)
+	}
+	if e, _ := fees.New("local", cfg, fakeNode{}); e.PriceBump != fees.DefaultPriceBump {
+		t.Fatalf("price bump unset: %d, want the default", e.PriceBump)
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	bad := cfg
 	bad.MaxFeePerGas = config.Wei{} // a config built in code without Finish

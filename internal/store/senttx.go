@@ -17,6 +17,13 @@ const (
 	TxFailed      = "FAILED"
 )
 
+// Attempt statuses (tx_attempts.status).
+const (
+	AttemptSigned   = "signed"   // in flight, or waiting to be
+	AttemptMined    = "mined"    // the attempt whose receipt settled its transaction
+	AttemptReplaced = "replaced" // another attempt of the same nonce was mined
+)
+
 // SentTx is a signed transaction as recorded before it leaves the process.
 type SentTx struct {
 	ID             int64
@@ -124,13 +131,19 @@ func (s *Store) GetSentTx(ctx context.Context, id int64) (*SentTx, error) {
 }
 
 // ReplaceAttempt records t as the new current attempt of sent transaction t.ID (same nonce, new fees),
-// replacing the attempt whose hash is prevHash, and keeps it in tx_attempts next to every earlier one. It
-// returns ErrConflict when the transaction is no longer SIGNED or its current attempt is no longer
-// prevHash (replaced or sent by someone else first), so a redelivered request replaces nothing twice.
-func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevHash string) error {
-	res, err := tx.ExecContext(ctx, `UPDATE sent_transactions SET tx_hash = ?, raw_tx = ?, max_fee_per_gas = ?, max_priority_fee = ?
-		WHERE id = ? AND tx_hash = ? AND status = ?`,
-		t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(), t.ID, prevHash, TxSigned)
+// replacing the attempt whose hash is prevHash while the row is still in prevStatus (SIGNED: a re-fee
+// before the node took it; BROADCASTED: a fee bump of a transaction stuck in the pool), and keeps it in
+// tx_attempts next to every earlier one. The status is kept, and the stuck clock (attempt_block)
+// restarts. It returns ErrConflict when the row left prevStatus or its current attempt is no longer
+// prevHash (replaced, sent or settled by someone else first): this compare-and-swap is what lets several
+// workers or recovery instances race over one transaction and replace it only once.
+func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevHash, prevStatus string) error {
+	if prevStatus != TxSigned && prevStatus != TxBroadcasted {
+		return fmt.Errorf("replace attempt %s of sent tx %d in status %s: %w", prevHash, t.ID, prevStatus, ErrConflict)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE sent_transactions SET tx_hash = ?, raw_tx = ?, max_fee_per_gas = ?, max_priority_fee = ?,
+		attempt_block = NULL WHERE id = ? AND tx_hash = ? AND status = ?`,
+		t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(), t.ID, prevHash, prevStatus)
 	if err != nil {
 		return fmt.Errorf("replace attempt %s of sent tx %d: %w", prevHash, t.ID, err)
 	}
@@ -141,7 +154,7 @@ func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevH
 		VALUES (?,?,?,?,?)`, t.ID, t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String()); err != nil {
 		return fmt.Errorf("record attempt %s: %w", t.Hash, err)
 	}
-	t.Status = TxSigned
+	t.Status = prevStatus
 	return nil
 }
 
@@ -218,6 +231,11 @@ func (s *Store) FinishSentTx(ctx context.Context, tx *sql.Tx, id int64, status s
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("finish sent tx %d: %w", id, ErrConflict)
+	}
+	// Only one attempt of a nonce can be mined: the one the receipt names; the others were replaced.
+	if _, err := tx.ExecContext(ctx, `UPDATE tx_attempts SET status = CASE WHEN tx_hash = ? THEN ? ELSE ? END WHERE sent_tx_id = ?`,
+		r.Hash, AttemptMined, AttemptReplaced, id); err != nil {
+		return fmt.Errorf("mark attempts of sent tx %d: %w", id, err)
 	}
 	return nil
 }

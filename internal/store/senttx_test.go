@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -52,11 +53,12 @@ func TestReplaceAttempt(t *testing.T) {
 	if err := s.InTx(ctx, func(tx *sql.Tx) error { _, err := s.InsertSentTx(ctx, tx, first); return err }); err != nil {
 		t.Fatal(err)
 	}
-	replace := func(h string, prev string) error {
+	replaceIn := func(h, prev, status string) error {
 		next := sentTx(0, h)
 		next.ID, next.MaxFeePerGas, next.MaxPriorityFee = first.ID, big.NewInt(11), big.NewInt(2)
-		return s.InTx(ctx, func(tx *sql.Tx) error { return s.ReplaceAttempt(ctx, tx, next, prev) })
+		return s.InTx(ctx, func(tx *sql.Tx) error { return s.ReplaceAttempt(ctx, tx, next, prev, status) })
 	}
+	replace := func(h, prev string) error { return replaceIn(h, prev, store.TxSigned) }
 	if err := replace(hash(2), first.Hash); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +79,38 @@ func TestReplaceAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := replace(hash(4), hash(2)); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("replacing a sent transaction: %v, want ErrConflict", err)
+		t.Fatalf("replacing a sent transaction as if SIGNED: %v, want ErrConflict", err)
+	}
+	// A fee bump of a broadcast transaction (recovery) names BROADCASTED; the status stays.
+	if err := replaceIn(hash(4), hash(2), store.TxBroadcasted); err != nil {
+		t.Fatalf("bump of a broadcast transaction: %v", err)
+	}
+	if err := replaceIn(hash(5), hash(2), store.TxBroadcasted); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second bump of the same attempt: %v, want ErrConflict", err)
+	}
+	if got, err := s.GetSentTx(ctx, first.ID); err != nil || got.Hash != hash(4) || got.Status != store.TxBroadcasted {
+		t.Fatalf("row %+v (%v), want the bump, still BROADCASTED", got, err)
+	}
+	// Settling marks the attempt the receipt names mined and every other one replaced.
+	if err := s.InTx(ctx, func(tx *sql.Tx) error {
+		return s.FinishSentTx(ctx, tx, first.ID, store.TxConfirmed, store.Receipt{Hash: hash(2), BlockNumber: 7, BlockHash: hash(9), Status: 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT tx_hash, status FROM tx_attempts WHERE sent_tx_id = ? ORDER BY id`, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var statuses []string
+	for rows.Next() {
+		var h, st string
+		if err := rows.Scan(&h, &st); err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, st)
+	}
+	if want := []string{"replaced", "mined", "replaced"}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Fatalf("attempt statuses %v, want %v", statuses, want)
 	}
 }

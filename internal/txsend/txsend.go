@@ -65,8 +65,12 @@ type Candidate struct {
 	Nonce *uint64
 	// Replaces, when set, makes this a new attempt of that recorded transaction (same nonce, higher
 	// fees): the row is updated and the attempt added, ErrConflict if its current attempt is no longer
-	// Replaces.Hash. Kind and Source are then the row's.
+	// Replaces.Hash or its status no longer Replaces.Status (SIGNED or BROADCASTED). Kind and Source are
+	// then the row's.
 	Replaces *store.SentTx
+	// Unqueued records the transaction without a signed-tx message: the caller sends it itself (a fee
+	// bump of a transaction already broadcast, which the broadcaster would only find "already broadcast").
+	Unqueued bool
 	// LeaseHolder names who holds the lease (a withdrawal id), so a retry after a crash gets the same
 	// nonce back; empty for a fresh lease each time.
 	LeaseHolder string
@@ -223,7 +227,7 @@ func (s *Sender) once(ctx context.Context, c Candidate, signer keys.Signer, floo
 		}
 		if c.Replaces != nil {
 			st.ID = c.Replaces.ID
-			if err := s.d.Store.ReplaceAttempt(ctx, dbtx, st, c.Replaces.Hash); err != nil {
+			if err := s.d.Store.ReplaceAttempt(ctx, dbtx, st, c.Replaces.Hash, c.Replaces.Status); err != nil {
 				return err
 			}
 		} else if _, err := s.d.Store.InsertSentTx(ctx, dbtx, st); err != nil {
@@ -233,6 +237,9 @@ func (s *Sender) once(ctx context.Context, c Candidate, signer keys.Signer, floo
 			if err := c.Record(ctx, dbtx, st); err != nil {
 				return err
 			}
+		}
+		if c.Unqueued {
+			return nil
 		}
 		return QueueSigned(ctx, s.d.Queue, dbtx, st)
 	})

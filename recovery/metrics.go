@@ -1,0 +1,64 @@
+package recovery
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics is what the recovery service counts, per chain.
+type Metrics interface {
+	GapFilled(chain string)
+	Bumped(chain string)
+	Resent(chain string)
+	AtCap(chain string)
+	Swept(chain string, inFlight, stuck int, took time.Duration)
+}
+
+// NopMetrics counts nothing, for tests.
+func NopMetrics() Metrics { return nopMetrics{} }
+
+type nopMetrics struct{}
+
+func (nopMetrics) GapFilled(string)                      {}
+func (nopMetrics) Bumped(string)                         {}
+func (nopMetrics) Resent(string)                         {}
+func (nopMetrics) AtCap(string)                          {}
+func (nopMetrics) Swept(string, int, int, time.Duration) {}
+
+type promMetrics struct {
+	gaps, bumps, resent, atCap *prometheus.CounterVec
+	inFlight, stuck            *prometheus.GaugeVec
+	sweep                      *prometheus.HistogramVec
+}
+
+// NewMetrics registers the recovery collectors on reg.
+func NewMetrics(reg prometheus.Registerer) Metrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_recovery_" + name, Help: help}, []string{"chain"})
+	}
+	m := &promMetrics{
+		gaps:   counter("gaps_filled_total", "Nonce gaps filled with a zero-value self-transfer."),
+		bumps:  counter("bumps_total", "Stuck transactions replaced at their nonce with higher fees."),
+		resent: counter("resent_total", "Transactions the node no longer knew, resent from their recorded bytes."),
+		atCap:  counter("at_cap_total", "Stuck-transaction sweeps that found a bump would exceed the fee cap."),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_recovery_in_flight",
+			Help: "Broadcast transactions not yet settled, at the last sweep."}, []string{"chain"}),
+		stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_recovery_stuck",
+			Help: "Transactions past the stuck threshold at the last sweep."}, []string{"chain"}),
+		sweep: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_recovery_sweep_seconds",
+			Help: "Time of one stuck-transaction sweep of a chain.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"chain"}),
+	}
+	reg.MustRegister(m.gaps, m.bumps, m.resent, m.atCap, m.inFlight, m.stuck, m.sweep)
+	return m
+}
+
+func (m *promMetrics) GapFilled(c string) { m.gaps.WithLabelValues(c).Inc() }
+func (m *promMetrics) Bumped(c string)    { m.bumps.WithLabelValues(c).Inc() }
+func (m *promMetrics) Resent(c string)    { m.resent.WithLabelValues(c).Inc() }
+func (m *promMetrics) AtCap(c string)     { m.atCap.WithLabelValues(c).Inc() }
+func (m *promMetrics) Swept(c string, inFlight, stuck int, took time.Duration) {
+	m.inFlight.WithLabelValues(c).Set(float64(inFlight))
+	m.stuck.WithLabelValues(c).Set(float64(stuck))
+	m.sweep.WithLabelValues(c).Observe(took.Seconds())
+}
