@@ -219,6 +219,7 @@ func (p *prometheus) query(expr string) (int, error) {
 // dashboard query and every alert expression through Prometheus' HTTP API: each must parse, and the
 // pipeline panels must return data. Then it screenshots Prometheus' graph page in headless Chromium.
 func TestDashboardAndAlertsAgainstPrometheus(t *testing.T) {
+	t.Parallel()
 	panels := dashboardPanels(t)
 	for _, list := range [][]string{mustReturnData, mustReturnDataAfterObs} {
 		for _, title := range list {

@@ -86,6 +86,7 @@ func dockerBuildLine(t testing.TB, stages []dockerStage) (env, args []string) {
 // and that the Dockerfile's own build line, run here, yields a static binary: cgo off, no ELF interpreter,
 // no shared library.
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	stages := dockerStages(t)
 	if len(stages) < 2 {
 		t.Fatalf("%d stage(s): want a build stage and a runtime stage", len(stages))
@@ -172,6 +173,7 @@ func buildStatic(t testing.TB, env, args []string) string {
 // migrate` must succeed, `sluice all` must become ready and serve its metrics, and SIGTERM must stop it
 // cleanly.
 func TestAllStartsFromEnvironmentOnly(t *testing.T) {
+	t.Parallel()
 	env, args := dockerBuildLine(t, dockerStages(t))
 	bin := buildStatic(t, env, args)
 	ch, err := devchain.Start(devchain.Options{Addr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond})

@@ -59,6 +59,7 @@ func alertRules(t testing.TB) []rule {
 
 // TestAlertRules runs `promtool check rules` and `promtool test rules` on the alert rules.
 func TestAlertRules(t *testing.T) {
+	t.Parallel()
 	promtool := tool(t, "promtool", "prometheus")
 	dir := filepath.Join(repoRoot(t), "deploy/prometheus")
 	for _, args := range [][]string{
