@@ -31,11 +31,18 @@ install_missing() {
   local need=()
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  # The deploy tests (go test ./deploy): promtool and a real Prometheus, and Chromium for a screenshot.
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then
     echo "services: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # The packages' own daemons (a system Prometheus on :9090) must not start: the tests run their own.
+    local rcd=/usr/sbin/policy-rc.d made=""
+    if [ ! -e "$rcd" ]; then printf '#!/bin/sh\nexit 101\n' >"$rcd" && chmod +x "$rcd" && made=1; fi
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ -n "$made" ]; then rm -f "$rcd"; fi
   fi
   if [ ! -d "$root/scripts/sqs/node_modules/local-aws-sqs" ]; then
     echo "services: installing the SQS emulator (npm local-aws-sqs)" >&2

@@ -143,19 +143,29 @@ type Asset struct {
 // Native reports whether the asset is the chain's own coin.
 func (a Asset) Native() bool { return a.Address.IsZero() }
 
-// Load reads path (if not empty), applies environment overrides and defaults, and validates. The error
+// EnvConfigYAML names the variable holding the whole YAML configuration, read when no file is given.
+const EnvConfigYAML = "SLUICE_CONFIG_YAML"
+
+// Load reads path (if not empty; else the YAML in $SLUICE_CONFIG_YAML, if set), applies environment overrides and defaults, and validates. The error
 // lists every problem, each naming its key (or environment variable).
 func Load(path string) (*Config, error) {
 	c := &Config{}
 	var errs []*keyError
+	src, name := []byte(nil), path
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
+		src = b
+	} else if v := os.Getenv(EnvConfigYAML); v != "" {
+		// A container started with environment variables only (no mounted file) can still list chains.
+		src, name = []byte(v), EnvConfigYAML
+	}
+	if src != nil {
 		var root yaml.Node
-		if err := yaml.Unmarshal(b, &root); err != nil {
-			return nil, fmt.Errorf("parse config %s: %w", path, err)
+		if err := yaml.Unmarshal(src, &root); err != nil {
+			return nil, fmt.Errorf("parse config %s: %w", name, err)
 		}
 		errs = decode(&root, reflect.ValueOf(c).Elem(), "")
 	}

@@ -400,3 +400,24 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 		}
 	}
 }
+
+// With no file, the whole configuration can come from SLUICE_CONFIG_YAML (a container started with
+// environment variables only), and the usual overrides still apply on top of it.
+func TestLoadFromEnvironmentYAML(t *testing.T) {
+	t.Setenv(EnvConfigYAML, "chains:\n  - {name: polygon, chain_id: 137, rpc: [\"http://a\"]}\nservices: {signer: {listen: \"0.0.0.0:3002\"}}\n")
+	t.Setenv("SLUICE_CHAIN_POLYGON_RPC", "http://b,http://c")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Chains) != 1 || c.Chains[0].ChainID != 137 || strings.Join(c.Chains[0].RPC, ",") != "http://b,http://c" {
+		t.Fatalf("chains %+v", c.Chains)
+	}
+	if c.Services["signer"].Listen != "0.0.0.0:3002" {
+		t.Fatalf("signer listen %q", c.Services["signer"].Listen)
+	}
+	t.Setenv(EnvConfigYAML, "chains: [{name: x, chain_id: nope}]")
+	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), "chains[0].chain_id") {
+		t.Fatalf("bad YAML in %s: %v", EnvConfigYAML, err)
+	}
+}

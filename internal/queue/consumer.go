@@ -39,6 +39,11 @@ type Consumer struct {
 	met Metrics
 }
 
+// DefaultShutdownGrace is how long a stopping consumer lets in-flight handlers finish before it cancels
+// them and releases their messages. Deployments give a process longer than this to stop (Kubernetes'
+// terminationGracePeriodSeconds: deploy/k8s, checked by deploy/k8s_test.go).
+const DefaultShutdownGrace = 20 * time.Second
+
 // ConsumerDeps are what a Consumer cannot work without (Queue, Name, Handler), then its settings, where
 // zero means the default.
 type ConsumerDeps struct {
@@ -58,7 +63,7 @@ type ConsumerDeps struct {
 	BatchSize int
 	// BackoffBase is the first retry delay (default 1 s): 1 s, 2 s, 4 s, … capped at Visibility.
 	BackoffBase time.Duration
-	// ShutdownGrace is how long in-flight handlers may run on after ctx is canceled (default 20 s).
+	// ShutdownGrace is how long in-flight handlers may run on after ctx is canceled (DefaultShutdownGrace).
 	ShutdownGrace time.Duration
 	// OpTimeout bounds each Delete, ChangeVisibility and DLQ send (default 10 s).
 	OpTimeout time.Duration
@@ -157,7 +162,7 @@ func (d ConsumerDeps) withDefaults() ConsumerDeps {
 		cc.BackoffBase = time.Second
 	}
 	if cc.ShutdownGrace <= 0 {
-		cc.ShutdownGrace = 20 * time.Second
+		cc.ShutdownGrace = DefaultShutdownGrace
 	}
 	if cc.OpTimeout <= 0 {
 		cc.OpTimeout = 10 * time.Second
