@@ -18,7 +18,10 @@ import (
 // allocation came to reclaim 0. The node holds nonce 1 back for good. The filler puts a zero-value
 // self-transfer at 0 (only once the lease is no longer live), and both get mined.
 func TestGapBelowRecordedNonceIsFilled(t *testing.T) {
-	e := pipelinetest.New(t, pipelinetest.Options{NonceTTL: 500 * time.Millisecond})
+	// The lease on nonce 0 must outlive the signing below even on a loaded machine (500 ms did not:
+	// the signer then reclaimed 0 itself), and then expire before the second sweep.
+	const ttl = 3 * time.Second
+	e := pipelinetest.New(t, pipelinetest.Options{NonceTTL: ttl})
 	if _, err := e.Nonces.Allocate(e.Ctx, e.Config.ChainID, e.Hot.Address, nonce.Floors{}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +44,7 @@ func TestGapBelowRecordedNonceIsFilled(t *testing.T) {
 	if n, err := g.FillGaps(e.Ctx); err != nil || n != 0 {
 		t.Fatalf("filled %d (%v) while nonce 0 is still leased, want 0", n, err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(ttl + 200*time.Millisecond)
 	if n, err := g.FillGaps(e.Ctx); err != nil || n != 1 {
 		t.Fatalf("filled %d (%v), want the one gap", n, err)
 	}
