@@ -214,7 +214,7 @@ func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
 // then deleted by the consumer.
 func (mo *Monitor) later(ctx context.Context, env queue.Envelope, p queue.TxBroadcasted, d time.Duration) error {
 	d = min(max(d, time.Second), maxDelay)
-	body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), env.CorrelationID, p)
+	body, err := queue.NewEnvelope(ctx, queue.TypeTxBroadcasted, queue.NewID(), env.CorrelationID, p)
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 	}
 	for _, w := range retry {
 		// The batcher finds PENDING withdrawals in the database; the message serves a signer without one.
-		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+		body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 		if err == nil {
 			err = mo.queue.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
 		}

@@ -165,7 +165,7 @@ const retryLaterDelay = time.Minute
 // retryLater moves w back to PENDING with the reason and queues a fresh, delayed request for it, in one
 // transaction.
 func (s *Signer) retryLater(ctx context.Context, w *store.Withdrawal, env queue.Envelope, cause error) error {
-	body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+	body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit in
 			if n, _ := res.RowsAffected(); n != 1 {
 				return fmt.Errorf("claim %s: %w", r.id, ErrConflict)
 			}
-			if err := addHistory(ctx, tx, r.id, r.status, Signing, reason, actor); err != nil {
+			if err := s.addHistory(ctx, tx, r.id, r.status, Signing, reason, actor); err != nil {
 				return err
 			}
 		}
@@ -182,7 +182,7 @@ func (s *Store) ReturnToPending(ctx context.Context, tx *sql.Tx, id string, from
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, Pending, ErrConflict)
 	}
-	return addHistory(ctx, tx, id, from, Pending, reason, actor)
+	return s.addHistory(ctx, tx, id, from, Pending, reason, actor)
 }
 
 // CountReturns counts how often a withdrawal was returned to PENDING after a reverted batch.

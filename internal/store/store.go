@@ -8,10 +8,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/migrations"
 )
@@ -25,12 +29,42 @@ var ErrConflict = errors.New("state changed concurrently")
 // Store wraps the database handle.
 type Store struct {
 	DB *sql.DB
+
+	observer Observer     // nil: transitions are not reported
+	tracer   trace.Tracer // nil: transactions are not traced
+
+	// pending holds the transitions made inside transactions InTx has not committed yet: they are
+	// reported once the transaction commits, and forgotten when it rolls back.
+	pendingMu sync.Mutex
+	pending   map[*sql.Tx][]Transitioned
 }
+
+// Transitioned is one committed withdrawal status change, as an Observer sees it. From is empty for a
+// withdrawal's acceptance (its first status, PENDING).
+type Transitioned struct {
+	Chain, Asset string
+	From, To     Status
+	CreatedAt    time.Time // when the API accepted the withdrawal
+}
+
+// Observer is told of every committed status change of a withdrawal: the one place metrics count them.
+type Observer interface {
+	Transitioned(t Transitioned)
+}
+
+// Option instruments a Store.
+type Option func(*Store)
+
+// WithObserver reports every committed status change to o.
+func WithObserver(o Observer) Option { return func(s *Store) { s.observer = o } }
+
+// WithTracer makes a span of every transaction InTx runs.
+func WithTracer(t trace.Tracer) Option { return func(s *Store) { s.tracer = t } }
 
 // Open connects to dsn (go-sql-driver form), forcing the settings the code relies on: parsed times in
 // UTC. Transactions run READ COMMITTED (set per transaction in InTx: MariaDB and MySQL name the session
 // variable differently), so a conditional update always sees the latest committed row.
-func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
+func Open(ctx context.Context, dsn string, maxOpen int, opts ...Option) (*Store, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database dsn: %w", err)
@@ -66,7 +100,11 @@ func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
-	return &Store{DB: db}, nil
+	st := &Store{DB: db}
+	for _, o := range opts {
+		o(st)
+	}
+	return st, nil
 }
 
 // Close closes the pool.
@@ -89,8 +127,21 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
 // InTx runs fn in a transaction, committing when it returns nil. Deadlocks and lock wait timeouts
 // (which InnoDB resolves by rolling back one side) are retried a few times.
-func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var err error
+func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if s.tracer != nil {
+		var span trace.Span
+		// fn keeps the caller's ctx (it captures it), so the statements it runs are not children of this
+		// span; the span times the whole transaction, retries included.
+		_, span = s.tracer.Start(ctx, "db.transaction", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system", "mysql")))
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "transaction failed")
+			}
+			span.End()
+		}()
+	}
 	for attempt := 0; attempt < 4; attempt++ {
 		if err = s.inTxOnce(ctx, fn); err == nil || !isRetryableTxErr(err) {
 			return err
@@ -105,12 +156,68 @@ func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.track(tx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.settle(tx, false)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.settle(tx, false)
 		return fmt.Errorf("commit: %w", err)
+	}
+	s.settle(tx, true)
+	return nil
+}
+
+// track starts collecting tx's transitions, to be reported when it commits.
+func (s *Store) track(tx *sql.Tx) {
+	if s.observer == nil {
+		return
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.pending == nil {
+		s.pending = map[*sql.Tx][]Transitioned{}
+	}
+	s.pending[tx] = []Transitioned{}
+}
+
+// settle reports tx's transitions when it committed and forgets them either way.
+func (s *Store) settle(tx *sql.Tx, committed bool) {
+	if s.observer == nil {
+		return
+	}
+	s.pendingMu.Lock()
+	ts := s.pending[tx]
+	delete(s.pending, tx)
+	s.pendingMu.Unlock()
+	if committed {
+		for _, t := range ts {
+			s.observer.Transitioned(t)
+		}
+	}
+}
+
+// observe records a transition made in tx: reported at commit when InTx runs tx, at once otherwise
+// (a transaction the store did not begin, whose outcome it cannot see).
+func (s *Store) observe(ctx context.Context, tx *sql.Tx, id string, from, to Status) error {
+	if s.observer == nil {
+		return nil
+	}
+	t := Transitioned{From: from, To: to}
+	if err := tx.QueryRowContext(ctx, `SELECT chain, asset, created_at FROM withdrawals WHERE id = ?`, id).
+		Scan(&t.Chain, &t.Asset, &t.CreatedAt); err != nil {
+		return fmt.Errorf("withdrawal %s %s→%s: read labels: %w", id, from, to, err)
+	}
+	s.pendingMu.Lock()
+	ts, ok := s.pending[tx]
+	if ok {
+		s.pending[tx] = append(ts, t)
+	}
+	s.pendingMu.Unlock()
+	if !ok {
+		s.observer.Transitioned(t)
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 		if err != nil {
 			return err
 		}
-		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
+		if err := s.addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
 			return err
 		}
 		return enqueue(tx)
@@ -265,10 +265,12 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
 	}
-	return addHistory(ctx, tx, id, from, to, reason, actor)
+	return s.addHistory(ctx, tx, id, from, to, reason, actor)
 }
 
-func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
+// addHistory records a status change of withdrawal id made in tx: every change passes here, so it is
+// also where the change is reported to the Observer.
+func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
 	var f any
 	if from != "" {
 		f = from
@@ -277,7 +279,7 @@ func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, rea
 		VALUES (?,?,?,?,?)`, id, f, to, reason, actor); err != nil {
 		return fmt.Errorf("history of %s: %w", id, err)
 	}
-	return nil
+	return s.observe(ctx, tx, id, from, to)
 }
 
 // HistoryEntry is one recorded transition.
