@@ -378,6 +378,7 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 		To:            v.to.Hex(),
 		Amount:        v.amount,
 		CorrelationID: rs.cid,
+		Traceparent:   queue.InjectTrace(ctx),
 	}
 	got, created, err := s.st.CreateWithdrawal(ctx, w, func(tx *sql.Tx) error {
 		return s.q.SendTx(ctx, tx, queue.TxRequest, env, queue.SendOptions{})

@@ -290,7 +290,8 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
-		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{}}
+		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{},
+			Tracer: telemetry.Tracer(a.TracerProvider, telemetry.ScopeSigner)}
 		gd := recovery.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Leases: a.Nonces, Chains: map[string]recovery.ChainDeps{}}
 		for _, ch := range a.Cfg.Chains {
 			// One fee estimator per chain, shared by signing and gap filling.

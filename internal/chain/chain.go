@@ -310,9 +310,11 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, call 
 	return nil
 }
 
-// do runs call on the first endpoint that can answer it, in a span of its own when tracing is on.
+// do runs call on the first endpoint that can answer it, in a span of its own when it is part of a
+// traced piece of work.
 func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) (err error) {
-	if c.tracer == nil {
+	if c.tracer == nil || !trace.SpanContextFromContext(ctx).IsValid() {
+		// Calls outside any traced work (gauges, polling) would each be a one-span trace: noise.
 		return c.failover(ctx, method, call)
 	}
 	ctx, span := c.tracer.Start(ctx, "rpc "+method, trace.WithSpanKind(trace.SpanKindClient),

@@ -33,7 +33,8 @@ func TestMetricsNameEndpointsAndFollowBreaker(t *testing.T) {
 	c := dial(t, []string{secretURL, node.URL}, 300*time.Millisecond, chain.WithBreaker(failures, openFor),
 		chain.WithMetrics(chain.NewMetrics(reg)), chain.WithTracer(tp.Tracer("test")))
 	bad, good := host(t, p.srv.URL), host(t, node.URL)
-	ctx := testCtx(t)
+	// Calls are spans only inside traced work.
+	ctx, root := tp.Tracer("test").Start(testCtx(t), "work")
 
 	breaker := func() float64 { return gaugeValue(t, reg, "sluice_rpc_breaker_state", bad) }
 	if b := breaker(); b != 0 {
@@ -75,9 +76,19 @@ func TestMetricsNameEndpointsAndFollowBreaker(t *testing.T) {
 	if strings.Contains(out, "SECRET") || strings.Contains(out, "http") {
 		t.Errorf("an endpoint label shows its URL:\n%s", out)
 	}
+	root.End()
+	if _, err := c.BlockNumber(testCtx(t)); err != nil { // untraced: no span
+		t.Fatal(err)
+	}
 	spans := exp.GetSpans()
-	if len(spans) < 6 || spans[0].Name != "rpc eth_chainId" && spans[0].Name != "rpc eth_blockNumber" {
-		t.Errorf("%d spans, first %q: want one per call", len(spans), spans[0].Name)
+	calls := 0
+	for _, s := range spans {
+		if s.Name == "rpc eth_blockNumber" && s.Parent.SpanID() == root.SpanContext().SpanID() {
+			calls++
+		}
+	}
+	if calls != failures+3+1 || len(spans) != calls+1 {
+		t.Errorf("%d call spans under the work's span (%d spans in all), want %d: one per traced call", calls, len(spans), failures+4)
 	}
 }
 

@@ -128,7 +128,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 // InTx runs fn in a transaction, committing when it returns nil. Deadlocks and lock wait timeouts
 // (which InnoDB resolves by rolling back one side) are retried a few times.
 func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	if s.tracer != nil {
+	if s.tracer != nil && trace.SpanContextFromContext(ctx).IsValid() { // alone, a transaction's span is noise
 		var span trace.Span
 		// fn keeps the caller's ctx (it captures it), so the statements it runs are not children of this
 		// span; the span times the whole transaction, retries included.

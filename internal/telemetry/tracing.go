@@ -15,10 +15,11 @@ import (
 
 // Instrumentation scope names of Sluice's tracers, one per package that makes spans.
 const (
-	ScopeAPI   = "github.com/sluice-custody/sluice/api"
-	ScopeQueue = "github.com/sluice-custody/sluice/internal/queue"
-	ScopeChain = "github.com/sluice-custody/sluice/internal/chain"
-	ScopeStore = "github.com/sluice-custody/sluice/internal/store"
+	ScopeAPI    = "github.com/sluice-custody/sluice/api"
+	ScopeQueue  = "github.com/sluice-custody/sluice/internal/queue"
+	ScopeChain  = "github.com/sluice-custody/sluice/internal/chain"
+	ScopeStore  = "github.com/sluice-custody/sluice/internal/store"
+	ScopeSigner = "github.com/sluice-custody/sluice/signer"
 )
 
 // OpenTracing builds the process's tracer provider from c: nil (tracing off) when c.Endpoint is
