@@ -59,17 +59,13 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 			Name: "sluice_monitor_reorgs_total",
 			Help: "Receipts at confirmation depth found in a block that was no longer canonical (a reorg the node had not caught up with), by chain.",
 		}, []string{"chain"}),
+		// Pipeline-wide families, defined in telemetry: the stage histogram is shared with the store's
+		// transitions observer.
 		stages: telemetry.StageSeconds(reg),
-		gas: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_gas_used_total",
-			Help: "Gas used by settled transactions (from their receipts), by chain and hot wallet.",
-		}, []string{"chain", "wallet"}),
-		fees: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_fees_paid_wei_total",
-			Help: "Fees paid by settled transactions (gasUsed × effectiveGasPrice, in wei), by chain and hot wallet.",
-		}, []string{"chain", "wallet"}),
+		gas:    telemetry.GasUsed(reg),
+		fees:   telemetry.FeesPaid(reg),
 	}
-	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs, m.gas, m.fees)
+	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs)
 	return m
 }
 

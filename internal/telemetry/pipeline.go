@@ -35,6 +35,27 @@ func StageSeconds(reg prometheus.Registerer) *prometheus.HistogramVec {
 	return registerOnce(reg, h)
 }
 
+// GasUsed is the process's sluice_gas_used_total{chain,wallet}, registered on reg the first time.
+func GasUsed(reg prometheus.Registerer) *prometheus.CounterVec {
+	return registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_gas_used_total",
+		Help: "Gas used by settled transactions (from their receipts), by chain and hot wallet.",
+	}, []string{"chain", "wallet"}))
+}
+
+// FeesPaid is the process's sluice_fees_paid_wei_total{chain,wallet}, registered on reg the first time.
+func FeesPaid(reg prometheus.Registerer) *prometheus.CounterVec {
+	return registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_fees_paid_wei_total",
+		Help: "Fees paid by settled transactions (gasUsed × effectiveGasPrice, in wei), by chain and hot wallet.",
+	}, []string{"chain", "wallet"}))
+}
+
+// Shared lists the pipeline-wide families a service's NewMetrics may register (through the functions
+// above) besides its own sluice_<service>_… ones: they describe a withdrawal or a wallet, not the
+// service, and are defined here only.
+var Shared = []string{"sluice_withdrawal_stage_seconds", "sluice_gas_used_total", "sluice_fees_paid_wei_total"}
+
 // registerOnce registers c on reg, or returns the equal collector registered before.
 func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if err := reg.Register(c); err != nil {
