@@ -80,7 +80,23 @@ func TestObserverSeesCommittedTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = rec.take()
-	if len(got) != 2 || got[0].From != store.Pending || got[0].To != store.Signing || got[1].To != store.Pending {
+	if len(got) != 2 || got[0].From != store.Pending || got[0].To != store.Signing || got[1].To != store.Pending ||
+		got[0].Chain != "local" || got[1].Asset != "POL" || !got[1].CreatedAt.Equal(w.CreatedAt) {
 		t.Fatalf("committed transitions reported as %+v", got)
+	}
+
+	// A transaction the store did not begin: its outcome is out of sight, so the change is reported
+	// when it is made, with its labels read inside that transaction.
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transition(ctx, tx, w.ID, store.Pending, store.Canceled, "t", store.ActorOperator, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	got = rec.take()
+	_ = tx.Commit()
+	if len(got) != 1 || got[0].To != store.Canceled || got[0].Chain != "local" || !got[0].CreatedAt.Equal(w.CreatedAt) {
+		t.Fatalf("transition in an outside transaction reported as %+v", got)
 	}
 }

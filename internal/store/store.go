@@ -36,20 +36,7 @@ type Store struct {
 	// pending holds the transitions made inside transactions InTx has not committed yet: they are
 	// reported once the transaction commits, and forgotten when it rolls back.
 	pendingMu sync.Mutex
-	pending   map[*sql.Tx][]Transitioned
-}
-
-// Transitioned is one committed withdrawal status change, as an Observer sees it. From is empty for a
-// withdrawal's acceptance (its first status, PENDING).
-type Transitioned struct {
-	Chain, Asset string
-	From, To     Status
-	CreatedAt    time.Time // when the API accepted the withdrawal
-}
-
-// Observer is told of every committed status change of a withdrawal: the one place metrics count them.
-type Observer interface {
-	Transitioned(t Transitioned)
+	pending   map[*sql.Tx][]noted
 }
 
 // Option instruments a Store.
@@ -159,66 +146,14 @@ func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.track(tx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		s.settle(tx, false)
+		s.settle(ctx, tx, false)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		s.settle(tx, false)
+		s.settle(ctx, tx, false)
 		return fmt.Errorf("commit: %w", err)
 	}
-	s.settle(tx, true)
-	return nil
-}
-
-// track starts collecting tx's transitions, to be reported when it commits.
-func (s *Store) track(tx *sql.Tx) {
-	if s.observer == nil {
-		return
-	}
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	if s.pending == nil {
-		s.pending = map[*sql.Tx][]Transitioned{}
-	}
-	s.pending[tx] = []Transitioned{}
-}
-
-// settle reports tx's transitions when it committed and forgets them either way.
-func (s *Store) settle(tx *sql.Tx, committed bool) {
-	if s.observer == nil {
-		return
-	}
-	s.pendingMu.Lock()
-	ts := s.pending[tx]
-	delete(s.pending, tx)
-	s.pendingMu.Unlock()
-	if committed {
-		for _, t := range ts {
-			s.observer.Transitioned(t)
-		}
-	}
-}
-
-// observe records a transition made in tx: reported at commit when InTx runs tx, at once otherwise
-// (a transaction the store did not begin, whose outcome it cannot see).
-func (s *Store) observe(ctx context.Context, tx *sql.Tx, id string, from, to Status) error {
-	if s.observer == nil {
-		return nil
-	}
-	t := Transitioned{From: from, To: to}
-	if err := tx.QueryRowContext(ctx, `SELECT chain, asset, created_at FROM withdrawals WHERE id = ?`, id).
-		Scan(&t.Chain, &t.Asset, &t.CreatedAt); err != nil {
-		return fmt.Errorf("withdrawal %s %s→%s: read labels: %w", id, from, to, err)
-	}
-	s.pendingMu.Lock()
-	ts, ok := s.pending[tx]
-	if ok {
-		s.pending[tx] = append(ts, t)
-	}
-	s.pendingMu.Unlock()
-	if !ok {
-		s.observer.Transitioned(t)
-	}
+	s.settle(ctx, tx, true)
 	return nil
 }
 

@@ -121,7 +121,8 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 		if err != nil {
 			return err
 		}
-		if err := s.addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
+		if err := s.addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI,
+			&Transitioned{Chain: w.Chain, Asset: w.Asset, CreatedAt: now}); err != nil {
 			return err
 		}
 		return enqueue(tx)
@@ -270,12 +271,12 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
 	}
-	return s.addHistory(ctx, tx, id, from, to, reason, actor)
+	return s.addHistory(ctx, tx, id, from, to, reason, actor, nil)
 }
 
 // addHistory records a status change of withdrawal id made in tx: every change passes here, so it is
-// also where the change is reported to the Observer.
-func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
+// also where the change is noted for the Observer (known: the withdrawal's labels, when at hand).
+func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor, known *Transitioned) error {
 	var f any
 	if from != "" {
 		f = from
@@ -284,7 +285,7 @@ func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, id string, from, to 
 		VALUES (?,?,?,?,?)`, id, f, to, reason, actor); err != nil {
 		return fmt.Errorf("history of %s: %w", id, err)
 	}
-	return s.observe(ctx, tx, id, from, to)
+	return s.note(ctx, tx, id, from, to, known)
 }
 
 // HistoryEntry is one recorded transition.

@@ -105,5 +105,8 @@ func (t *Transitions) Transitioned(c store.Transitioned) {
 	default:
 		return
 	}
+	if c.CreatedAt.IsZero() {
+		return // its labels could not be read: counted, not timed
+	}
 	t.stages.WithLabelValues(c.Chain, stage).Observe(max(t.now().Sub(c.CreatedAt), 0).Seconds())
 }
