@@ -142,7 +142,8 @@ func WithMetrics(m Metrics) Option {
 	}
 }
 
-// WithTracer makes a span of every call (its endpoint attempts and failovers included).
+// WithTracer makes a span of every call made inside traced work (one span per call; each endpoint
+// attempt, failovers included, is an event on it naming the endpoint).
 func WithTracer(t trace.Tracer) Option { return func(s *settings) { s.tracer = t } }
 
 // Dial makes a client for chain name (id chainID) over urls (http or https, tried in this order).
@@ -293,8 +294,13 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, call 
 		start := time.Now()
 		callErr = call(cctx)
 		c.met.Request(c.name, ep.name, method, time.Since(start))
+		outcome := "ok"
 		if callErr != nil && !errors.Is(callErr, ethereum.NotFound) {
-			c.met.Error(c.name, ep.name, string(txerr.Classify(callErr)))
+			outcome = string(txerr.Classify(callErr))
+			c.met.Error(c.name, ep.name, outcome)
+		}
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("rpc.attempt", trace.WithAttributes(attribute.String("endpoint", ep.name), attribute.String("outcome", outcome)))
 		}
 		if callErr != nil && ctx.Err() == nil && endpointFault(callErr) {
 			return nil, callErr

@@ -81,11 +81,23 @@ func TestMetricsNameEndpointsAndFollowBreaker(t *testing.T) {
 		t.Fatal(err)
 	}
 	spans := exp.GetSpans()
-	calls := 0
+	calls, failovers := 0, 0
 	for _, s := range spans {
 		if s.Name == "rpc eth_blockNumber" && s.Parent.SpanID() == root.SpanContext().SpanID() {
 			calls++
 		}
+		for _, e := range s.Events {
+			attrs := map[string]string{}
+			for _, a := range e.Attributes {
+				attrs[string(a.Key)] = a.Value.Emit()
+			}
+			if e.Name == "rpc.attempt" && attrs["endpoint"] == bad && attrs["outcome"] == "NETWORK" {
+				failovers++
+			}
+		}
+	}
+	if failovers != failures {
+		t.Errorf("%d failed attempts on %s recorded as span events, want %d", failovers, bad, failures)
 	}
 	if calls != failures+3+1 || len(spans) != calls+1 {
 		t.Errorf("%d call spans under the work's span (%d spans in all), want %d: one per traced call", calls, len(spans), failures+4)
