@@ -21,6 +21,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -63,6 +67,9 @@ type Deps struct {
 	RateBurst int
 	// AuthTTL is how long a known API key is cached (default 10s): disabling a key takes that long to bite.
 	AuthTTL time.Duration
+	// Tracer, when set, makes a span of every request (a child of the caller's traceparent header when
+	// it sends one); the withdrawal's queue message carries it on to the signer.
+	Tracer trace.Tracer
 }
 
 // Server is the API server.
@@ -73,6 +80,7 @@ type Server struct {
 	log    *slog.Logger
 	ready  func(context.Context) error
 	met    Metrics
+	tracer trace.Tracer // nil: requests are not traced
 	auth   *authCache
 	limits *rateLimiter
 	chains map[string]*chainInfo
@@ -122,6 +130,7 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 		log:    log,
 		ready:  d.Ready,
 		met:    m,
+		tracer: d.Tracer,
 		auth:   newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
 		limits: &rateLimiter{rate: rate, burst: burst},
 	}
@@ -253,11 +262,20 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set(HeaderCorrelationID, cid)
 		rs := &reqState{cid: cid, log: s.log.With("correlation_id", cid)}
 		c.Set(stateKey, rs)
+		span := s.startSpan(c, cid)
 		defer func() {
 			if p := recover(); p != nil {
 				c.Error(fmt.Errorf("panic: %v", p))
 			}
 			s.finish(c, rs, start)
+			if span != nil {
+				status := c.Response().Status
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+				if status >= 500 {
+					span.SetStatus(codes.Error, http.StatusText(status))
+				}
+				span.End()
+			}
 			err = nil
 		}()
 		if herr := next(c); herr != nil {
@@ -265,6 +283,25 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// startSpan starts the request's span, under the caller's trace when it sent a traceparent, and puts it
+// in the request's context; nil when tracing is off or for probes and scrapes.
+func (s *Server) startSpan(c echo.Context, cid string) trace.Span {
+	route := c.Path()
+	if s.tracer == nil || route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		return nil
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	req := c.Request()
+	ctx := propagation.TraceContext{}.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+	ctx, span := s.tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", route),
+			attribute.String("correlation_id", cid)))
+	c.SetRequest(req.WithContext(ctx))
+	return span
 }
 
 func (s *Server) finish(c echo.Context, rs *reqState, start time.Time) {

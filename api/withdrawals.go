@@ -363,11 +363,11 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("message id: %w", err)
 	}
-	env, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, msgID.String(), rs.cid, queue.WithdrawalRequested{WithdrawalID: id.String()})
+	ctx := c.Request().Context()
+	env, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, msgID.String(), rs.cid, queue.WithdrawalRequested{WithdrawalID: id.String()})
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
 	w := &store.Withdrawal{
 		ID:            id.String(),
 		ClientID:      rs.client.ID,
@@ -378,6 +378,7 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 		To:            v.to.Hex(),
 		Amount:        v.amount,
 		CorrelationID: rs.cid,
+		Traceparent:   queue.InjectTrace(ctx),
 	}
 	got, created, err := s.st.CreateWithdrawal(ctx, w, func(tx *sql.Tx) error {
 		return s.q.SendTx(ctx, tx, queue.TxRequest, env, queue.SendOptions{})

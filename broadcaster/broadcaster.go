@@ -176,7 +176,7 @@ func (b *Broadcaster) requestRefee(ctx context.Context, log *slog.Logger, st *st
 	if tip, ok := txerr.MinTipNeeded(refusal); ok {
 		p.MinTipCap = tip.String()
 	}
-	body, err := queue.NewEnvelope(queue.TypeTxRefeeRequested, queue.NewID(), st.CorrelationID, p)
+	body, err := queue.NewEnvelope(ctx, queue.TypeTxRefeeRequested, queue.NewID(), st.CorrelationID, p)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (b *Broadcaster) markBroadcasted(ctx context.Context, st *store.SentTx, cor
 			}
 			moved = append(moved, w)
 		}
-		body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), correlationID,
+		body, err := queue.NewEnvelope(ctx, queue.TypeTxBroadcasted, queue.NewID(), correlationID,
 			queue.TxBroadcasted{SentTxID: st.ID, Chain: st.Chain, Hash: st.Hash})
 		if err != nil {
 			return err

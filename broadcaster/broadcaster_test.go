@@ -134,7 +134,7 @@ func TestOutOfOrderMessageSendsLowerNoncesFirst(t *testing.T) {
 // signedMessage builds the signed-tx message the signer sends for w.
 func signedMessage(t *testing.T, w *store.Withdrawal) queue.Message {
 	t.Helper()
-	body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), w.CorrelationID, queue.TxSigned{SentTxID: *w.SentTxID, Chain: w.Chain})
+	body, err := queue.NewEnvelope(t.Context(), queue.TypeTxSigned, queue.NewID(), w.CorrelationID, queue.TxSigned{SentTxID: *w.SentTxID, Chain: w.Chain})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package monitor
 
 import (
+	"math/big"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-custody/sluice/internal/telemetry"
 )
 
 // Metrics is what the monitor reports. Labels are bounded: chain, asset, error type.
@@ -14,6 +17,12 @@ type Metrics interface {
 	Failed(chain, asset, typ string)
 	// Reorg counts a receipt at depth whose block was no longer canonical.
 	Reorg(chain string)
+	// Mined observes a settled withdrawal's time from acceptance to its transaction's block time
+	// (sluice_withdrawal_stage_seconds{stage="mined"}).
+	Mined(chain string, sinceAccepted time.Duration)
+	// Paid counts the gas and fee (gasUsed × effectiveGasPrice, in wei) of a settled transaction of
+	// wallet, a configured hot wallet.
+	Paid(chain, wallet string, gasUsed uint64, feeWei *big.Int)
 }
 
 // confirmBuckets span a fast test chain's seconds to a slow chain's deep confirmations (Polygon's
@@ -25,6 +34,9 @@ type promMetrics struct {
 	failed    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	reorgs    *prometheus.CounterVec
+	stages    *prometheus.HistogramVec
+	gas       *prometheus.CounterVec
+	fees      *prometheus.CounterVec
 }
 
 // NewMetrics registers the monitor's collectors (sluice_monitor_…) on reg.
@@ -47,6 +59,11 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 			Name: "sluice_monitor_reorgs_total",
 			Help: "Receipts at confirmation depth found in a block that was no longer canonical (a reorg the node had not caught up with), by chain.",
 		}, []string{"chain"}),
+		// Pipeline-wide families, defined in telemetry: the stage histogram is shared with the store's
+		// transitions observer.
+		stages: telemetry.StageSeconds(reg),
+		gas:    telemetry.GasUsed(reg),
+		fees:   telemetry.FeesPaid(reg),
 	}
 	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs)
 	return m
@@ -63,6 +80,16 @@ func (m *promMetrics) Failed(chain, asset, typ string) {
 
 func (m *promMetrics) Reorg(chain string) { m.reorgs.WithLabelValues(chain).Inc() }
 
+func (m *promMetrics) Mined(chain string, sinceAccepted time.Duration) {
+	m.stages.WithLabelValues(chain, telemetry.StageMined).Observe(max(sinceAccepted, 0).Seconds())
+}
+
+func (m *promMetrics) Paid(chain, wallet string, gasUsed uint64, feeWei *big.Int) {
+	m.gas.WithLabelValues(chain, wallet).Add(float64(gasUsed))
+	f, _ := new(big.Float).SetInt(feeWei).Float64()
+	m.fees.WithLabelValues(chain, wallet).Add(f)
+}
+
 // NopMetrics reports nothing, for tests.
 func NopMetrics() Metrics { return nopMetrics{} }
 
@@ -71,3 +98,5 @@ type nopMetrics struct{}
 func (nopMetrics) Confirmed(string, string, time.Duration) {}
 func (nopMetrics) Failed(string, string, string)           {}
 func (nopMetrics) Reorg(string)                            {}
+func (nopMetrics) Mined(string, time.Duration)             {}
+func (nopMetrics) Paid(string, string, uint64, *big.Int)   {}

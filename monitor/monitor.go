@@ -119,7 +119,7 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 		log.Warn("receipt block is no longer canonical; waiting", "block", v.receipt.BlockNumber.Uint64())
 		return mo.later(ctx, env, p, v.delay)
 	}
-	if err := mo.settle(ctx, cd, st, v.receipt); err != nil {
+	if err := mo.settle(ctx, cd, st, v.receipt, v.minedAt); err != nil {
 		return err
 	}
 	log.Info("settled", "tx_hash", v.receipt.TxHash.Hex(), "block", v.receipt.BlockNumber.Uint64(), "status", v.receipt.Status,
@@ -151,6 +151,7 @@ func (a action) String() string {
 type verdict struct {
 	action  action
 	receipt *types.Receipt // of the attempt found; nil for resendAndWait
+	minedAt time.Time      // the receipt's block time; set for settle
 	confs   uint64
 	delay   time.Duration // when to look again; zero for settle
 }
@@ -194,7 +195,7 @@ func decide(ctx context.Context, c Chain, hashes []string, confirmations uint64,
 	if h.Hash() != rcpt.BlockHash {
 		return verdict{action: waitReorg, receipt: rcpt, confs: confs, delay: blockTime}, nil
 	}
-	return verdict{action: settle, receipt: rcpt, confs: confs}, nil
+	return verdict{action: settle, receipt: rcpt, minedAt: time.Unix(int64(h.Time), 0), confs: confs}, nil
 }
 
 // resend puts the recorded raw tx back to the node: harmless when it is still pooled (same hash), and
@@ -214,23 +215,24 @@ func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
 // then deleted by the consumer.
 func (mo *Monitor) later(ctx context.Context, env queue.Envelope, p queue.TxBroadcasted, d time.Duration) error {
 	d = min(max(d, time.Second), maxDelay)
-	body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), env.CorrelationID, p)
+	body, err := queue.NewEnvelope(ctx, queue.TypeTxBroadcasted, queue.NewID(), env.CorrelationID, p)
 	if err != nil {
 		return err
 	}
 	return mo.queue.Send(ctx, queue.TxMonitor, body, queue.SendOptions{Delay: d})
 }
 
-func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r *types.Receipt) error {
+func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r *types.Receipt, minedAt time.Time) error {
 	rec := store.Receipt{Hash: r.TxHash.Hex(), BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
 		Status: int(r.Status), GasUsed: r.GasUsed}
 	ok := r.Status == types.ReceiptStatusSuccessful
 	var (
-		retry []*store.Withdrawal // returned to PENDING: asked for again once committed
-		done  []settled           // counted once committed
+		retry    []*store.Withdrawal // returned to PENDING: asked for again once committed
+		done     []settled           // counted once committed
+		finished bool                // this delivery settled the transaction (its fee is counted once)
 	)
 	err := mo.store.InTx(ctx, func(tx *sql.Tx) error {
-		retry, done = retry[:0], done[:0] // the transaction may be retried after a deadlock
+		retry, done, finished = retry[:0], done[:0], false // the transaction may be retried after a deadlock
 		status := store.TxConfirmed
 		if !ok {
 			status = store.TxFailed
@@ -241,6 +243,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			}
 			return err
 		}
+		finished = true
 		ws, err := mo.store.WithdrawalsBySentTx(ctx, tx, st.ID)
 		if err != nil {
 			return err
@@ -310,7 +313,15 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 		return err
 	}
 	now := time.Now()
+	if finished {
+		fee := new(big.Int)
+		if r.EffectiveGasPrice != nil {
+			fee.Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice)
+		}
+		mo.met.Paid(st.Chain, st.From, r.GasUsed, fee)
+	}
 	for _, d := range done {
+		mo.met.Mined(d.w.Chain, minedAt.Sub(d.w.CreatedAt))
 		if d.status == store.Confirmed {
 			mo.met.Confirmed(d.w.Chain, d.w.Asset, now.Sub(d.w.CreatedAt))
 		} else {
@@ -319,7 +330,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 	}
 	for _, w := range retry {
 		// The batcher finds PENDING withdrawals in the database; the message serves a signer without one.
-		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+		body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 		if err == nil {
 			err = mo.queue.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
 		}

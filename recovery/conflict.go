@@ -300,7 +300,7 @@ func (r *ConflictResolver) Apply(ctx context.Context, st *store.SentTx, f Findin
 			if err := r.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorRecovery); err != nil {
 				return err
 			}
-			body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+			body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package recovery_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"math/big"
@@ -171,7 +172,7 @@ func TestForeignTransactionAtOurNonce(t *testing.T) {
 	if err := e.Store.UnfreezeWallet(e.Ctx, "local", e.Hot.Address.Hex(), "ops@example", "again"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second unfreeze: %v, want ErrNotFound", err)
 	}
-	body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+	body, err := queue.NewEnvelope(context.Background(), queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

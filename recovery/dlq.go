@@ -317,7 +317,7 @@ func (dr *Drainer) sentTx(ctx context.Context, d *dead, id int64) error {
 		if tip, ok := txerr.MinTipNeeded(errors.New(d.errMsg)); ok {
 			p.MinTipCap = tip.String()
 		}
-		refee, err := queue.NewEnvelope(queue.TypeTxRefeeRequested, "refee-"+d.m.ID, st.CorrelationID, p)
+		refee, err := queue.NewEnvelope(ctx, queue.TypeTxRefeeRequested, "refee-"+d.m.ID, st.CorrelationID, p)
 		if err != nil {
 			return err
 		}
@@ -355,7 +355,7 @@ func (dr *Drainer) nonceTaken(ctx context.Context, d *dead, st *store.SentTx) er
 	}
 	switch f.Verdict {
 	case OursMined:
-		body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, "settle-"+d.m.ID, st.CorrelationID,
+		body, err := queue.NewEnvelope(ctx, queue.TypeTxBroadcasted, "settle-"+d.m.ID, st.CorrelationID,
 			queue.TxBroadcasted{SentTxID: st.ID, Chain: st.Chain, Hash: f.Hash})
 		if err != nil {
 			return err

@@ -138,7 +138,7 @@ func TestDLQDrainOnBothBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			group := queue.GroupID("local", sent.From)
-			body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), "c", queue.TxSigned{SentTxID: sent.ID, Chain: "local", From: sent.From, Hash: sent.Hash})
+			body, err := queue.NewEnvelope(context.Background(), queue.TypeTxSigned, queue.NewID(), "c", queue.TxSigned{SentTxID: sent.ID, Chain: "local", From: sent.From, Hash: sent.Hash})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func TestDLQDrainOnBothBackends(t *testing.T) {
 				Chain: "local", Asset: "POL", To: from.Hex(), Amount: big.NewInt(1), CorrelationID: "c"}, func(*sql.Tx) error { return nil }); err != nil {
 				t.Fatal(err)
 			}
-			req, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), "c", queue.WithdrawalRequested{WithdrawalID: wid})
+			req, err := queue.NewEnvelope(context.Background(), queue.TypeWithdrawalRequested, queue.NewID(), "c", queue.WithdrawalRequested{WithdrawalID: wid})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -305,7 +305,7 @@ func TestDLQDrainByClass(t *testing.T) {
 			name: "moved by the backend without a verdict: redriven", want: recovery.ActionRedrive,
 			setup: func(e *drainEnv) setup {
 				w, _ := signed(e)
-				body, err := queue.NewEnvelope(queue.TypeTxBroadcasted, queue.NewID(), "c", queue.TxBroadcasted{SentTxID: *w.SentTxID, Chain: "local", Hash: w.TxHash})
+				body, err := queue.NewEnvelope(context.Background(), queue.TypeTxBroadcasted, queue.NewID(), "c", queue.TxBroadcasted{SentTxID: *w.SentTxID, Chain: "local", Hash: w.TxHash})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/contracts/bindings"
 	"github.com/sluice-custody/sluice/internal/config"
@@ -202,6 +204,8 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
+	ctx, end := s.traceClaim(ctx, ws)
+	defer end()
 	n, err := s.signGroup(ctx, log, cd, asset, ws)
 	if err != nil {
 		// Nothing was recorded for the withdrawals still SIGNING: give them back at once.
@@ -213,10 +217,42 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 // claimAndSingle claims withdrawals and signs each on its own.
 func (s *Signer) claimAndSingle(ctx context.Context, log *slog.Logger, cd ChainDeps, assetSym string, limit int) (int, error) {
 	ws, err := s.store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, store.ActorSigner)
-	if err != nil {
+	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
+	ctx, end := s.traceClaim(ctx, ws)
+	defer end()
 	return s.singles(ctx, log, ws)
+}
+
+// traceClaim starts the span of signing claimed withdrawals: in the trace of the first (so a batch
+// transaction's broadcast and monitoring, which carry this span's context on, stay in a withdrawal's
+// trace), linked to the traces of the others. A no-op when tracing is off.
+func (s *Signer) traceClaim(ctx context.Context, ws []*store.Withdrawal) (context.Context, func()) {
+	if s.tracer == nil || len(ws) == 0 {
+		return ctx, func() {}
+	}
+	var links []trace.Link
+	for _, w := range ws[1:] {
+		if sc := trace.SpanContextFromContext(queue.ExtractTrace(context.Background(), w.Traceparent)); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("withdrawal.id", w.ID)}})
+		}
+	}
+	ctx, span := s.tracer.Start(queue.ExtractTrace(ctx, ws[0].Traceparent), "sign claimed",
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("withdrawals", len(ws)),
+			attribute.String("chain", ws[0].Chain), attribute.String("asset", ws[0].Asset)))
+	return ctx, func() { span.End() }
+}
+
+// traceOne starts the span of signing w on its own, in w's trace and linked to the claim's span.
+func (s *Signer) traceOne(ctx context.Context, w *store.Withdrawal) (context.Context, func()) {
+	if s.tracer == nil {
+		return ctx, func() {}
+	}
+	claim := trace.SpanContextFromContext(ctx)
+	ctx, span := s.tracer.Start(queue.ExtractTrace(ctx, w.Traceparent), "sign withdrawal",
+		trace.WithLinks(trace.Link{SpanContext: claim}), trace.WithAttributes(attribute.String("withdrawal.id", w.ID)))
+	return ctx, func() { span.End() }
 }
 
 // singles signs each withdrawal with its own transaction (the tx-request path).
@@ -233,6 +269,8 @@ func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.With
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			ctx, end := s.traceOne(ctx, w)
+			defer end()
 			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, "")
 			if err != nil {
 				if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {

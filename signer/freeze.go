@@ -66,7 +66,7 @@ func (s *Signer) holdFrozen(ctx context.Context, log *slog.Logger, w *store.With
 	} else if err := s.store.NoteWaiting(ctx, w.Chain, w.ID, reason, store.ActorSigner); err != nil {
 		return err
 	}
-	body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), correlationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+	body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), correlationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/config"
@@ -55,6 +56,9 @@ type Deps struct {
 	Keys   Keys
 	Nonces Nonces
 	Chains map[string]ChainDeps
+	// Tracer, when set, traces the batcher's work under the traces of the withdrawals it claims (their
+	// Traceparent); the consumer's work is traced by the consumer. Optional.
+	Tracer trace.Tracer
 }
 
 // Signer consumes tx-request.
@@ -65,6 +69,7 @@ type Signer struct {
 	send   *txsend.Sender
 	log    *slog.Logger
 	m      Metrics
+	tracer trace.Tracer // nil: the batcher's work is not traced
 
 	batcher batcherState
 }
@@ -90,7 +95,7 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer: %w", err)
 	}
-	return &Signer{store: d.Store, queue: d.Queue, chains: chains, send: send, log: log, m: m}, nil
+	return &Signer{store: d.Store, queue: d.Queue, chains: chains, send: send, log: log, m: m, tracer: d.Tracer}, nil
 }
 
 // gasMargin is the extra gas limit over an estimate, in percent: estimates can move with state
@@ -175,7 +180,7 @@ const retryLaterDelay = time.Minute
 // retryLater moves w back to PENDING with the reason and queues a fresh, delayed request for it, in one
 // transaction.
 func (s *Signer) retryLater(ctx context.Context, w *store.Withdrawal, env queue.Envelope, cause error) error {
-	body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
+	body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 	if err != nil {
 		return err
 	}

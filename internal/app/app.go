@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/api"
 	"github.com/sluice-custody/sluice/broadcaster"
@@ -30,6 +31,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
 	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/telemetry"
 	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/signer"
 )
@@ -57,11 +59,27 @@ type App struct {
 	metrics      map[string]any // service name → its Metrics, registered once per process
 	hub          *alert.Hub     // the process's alert notifier, made by Alerts on first use
 	hubState
+
+	// TracerProvider makes the process's spans; nil when tracing is off (tracing.endpoint empty).
+	TracerProvider trace.TracerProvider
+	closeTracing   func(context.Context) error // flushes the provider Open made; nil otherwise
+}
+
+// Option changes how Open builds an App.
+type Option func(*App)
+
+// WithTracerProvider makes the App trace with tp instead of the provider tracing.endpoint configures
+// (tests hand in one with an in-memory exporter). The caller shuts tp down.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(a *App) { a.TracerProvider = tp }
 }
 
 // Open connects to everything cfg names. Keys are opened only for services that sign.
-func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Chains: map[string]*chain.Client{}, Registry: NewRegistry(), metrics: map[string]any{}}
+	for _, o := range opts {
+		o(a)
+	}
 	a.queueMetrics = queue.NewMetrics(a.Registry)
 	ok := false
 	defer func() {
@@ -69,8 +87,19 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 			a.Close()
 		}
 	}()
+	if a.TracerProvider == nil {
+		tp, err := telemetry.OpenTracing(ctx, cfg.Tracing)
+		if err != nil {
+			return nil, err
+		}
+		if tp != nil {
+			a.TracerProvider, a.closeTracing = tp, tp.Shutdown
+		}
+	}
 	var err error
-	if a.Store, err = store.Open(ctx, cfg.Database.DSN, cfg.Database.MaxOpenConns); err != nil {
+	if a.Store, err = store.Open(ctx, cfg.Database.DSN, cfg.Database.MaxOpenConns,
+		store.WithObserver(telemetry.NewTransitions(a.Registry)),
+		store.WithTracer(telemetry.Tracer(a.TracerProvider, telemetry.ScopeStore))); err != nil {
 		return nil, err
 	}
 	switch cfg.Queue.Backend {
@@ -96,8 +125,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	a.Redis = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 		DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
 	a.Nonces = nonce.New(a.Redis)
+	rpcMetrics := chain.NewMetrics(a.Registry) // one for every chain: the chain is a label
 	for _, ch := range cfg.Chains {
-		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration, chain.WithLogger(log))
+		c, err := chain.Dial(ctx, ch.Name, ch.ChainID, ch.RPC, ch.RPCTimeout.Duration, chain.WithLogger(log),
+			chain.WithMetrics(rpcMetrics), chain.WithTracer(telemetry.Tracer(a.TracerProvider, telemetry.ScopeChain)))
 		if err != nil {
 			return nil, err
 		}
@@ -135,6 +166,13 @@ func (a *App) Close() {
 	}
 	if a.Store != nil {
 		a.Store.Close()
+	}
+	if a.closeTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.closeTracing(ctx); err != nil {
+			a.Log.Warn("flush traces", "err", err)
+		}
 	}
 }
 
@@ -210,6 +248,7 @@ func (a *App) consumer(name, queueName string, h queue.Handler) (service.Worker,
 		Concurrency: a.Cfg.Services[name].Concurrency,
 		Visibility:  a.Cfg.Queue.VisibilityTimeout.Duration,
 		Wait:        a.Cfg.Queue.WaitTime.Duration,
+		Tracer:      telemetry.Tracer(a.TracerProvider, telemetry.ScopeQueue),
 	}, a.Log.With("service", name), a.queueMetrics)
 	if err != nil {
 		return nil, err
@@ -245,7 +284,8 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	switch name {
 	case "api":
 		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry,
-			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
+			Ready:  func(ctx context.Context) error { return service.Ready(ctx, a.checks()) },
+			Tracer: telemetry.Tracer(a.TracerProvider, telemetry.ScopeAPI)},
 			log, metricsOf(a, name, api.NewMetrics))
 		if err != nil {
 			return nil, err
@@ -256,7 +296,8 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
-		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{}}
+		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{},
+			Tracer: telemetry.Tracer(a.TracerProvider, telemetry.ScopeSigner)}
 		for _, ch := range a.Cfg.Chains {
 			cd, err := chain.WithFees(chain.Deps[signer.Chain]{Config: ch, Client: a.Chains[ch.Name]})
 			if err != nil {
@@ -304,9 +345,37 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []service.Worker{c}, nil
+		g, err := a.gauges(log)
+		if err != nil {
+			return nil, err
+		}
+		return []service.Worker{c, g.Run}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q", name)
+}
+
+// gauges builds the worker that reads queue depths, wallet balances and nonce lags into their gauges.
+// The monitor runs it: it needs no key, and one process type exporting them keeps each series single.
+func (a *App) gauges(log *slog.Logger) (*telemetry.Gauges, error) {
+	insp, ok := a.Queue.(queue.Inspector)
+	if !ok {
+		return nil, fmt.Errorf("queue backend %s cannot report queue depths", a.Cfg.Queue.Backend)
+	}
+	d := telemetry.GaugeDeps{Queue: insp, Nonces: a.Nonces, Interval: a.Cfg.Metrics.GaugeInterval.Duration}
+	for _, ch := range a.Cfg.Chains {
+		d.Chains = append(d.Chains, telemetry.GaugeChain{Config: ch, Node: a.Chains[ch.Name]})
+	}
+	// Made once per process (a monitor built again reuses it): its gauges are registered once.
+	var err error
+	g := metricsOf(a, "gauges", func(reg prometheus.Registerer) *telemetry.Gauges {
+		g, gerr := telemetry.NewGauges(d, log, reg)
+		err = gerr
+		return g
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // CheckAPIKey refuses keys short enough to guess (the bootstrap key here and `sluice dev`'s).

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devmode"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
@@ -80,6 +81,8 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	if err := st.App.Queue.Setup(ctx); err != nil {
 		t.Fatalf("queue setup: %v", err)
 	}
+	// The gauges are read often enough to be seen within the run.
+	st.Config.Metrics.GaugeInterval = config.Duration{Duration: 200 * time.Millisecond}
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, len(app.Services))
 	running := 0
@@ -234,6 +237,13 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 		perAsset[p.w.Asset]++
 	}
 	checkCounters(t, metricsURL, split, perAsset, float64(recorded))
+	urls := []string{st.APIURL + "/metrics"} // the API's process (all of them when not split)
+	if split {
+		for _, name := range pipeline {
+			urls = append(urls, metricsURL[name])
+		}
+	}
+	checkPipelineMetrics(t, ctx, st, urls, metricsURL["monitor"], q.Backend, len(all))
 	for _, a := range keyless {
 		if a.Keys != nil {
 			t.Errorf("a broadcaster or monitor process holds a key source: %v", a.Keys)
@@ -311,6 +321,151 @@ func checkCounters(t *testing.T, metricsURL map[string]string, split bool, perAs
 			}
 		}
 	}
+}
+
+// checkPipelineMetrics checks the pipeline-wide metrics against the database and the chain: the
+// transitions counter matches the withdrawals' history row for row, every stage was timed once per
+// withdrawal, the queue, DLQ, wallet and nonce gauges exist with sane values, the RPC counters name
+// their endpoint without its URL, and gas and fees were counted for the hot wallet. urls are every
+// process's /metrics (summed); monitorURL is the process that runs the gauge worker.
+func checkPipelineMetrics(t *testing.T, ctx context.Context, st *devmode.Stack, urls []string, monitorURL, backend string, n int) {
+	t.Helper()
+	type key struct{ from, to string }
+	history := map[key]float64{}
+	rows, err := st.App.Store.DB.QueryContext(ctx, `SELECT COALESCE(from_status, ''), to_status, COUNT(*) FROM withdrawal_history GROUP BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k key
+		var c float64
+		if err := rows.Scan(&k.from, &k.to, &c); err != nil {
+			t.Fatal(err)
+		}
+		history[k] = c
+	}
+	rows.Close()
+	if history[key{"BROADCASTED", "CONFIRMED"}] != float64(n) || history[key{"", "PENDING"}] != float64(n) {
+		t.Fatalf("history %v: want %d accepted and %d confirmed", history, n, n)
+	}
+	hot := st.HotWallet.Hex()
+	var problems []string
+	// A transition is counted right after its commit; the last ones may trail the API's answer a little.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		problems = problems[:0]
+		bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+		all := map[string]float64{}
+		for _, u := range urls {
+			for series, v := range scrape(t, u) {
+				all[series] += v
+			}
+		}
+		mon := scrape(t, monitorURL)
+		counted := map[key]float64{}
+		stages := map[string]float64{}
+		for series, v := range all {
+			name, labels := parseSeries(series)
+			switch name {
+			case "sluice_withdrawal_transitions_total":
+				if labels["chain"] != "local" || (labels["asset"] != devmode.Native && labels["asset"] != devmode.Token) {
+					bad("%s: unexpected labels", series)
+				}
+				counted[key{labels["from"], labels["to"]}] += v
+			case "sluice_withdrawal_stage_seconds_count":
+				stages[labels["stage"]] += v
+			case "sluice_rpc_requests_total", "sluice_rpc_errors_total", "sluice_rpc_latency_seconds_count", "sluice_rpc_breaker_state":
+				if labels["endpoint"] == "" || strings.Contains(labels["endpoint"], "http") || strings.Contains(labels["endpoint"], "/") {
+					bad("%s: endpoint label is not a bare name", series)
+				}
+			}
+		}
+		for k, c := range history {
+			if counted[k] != c {
+				bad("transitions %q→%q counted %v, history has %v", k.from, k.to, counted[k], c)
+			}
+		}
+		for k, c := range counted {
+			if _, ok := history[k]; !ok {
+				bad("transitions %q→%q counted %v, history has none", k.from, k.to, c)
+			}
+		}
+		wantStages := map[string]float64{"signed": history[key{"SIGNING", "SIGNED"}], "broadcast": history[key{"SIGNED", "BROADCASTED"}],
+			"mined": float64(n), "confirmed": float64(n)}
+		for stage, want := range wantStages {
+			if stages[stage] != want {
+				bad("stage %s timed %v times, want %v", stage, stages[stage], want)
+			}
+		}
+		var rpc, breakers float64
+		for series, v := range all {
+			if strings.HasPrefix(series, `sluice_rpc_requests_total{chain="local",`) {
+				rpc += v
+			}
+			if strings.HasPrefix(series, `sluice_rpc_breaker_state{chain="local",`) {
+				breakers++
+				if v != 0 {
+					bad("%s = %v, want 0 (closed)", series, v)
+				}
+			}
+		}
+		if rpc == 0 || breakers == 0 {
+			bad("sluice_rpc_requests_total for chain local sum to %v, %v breaker gauges: want both > 0", rpc, breakers)
+		}
+		wl := fmt.Sprintf(`{chain="local",wallet=%q}`, hot)
+		if all["sluice_gas_used_total"+wl] <= 0 || all["sluice_fees_paid_wei_total"+wl] <= 0 {
+			bad("gas %v, fees %v for the hot wallet: want both > 0", all["sluice_gas_used_total"+wl], all["sluice_fees_paid_wei_total"+wl])
+		}
+		for _, q := range queue.AllQueues() {
+			d, ok := mon[fmt.Sprintf(`sluice_queue_depth{queue=%q}`, q)]
+			if !ok || d < 0 {
+				bad("sluice_queue_depth of %s: %v (exposed %v)", q, d, ok)
+			}
+			if backend == "mysql" {
+				if a, ok := mon[fmt.Sprintf(`sluice_queue_oldest_age_seconds{queue=%q}`, q)]; !ok || a < 0 {
+					bad("sluice_queue_oldest_age_seconds of %s: %v (exposed %v)", q, a, ok)
+				}
+			}
+		}
+		for _, q := range queue.WorkQueues {
+			if d, ok := mon[fmt.Sprintf(`sluice_dlq_depth{queue=%q}`, queue.DLQFor(q))]; !ok || d != 0 {
+				bad("sluice_dlq_depth of %s: %v (exposed %v), want 0", queue.DLQFor(q), d, ok)
+			}
+		}
+		for _, asset := range []string{devmode.Native, devmode.Token} {
+			if b, ok := mon[fmt.Sprintf(`sluice_wallet_balance{asset=%q,chain="local",wallet=%q}`, asset, hot)]; !ok || b <= 0 {
+				bad("sluice_wallet_balance of %s: %v (exposed %v), want > 0", asset, b, ok)
+			}
+		}
+		for _, kind := range []string{"pending_minus_latest", "redis_minus_chain"} {
+			if v, ok := mon[fmt.Sprintf(`sluice_nonce_lag{chain="local",kind=%q,wallet=%q}`, kind, hot)]; !ok || v < 0 {
+				bad("sluice_nonce_lag %s: %v (exposed %v)", kind, v, ok)
+			}
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			t.Logf("transitions %v; stages timed %v; %v RPC requests; gas %v, fees %v wei", counted, stages, rpc,
+				all["sluice_gas_used_total"+wl], all["sluice_fees_paid_wei_total"+wl])
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// parseSeries splits an exposed series into its name and labels (values without escapes, as ours are).
+func parseSeries(series string) (string, map[string]string) {
+	name, rest, ok := strings.Cut(series, "{")
+	labels := map[string]string{}
+	if !ok {
+		return name, labels
+	}
+	for _, kv := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		labels[k] = strings.Trim(v, `"`)
+	}
+	return name, labels
 }
 
 // scrape reads a Prometheus text exposition into series → value, a series written as exposed:

@@ -41,6 +41,9 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/sony/gobreaker"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
@@ -64,6 +67,8 @@ type Client struct {
 	rounds  int
 	eps     []*endpoint
 	log     *slog.Logger
+	met     Metrics
+	tracer  trace.Tracer // nil: calls are not traced
 	// transport is the connection pool Dial made, closed with the client; nil when the caller passed
 	// its own HTTP client.
 	transport *http.Transport
@@ -72,6 +77,7 @@ type Client struct {
 type endpoint struct {
 	index int
 	label string // scheme://host: safe to print
+	name  string // host[:port] (#index when two share it): the metrics label, never the URL
 	url   string // may hold an API key: never printed
 	// secrets are the parts of url that errors must not show.
 	secrets []replacement
@@ -89,6 +95,8 @@ type settings struct {
 	rounds   int
 	http     *http.Client
 	log      *slog.Logger
+	met      Metrics
+	tracer   trace.Tracer
 }
 
 // Option configures Dial.
@@ -125,6 +133,19 @@ func WithRounds(n int) Option {
 // WithLogger sets where breaker state changes and endpoint problems are logged (slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
+// WithMetrics reports every request, error, latency and breaker state to m (NewMetrics).
+func WithMetrics(m Metrics) Option {
+	return func(s *settings) {
+		if m != nil {
+			s.met = m
+		}
+	}
+}
+
+// WithTracer makes a span of every call made inside traced work (one span per call; each endpoint
+// attempt, failovers included, is an event on it naming the endpoint).
+func WithTracer(t trace.Tracer) Option { return func(s *settings) { s.tracer = t } }
+
 // Dial makes a client for chain name (id chainID) over urls (http or https, tried in this order).
 // timeout bounds every call to one endpoint. Endpoints that answer must be on chainID; endpoints that
 // do not answer yet are checked on first contact.
@@ -138,11 +159,19 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	s := settings{failures: DefaultBreakerFailures, openFor: DefaultBreakerOpenFor, rounds: DefaultRounds, log: slog.Default()}
+	s := settings{failures: DefaultBreakerFailures, openFor: DefaultBreakerOpenFor, rounds: DefaultRounds, log: slog.Default(),
+		met: NopMetrics()}
 	for _, o := range opts {
 		o(&s)
 	}
-	c := &Client{name: name, chainID: chainID, timeout: timeout, rounds: s.rounds, log: s.log.With("chain", name)}
+	c := &Client{name: name, chainID: chainID, timeout: timeout, rounds: s.rounds, log: s.log.With("chain", name),
+		met: s.met, tracer: s.tracer}
+	hosts := map[string]int{}
+	for _, raw := range urls {
+		if u, err := url.Parse(strings.TrimSpace(raw)); err == nil {
+			hosts[u.Host]++
+		}
+	}
 	if s.http == nil {
 		// A pool of its own: the shared default keeps only 2 idle connections per host, so a worker pool
 		// reconnects all the time, and a pool of our own can be closed with the client.
@@ -156,13 +185,17 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 			c.Close()
 			return nil, fmt.Errorf("chain %s: endpoint #%d is not an http(s) URL", name, i)
 		}
-		ep := &endpoint{index: i, url: u.String(), label: fmt.Sprintf("#%d %s://%s", i, u.Scheme, u.Host), secrets: secretsOf(u)}
+		ep := &endpoint{index: i, url: u.String(), label: fmt.Sprintf("#%d %s://%s", i, u.Scheme, u.Host), name: u.Host,
+			secrets: secretsOf(u)}
+		if hosts[u.Host] > 1 {
+			ep.name = fmt.Sprintf("%s#%d", u.Host, i) // two endpoints of one provider, told apart by position
+		}
 		if ep.rpc, err = rpc.DialOptions(ctx, ep.url, rpc.WithHTTPClient(s.http)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chain %s: endpoint %s: %w", name, ep.label, ep.scrub(err))
 		}
 		ep.eth = ethclient.NewClient(ep.rpc)
-		failures, log := s.failures, c.log
+		failures, log, met, epName := s.failures, c.log, c.met, ep.name
 		ep.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
 			Name:        ep.label,
 			MaxRequests: 1,
@@ -170,8 +203,10 @@ func Dial(ctx context.Context, name string, chainID uint64, urls []string, timeo
 			ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= failures },
 			OnStateChange: func(label string, from, to gobreaker.State) {
 				log.Warn("rpc endpoint breaker", "endpoint", label, "from", from.String(), "to", to.String())
+				met.Breaker(name, epName, breakerValue(to))
 			},
 		})
+		c.met.Breaker(name, ep.name, breakerValue(gobreaker.StateClosed))
 		c.eps = append(c.eps, ep)
 	}
 
@@ -230,7 +265,7 @@ func (c *Client) verify(ctx context.Context, ep *endpoint) error {
 		return nil
 	}
 	var got *big.Int
-	err := c.attempt(ctx, ep, func(ctx context.Context) (err error) {
+	err := c.attempt(ctx, ep, "eth_chainId", func(ctx context.Context) (err error) {
 		got, err = ep.eth.ChainID(ctx)
 		return err
 	})
@@ -251,12 +286,22 @@ var errSkipped = errors.New("skipped")
 
 // attempt runs one call on ep within the per-call timeout and through ep's breaker. Only endpoint
 // faults count against the breaker; the caller's own cancellation counts as neither.
-func (c *Client) attempt(ctx context.Context, ep *endpoint, call func(context.Context) error) error {
+func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, call func(context.Context) error) error {
 	var callErr error
 	_, berr := ep.cb.Execute(func() (any, error) {
 		cctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
+		start := time.Now()
 		callErr = call(cctx)
+		c.met.Request(c.name, ep.name, method, time.Since(start))
+		outcome := "ok"
+		if callErr != nil && !errors.Is(callErr, ethereum.NotFound) {
+			outcome = string(txerr.Classify(callErr))
+			c.met.Error(c.name, ep.name, outcome)
+		}
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("rpc.attempt", trace.WithAttributes(attribute.String("endpoint", ep.name), attribute.String("outcome", outcome)))
+		}
 		if callErr != nil && ctx.Err() == nil && endpointFault(callErr) {
 			return nil, callErr
 		}
@@ -271,8 +316,29 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, call func(context.Co
 	return nil
 }
 
-// do runs call on the first endpoint that can answer it. See the package doc for what fails over.
-func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) error {
+// do runs call on the first endpoint that can answer it, in a span of its own when it is part of a
+// traced piece of work.
+func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) (err error) {
+	if c.tracer == nil || !trace.SpanContextFromContext(ctx).IsValid() {
+		// Calls outside any traced work (gauges, polling) would each be a one-span trace: noise.
+		return c.failover(ctx, method, call)
+	}
+	ctx, span := c.tracer.Start(ctx, "rpc "+method, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("rpc.system", "jsonrpc"), attribute.String("rpc.method", method),
+			attribute.String("chain", c.name)))
+	defer func() {
+		// A node's "not found" is an answer (no receipt yet), not a failed call.
+		if err != nil && !errors.Is(err, ethereum.NotFound) {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, string(txerr.Classify(err)))
+		}
+		span.End()
+	}()
+	return c.failover(ctx, method, call)
+}
+
+// failover runs call on the first endpoint that can answer it. See the package doc for what fails over.
+func (c *Client) failover(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) error {
 	var failed []error
 	allTimeouts := true
 	// A faulty answer is most often a blip (a dropped connection, a 503 from a load balancer): every
@@ -305,7 +371,7 @@ func (c *Client) do(ctx context.Context, method string, call func(ctx context.Co
 				allTimeouts = allTimeouts && errors.Is(err, context.DeadlineExceeded)
 				continue
 			}
-			err := c.attempt(ctx, ep, func(ctx context.Context) error { return call(ctx, ep.eth) })
+			err := c.attempt(ctx, ep, method, func(ctx context.Context) error { return call(ctx, ep.eth) })
 			if err == nil {
 				return nil
 			}

@@ -27,6 +27,26 @@ type Config struct {
 	Services map[string]Service `yaml:"services"`
 	Chains   []Chain            `yaml:"chains"`
 	Alerts   Alerts             `yaml:"alerts"` // see alerts.go
+	Metrics  Metrics            `yaml:"metrics"`
+	Tracing  Tracing            `yaml:"tracing"`
+}
+
+// Metrics tunes what the process exports besides its counters.
+type Metrics struct {
+	// GaugeInterval is how often the monitor reads queue depths, wallet balances and nonce lags into
+	// their gauges (default 15 s).
+	GaugeInterval Duration `yaml:"gauge_interval"`
+}
+
+// Tracing sends OpenTelemetry traces to an OTLP/HTTP collector (Jaeger, the OpenTelemetry Collector).
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP base URL, e.g. http://jaeger:4318; empty turns tracing off.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces kept, in (0, 1] (default 1); a trace continues as its
+	// parent decided.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ServiceName names the process in traces (default "sluice").
+	ServiceName string `yaml:"service_name"`
 }
 
 // Database is the MySQL/MariaDB connection.
@@ -237,6 +257,7 @@ func (c *Config) applyEnv(get func(string) string) []*keyError {
 	set(&c.Keys.Dir, "SLUICE_KEYSTORE_DIR")
 	c.Keys.applyKeyEnv(get)
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
+	set(&c.Tracing.Endpoint, "SLUICE_TRACING_ENDPOINT")
 	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
 	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
 	c.applyAlertEnv(get)
@@ -297,6 +318,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Database.MaxOpenConns == 0 {
 		c.Database.MaxOpenConns = 20
+	}
+	if c.Metrics.GaugeInterval.Duration == 0 {
+		c.Metrics.GaugeInterval.Duration = 15 * time.Second
+	}
+	if c.Tracing.SampleRatio == 0 {
+		c.Tracing.SampleRatio = 1
+	}
+	if c.Tracing.ServiceName == "" {
+		c.Tracing.ServiceName = "sluice"
 	}
 	defaults := map[string]string{"signer": "127.0.0.1:3002", "monitor": "127.0.0.1:3003", "broadcaster": "127.0.0.1:3004", "accountmgr": "127.0.0.1:3005", "recovery": "127.0.0.1:3006"}
 	if c.Services == nil {
@@ -387,6 +417,15 @@ func (c *Config) validate() []*keyError {
 		bad("queue.backend", "%q is not mysql or sqs", c.Queue.Backend)
 	}
 	c.validateKeys(bad)
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		bad("tracing.sample_ratio", "%v is not in (0, 1]", r)
+	}
+	if e := c.Tracing.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		bad("tracing.endpoint", "%q is not an http(s) URL (the collector's OTLP/HTTP address, e.g. http://jaeger:4318)", e)
+	}
+	if c.Metrics.GaugeInterval.Duration < 0 {
+		bad("metrics.gauge_interval", "must be positive")
+	}
 	names := map[string]bool{}
 	for i, ch := range c.Chains {
 		at := fmt.Sprintf("chains[%d]", i)

@@ -51,6 +51,8 @@ type Options struct {
 	// FundingKey is then a funded account there that deploys the contracts and funds the hot wallet.
 	RPC        string
 	FundingKey *ecdsa.PrivateKey
+	// AppOptions are passed to app.Open (tests hand in a tracer provider with an in-memory exporter).
+	AppOptions []app.Option
 }
 
 // Flags registers the options on fs, with environment defaults.
@@ -238,7 +240,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		}
 	}
 	st.Config = cfg
-	if st.App, err = app.Open(ctx, cfg, log); err != nil {
+	if st.App, err = app.Open(ctx, cfg, log, o.AppOptions...); err != nil {
 		return nil, err
 	}
 	st.App.Keys = ks

@@ -159,7 +159,7 @@ func (e *Env) Withdraw(asset string, to common.Address, amount int64) *store.Wit
 	w := &store.Withdrawal{ID: id, ClientID: e.ClientID, ExternalID: "ext-" + id, RequestHash: make([]byte, 32),
 		Chain: "local", Asset: asset, To: to.Hex(), Amount: big.NewInt(amount), CorrelationID: "corr-" + id}
 	got, created, err := e.Store.CreateWithdrawal(e.Ctx, w, func(tx *sql.Tx) error {
-		body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: id})
+		body, err := queue.NewEnvelope(e.Ctx, queue.TypeWithdrawalRequested, queue.NewID(), w.CorrelationID, queue.WithdrawalRequested{WithdrawalID: id})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
@@ -67,6 +71,9 @@ type ConsumerDeps struct {
 	ShutdownGrace time.Duration
 	// OpTimeout bounds each Delete, ChangeVisibility and DLQ send (default 10 s).
 	OpTimeout time.Duration
+	// Tracer, when set, makes a span of every delivery, a child of the trace its envelope carries
+	// (Envelope.Traceparent), so one withdrawal is one trace across the queue hops.
+	Tracer trace.Tracer
 }
 
 // NewConsumer checks d (a missing dependency is an error naming it) and builds the consumer. A nil log
@@ -328,6 +335,23 @@ func (c *Consumer) poll(ctx context.Context, st *runState) {
 	}
 }
 
+// span starts the delivery's span under the trace its envelope carries; nil when tracing is off.
+func (c *Consumer) span(ctx context.Context, m Message) (context.Context, trace.Span) {
+	if c.d.Tracer == nil {
+		return ctx, nil
+	}
+	var env struct {
+		Type        string `json:"type"`
+		Traceparent string `json:"traceparent"`
+	}
+	_ = json.Unmarshal(m.Body, &env) // a body that does not decode still gets a span: the handler says why
+	ctx = ExtractTrace(ctx, env.Traceparent)
+	return c.d.Tracer.Start(ctx, "consume "+c.d.Name, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", c.d.Name),
+			attribute.String("messaging.message.id", m.ID), attribute.String("messaging.message.type", env.Type),
+			attribute.Int("messaging.receive_count", m.ReceiveCount)))
+}
+
 // call runs the handler, turning a panic into a (retryable) error.
 func (c *Consumer) call(ctx context.Context, log *slog.Logger, m Message) (err error) {
 	defer func() {
@@ -355,8 +379,16 @@ func (c *Consumer) handle(st *runState, d *delivery) {
 		c.heartbeat(st, log, m, stop)
 	}()
 	start := time.Now()
-	err := c.call(st.hctx, log, m)
+	hctx, span := c.span(st.hctx, m)
+	err := c.call(hctx, log, m)
 	elapsed := time.Since(start)
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "handler failed")
+		}
+		span.End()
+	}
 	close(stop)
 	<-hbDone
 

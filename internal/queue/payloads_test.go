@@ -1,19 +1,20 @@
 package queue
 
 import (
+	"context"
 	"testing"
 
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 func TestDecode(t *testing.T) {
-	good, _ := NewEnvelope(TypeTxSigned, "m1", "c1", TxSigned{SentTxID: 7, Chain: "local"})
+	good, _ := NewEnvelope(context.Background(), TypeTxSigned, "m1", "c1", TxSigned{SentTxID: 7, Chain: "local"})
 	env, p, err := Decode[TxSigned](good, TypeTxSigned)
 	if err != nil || p.SentTxID != 7 || env.CorrelationID != "c1" {
 		t.Fatalf("decode: %+v %+v %v", env, p, err)
 	}
-	noRef, _ := NewEnvelope(TypeTxSigned, "m2", "c2", TxSigned{Chain: "local"})
-	other, _ := NewEnvelope(TypeTxBroadcasted, "m3", "c3", TxBroadcasted{SentTxID: 1})
+	noRef, _ := NewEnvelope(context.Background(), TypeTxSigned, "m2", "c2", TxSigned{Chain: "local"})
+	other, _ := NewEnvelope(context.Background(), TypeTxBroadcasted, "m3", "c3", TxBroadcasted{SentTxID: 1})
 	for name, body := range map[string][]byte{
 		"not json":     []byte("{"),
 		"no reference": noRef,

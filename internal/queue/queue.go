@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Queue names. Each work queue has a DLQ; see DLQFor.
@@ -95,6 +97,21 @@ type Queue interface {
 	Depth(ctx context.Context, queue string) (int, error)
 }
 
+// Stats is what a queue holds now, for the depth gauges.
+type Stats struct {
+	Depth int // messages present: visible, delayed and in flight
+	// OldestAge is how long the oldest message has been in the queue; 0 when empty or when the backend
+	// does not say (OldestKnown false).
+	OldestAge   time.Duration
+	OldestKnown bool
+}
+
+// Inspector is implemented by backends that can describe a queue (both do); kept apart from Queue so
+// test fakes of Queue need not.
+type Inspector interface {
+	Stats(ctx context.Context, queue string) (Stats, error)
+}
+
 // TxSender enqueues a message inside a database transaction, so that a state change and the message it
 // implies commit together or not at all (the MySQL queue inserts into its table; for SQS a transactional
 // outbox is written and relayed).
@@ -110,6 +127,9 @@ type Envelope struct {
 	CorrelationID string          `json:"correlation_id"`
 	CreatedAt     time.Time       `json:"created_at"`
 	Payload       json.RawMessage `json:"payload"`
+	// Traceparent is the W3C trace context of the work that sent the message (empty when tracing is
+	// off, and in messages sent before it existed): the consumer continues that trace.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Message types.
@@ -124,13 +144,31 @@ const (
 // of from carries it, so the queue delivers them one at a time, in order.
 func GroupID(chain, from string) string { return chain + ":" + from }
 
-// NewEnvelope marshals payload into a version-1 envelope.
-func NewEnvelope(typ, id, correlationID string, payload any) ([]byte, error) {
+// NewEnvelope marshals payload into a version-1 envelope carrying the trace context of ctx's span.
+func NewEnvelope(ctx context.Context, typ, id, correlationID string, payload any) ([]byte, error) {
 	p, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s payload: %w", typ, err)
 	}
-	return json.Marshal(Envelope{V: 1, Type: typ, ID: id, CorrelationID: correlationID, CreatedAt: time.Now().UTC(), Payload: p})
+	return json.Marshal(Envelope{V: 1, Type: typ, ID: id, CorrelationID: correlationID, CreatedAt: time.Now().UTC(), Payload: p,
+		Traceparent: InjectTrace(ctx)})
+}
+
+// InjectTrace returns the W3C traceparent of ctx's span, or "" when ctx carries no sampled-or-not
+// valid span (tracing off).
+func InjectTrace(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// ExtractTrace returns ctx with the remote span context of traceparent as its parent; ctx as it is
+// when traceparent is empty or malformed.
+func ExtractTrace(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
 }
 
 // ParseEnvelope decodes an envelope and checks its version and type.

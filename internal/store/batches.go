@@ -74,7 +74,7 @@ func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit in
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		stale := time.Now().UTC().Add(-staleAfter)
-		rows, err := tx.QueryContext(ctx, `SELECT id, status, version FROM withdrawals
+		rows, err := tx.QueryContext(ctx, `SELECT id, status, version, created_at FROM withdrawals
 			WHERE chain = ? AND asset = ? AND (status = ? OR (status = ? AND updated_at < ?))
 			ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, chain, asset, Pending, Signing, stale, limit)
 		if err != nil {
@@ -84,11 +84,12 @@ func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit in
 			id      string
 			status  Status
 			version int
+			created time.Time
 		}
 		var rs []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.id, &r.status, &r.version); err != nil {
+			if err := rows.Scan(&r.id, &r.status, &r.version, &r.created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -116,7 +117,8 @@ func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit in
 			if n, _ := res.RowsAffected(); n != 1 {
 				return fmt.Errorf("claim %s: %w", r.id, ErrConflict)
 			}
-			if err := addHistory(ctx, tx, r.id, r.status, Signing, reason, actor); err != nil {
+			if err := s.addHistory(ctx, tx, r.id, r.status, Signing, reason, actor,
+				&Transitioned{Chain: chain, Asset: asset, CreatedAt: r.created}); err != nil {
 				return err
 			}
 		}
@@ -182,7 +184,7 @@ func (s *Store) ReturnToPending(ctx context.Context, tx *sql.Tx, id string, from
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, Pending, ErrConflict)
 	}
-	return addHistory(ctx, tx, id, from, Pending, reason, actor)
+	return s.addHistory(ctx, tx, id, from, Pending, reason, actor, nil)
 }
 
 // CountReturns counts how often a withdrawal was returned to PENDING after a reverted batch.

@@ -8,10 +8,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/migrations"
 )
@@ -25,12 +29,29 @@ var ErrConflict = errors.New("state changed concurrently")
 // Store wraps the database handle.
 type Store struct {
 	DB *sql.DB
+
+	observer Observer     // nil: transitions are not reported
+	tracer   trace.Tracer // nil: transactions are not traced
+
+	// pending holds the transitions made inside transactions InTx has not committed yet: they are
+	// reported once the transaction commits, and forgotten when it rolls back.
+	pendingMu sync.Mutex
+	pending   map[*sql.Tx][]noted
 }
+
+// Option instruments a Store.
+type Option func(*Store)
+
+// WithObserver reports every committed status change to o.
+func WithObserver(o Observer) Option { return func(s *Store) { s.observer = o } }
+
+// WithTracer makes a span of every transaction InTx runs.
+func WithTracer(t trace.Tracer) Option { return func(s *Store) { s.tracer = t } }
 
 // Open connects to dsn (go-sql-driver form), forcing the settings the code relies on: parsed times in
 // UTC. Transactions run READ COMMITTED (set per transaction in InTx: MariaDB and MySQL name the session
 // variable differently), so a conditional update always sees the latest committed row.
-func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
+func Open(ctx context.Context, dsn string, maxOpen int, opts ...Option) (*Store, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database dsn: %w", err)
@@ -66,7 +87,11 @@ func Open(ctx context.Context, dsn string, maxOpen int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
-	return &Store{DB: db}, nil
+	st := &Store{DB: db}
+	for _, o := range opts {
+		o(st)
+	}
+	return st, nil
 }
 
 // Close closes the pool.
@@ -89,8 +114,21 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
 // InTx runs fn in a transaction, committing when it returns nil. Deadlocks and lock wait timeouts
 // (which InnoDB resolves by rolling back one side) are retried a few times.
-func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var err error
+func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if s.tracer != nil && trace.SpanContextFromContext(ctx).IsValid() { // alone, a transaction's span is noise
+		var span trace.Span
+		// fn keeps the caller's ctx (it captures it), so the statements it runs are not children of this
+		// span; the span times the whole transaction, retries included.
+		_, span = s.tracer.Start(ctx, "db.transaction", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system", "mysql")))
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "transaction failed")
+			}
+			span.End()
+		}()
+	}
 	for attempt := 0; attempt < 4; attempt++ {
 		if err = s.inTxOnce(ctx, fn); err == nil || !isRetryableTxErr(err) {
 			return err
@@ -105,13 +143,17 @@ func (s *Store) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.track(tx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.settle(ctx, tx, false)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.settle(ctx, tx, false)
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.settle(ctx, tx, true)
 	return nil
 }
 

@@ -55,8 +55,11 @@ type Withdrawal struct {
 	ErrorType     string
 	ErrorMessage  string
 	CorrelationID string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Traceparent is the W3C trace context of the request that accepted the withdrawal; empty when
+	// tracing was off.
+	Traceparent string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 
 	Nonce  *uint64
 	TxHash string
@@ -64,7 +67,7 @@ type Withdrawal struct {
 
 const withdrawalCols = `w.id, w.client_id, w.external_id, w.request_hash, w.chain, w.asset, w.to_address, w.amount,
 	w.status, w.version, w.from_address, w.sent_tx_id, w.batch_id, w.block_number, w.error_type, w.error_message,
-	w.correlation_id, w.created_at, w.updated_at, t.nonce, t.tx_hash`
+	w.correlation_id, w.traceparent, w.created_at, w.updated_at, t.nonce, t.tx_hash`
 
 const withdrawalFrom = ` FROM withdrawals w LEFT JOIN sent_transactions t ON t.id = w.sent_tx_id`
 
@@ -75,12 +78,13 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 		w                                  Withdrawal
 		amount                             string
 		from, batch, errType, errMsg, hash sql.NullString
+		traceparent                        sql.NullString
 		sentTx                             sql.NullInt64
 		block, nonce                       sql.NullInt64
 	)
 	if err := r.Scan(&w.ID, &w.ClientID, &w.ExternalID, &w.RequestHash, &w.Chain, &w.Asset, &w.To, &amount,
 		&w.Status, &w.Version, &from, &sentTx, &batch, &block, &errType, &errMsg,
-		&w.CorrelationID, &w.CreatedAt, &w.UpdatedAt, &nonce, &hash); err != nil {
+		&w.CorrelationID, &traceparent, &w.CreatedAt, &w.UpdatedAt, &nonce, &hash); err != nil {
 		return nil, err
 	}
 	var ok bool
@@ -88,6 +92,7 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 		return nil, fmt.Errorf("withdrawal %s: bad stored amount %q", w.ID, amount)
 	}
 	w.From, w.BatchID, w.ErrorType, w.ErrorMessage, w.TxHash = from.String, batch.String, errType.String, errMsg.String, hash.String
+	w.Traceparent = traceparent.String
 	if sentTx.Valid {
 		w.SentTxID = &sentTx.Int64
 	}
@@ -111,12 +116,13 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
-			to_address, amount, status, correlation_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID, now, now)
+			to_address, amount, status, correlation_id, traceparent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,NULLIF(?, ''),?,?)`,
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID, w.Traceparent, now, now)
 		if err != nil {
 			return err
 		}
-		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
+		if err := s.addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI,
+			&Transitioned{Chain: w.Chain, Asset: w.Asset, CreatedAt: now}); err != nil {
 			return err
 		}
 		return enqueue(tx)
@@ -265,10 +271,12 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
 	}
-	return addHistory(ctx, tx, id, from, to, reason, actor)
+	return s.addHistory(ctx, tx, id, from, to, reason, actor, nil)
 }
 
-func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
+// addHistory records a status change of withdrawal id made in tx: every change passes here, so it is
+// also where the change is noted for the Observer (known: the withdrawal's labels, when at hand).
+func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor, known *Transitioned) error {
 	var f any
 	if from != "" {
 		f = from
@@ -277,7 +285,7 @@ func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, rea
 		VALUES (?,?,?,?,?)`, id, f, to, reason, actor); err != nil {
 		return fmt.Errorf("history of %s: %w", id, err)
 	}
-	return nil
+	return s.note(ctx, tx, id, from, to, known)
 }
 
 // HistoryEntry is one recorded transition.

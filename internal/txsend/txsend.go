@@ -266,7 +266,7 @@ func (s *Sender) once(ctx context.Context, c Candidate, signer keys.Signer, floo
 
 // QueueSigned queues the signed-tx message of st inside tx, in its address's ordering group.
 func QueueSigned(ctx context.Context, q queue.TxSender, tx *sql.Tx, st *store.SentTx) error {
-	body, err := queue.NewEnvelope(queue.TypeTxSigned, queue.NewID(), st.CorrelationID, queue.TxSigned{
+	body, err := queue.NewEnvelope(ctx, queue.TypeTxSigned, queue.NewID(), st.CorrelationID, queue.TxSigned{
 		SentTxID: st.ID, Chain: st.Chain, From: st.From, Nonce: st.Nonce, Hash: st.Hash,
 	})
 	if err != nil {

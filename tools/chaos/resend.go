@@ -78,7 +78,7 @@ func (r *run) resendLoop(ctx context.Context, specs []*spec, rep *ResendReport, 
 		}
 		rows.Close()
 		for i, d := range append(send, late...) {
-			body, err := queue.NewEnvelope(queue.TypeWithdrawalRequested, queue.NewID(), d.cid, queue.WithdrawalRequested{WithdrawalID: d.id})
+			body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), d.cid, queue.WithdrawalRequested{WithdrawalID: d.id})
 			if err == nil {
 				err = q.Send(ctx, queue.TxRequest, body, queue.SendOptions{})
 			}

@@ -630,6 +630,28 @@ func (q *Queue) Depth(ctx context.Context, name string) (int, error) {
 	return n, nil
 }
 
+// Stats counts a queue's messages and says how long ago the oldest was first enqueued, by the
+// database's clock (as every time here).
+func (q *Queue) Stats(ctx context.Context, name string) (queue.Stats, error) {
+	s, err := q.stmt(ctx, "SELECT COUNT(*), MIN(created_at), UTC_TIMESTAMP(6) FROM queue_messages WHERE queue = ?")
+	if err != nil {
+		return queue.Stats{}, fmt.Errorf("mysql queue stats %s: %w", name, err)
+	}
+	var (
+		st     queue.Stats
+		oldest sql.NullTime
+		now    time.Time
+	)
+	if err := s.QueryRowContext(ctx, name).Scan(&st.Depth, &oldest, &now); err != nil {
+		return queue.Stats{}, fmt.Errorf("mysql queue stats %s: %w", name, err)
+	}
+	st.OldestKnown = true
+	if oldest.Valid && now.After(oldest.Time) {
+		st.OldestAge = now.Sub(oldest.Time)
+	}
+	return st, nil
+}
+
 func (q *Queue) maybeCleanup(ctx context.Context) {
 	if q.opts.CleanupEvery < 0 {
 		return

@@ -434,6 +434,17 @@ func (q *Queue) Depth(ctx context.Context, name string) (int, error) {
 	return n, nil
 }
 
+// Stats is Depth; the age of the oldest message is not known. SQS publishes it only as the CloudWatch
+// metric ApproximateAgeOfOldestMessage: GetQueueAttributes has no such attribute (AWS refuses the name
+// as InvalidAttributeName), so it is watched there.
+func (q *Queue) Stats(ctx context.Context, name string) (queue.Stats, error) {
+	n, err := q.Depth(ctx, name)
+	if err != nil {
+		return queue.Stats{}, err
+	}
+	return queue.Stats{Depth: n}, nil
+}
+
 // seconds rounds d up to whole seconds within [0, limit].
 func seconds(d time.Duration, limit int) int {
 	if d <= 0 {
