@@ -22,7 +22,9 @@ func TestReopenReorged(t *testing.T) {
 	if err := s.InTx(ctx, func(tx *sql.Tx) error { _, err := s.InsertSentTx(ctx, tx, first); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InTx(ctx, func(tx *sql.Tx) error { return s.SetSentTxStatus(ctx, tx, first.ID, store.TxSigned, store.TxBroadcasted) }); err != nil {
+	if err := s.InTx(ctx, func(tx *sql.Tx) error {
+		return s.SetSentTxStatus(ctx, tx, first.ID, store.TxSigned, store.TxBroadcasted)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	next := sentTx(7, hash(2))
@@ -46,7 +48,10 @@ func TestReopenReorged(t *testing.T) {
 		}
 	}
 	reopen := func(blockHash string) error {
-		return s.InTx(ctx, func(tx *sql.Tx) error { _, err := s.ReopenReorged(ctx, tx, first.ID, blockHash, "reorged: test"); return err })
+		return s.InTx(ctx, func(tx *sql.Tx) error {
+			_, err := s.ReopenReorged(ctx, tx, first.ID, blockHash, "reorged: test")
+			return err
+		})
 	}
 	if err := reopen(hash(8)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("re-open in a block it was not confirmed in: %v, want ErrConflict", err)
