@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -318,4 +319,62 @@ func TestFinalityFinalized(t *testing.T) {
 		t.Fatalf("finalized %v (%v) at confirmation, want at or past %d", fin, err, n)
 	}
 	e.checkPaidOnceOnCanonical(e.Get(w.ID), 3_000_000)
+}
+
+// doubtfulChain is the node, with its head and header answers overridden.
+type doubtfulChain struct {
+	recovery.Chain
+	head      uint64 // when non-zero
+	headerErr error
+	headers   int
+}
+
+func (c *doubtfulChain) BlockNumber(ctx context.Context) (uint64, error) {
+	if c.head != 0 {
+		return c.head, nil
+	}
+	return c.Chain.BlockNumber(ctx)
+}
+
+func (c *doubtfulChain) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	c.headers++
+	if c.headerErr != nil {
+		return nil, c.headerErr
+	}
+	return c.Chain.HeaderByNumber(ctx, n)
+}
+
+// The watch re-opens nothing on doubt: a node whose head is behind the receipt's block (another
+// endpoint gave the receipt) is not asked for the block, and a failing header lookup is an error of the
+// sweep, not a reorg.
+func TestReorgWatchNeverReopensOnDoubt(t *testing.T) {
+	e := newReorgEnv(t, 2)
+	w, m, mined := e.send(1_000)
+	e.commit(1)
+	if got := e.settle(e.Monitor(), m, w.ID); got.Status != store.Confirmed {
+		t.Fatalf("status %s, want CONFIRMED", got.Status)
+	}
+	for _, c := range []struct {
+		name    string
+		chain   *doubtfulChain
+		wantErr bool
+		headers int
+	}{
+		{name: "node behind the receipt's block", chain: &doubtfulChain{head: mined.Number.Uint64() - 1}},
+		{name: "header lookup fails", chain: &doubtfulChain{headerErr: errors.New("connection refused")}, wantErr: true, headers: 1},
+	} {
+		c.chain.Chain = e.Client
+		rs, err := recovery.New(recovery.Deps{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces, Alerts: alert.Nop{},
+			Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: c.chain}}}, e.Log, recovery.NopMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw, err := rs.WatchReorgs(e.Ctx, "local")
+		if (err != nil) != c.wantErr || sw.Reorged != 0 || c.chain.headers != c.headers {
+			t.Fatalf("%s: %+v (%v), %d header lookups; want error %v, nothing re-opened, %d lookups", c.name, sw, err, c.chain.headers, c.wantErr, c.headers)
+		}
+		if got := e.Get(w.ID); got.Status != store.Confirmed {
+			t.Fatalf("%s: status %s, want still CONFIRMED", c.name, got.Status)
+		}
+	}
 }
