@@ -75,15 +75,7 @@ func (s *Store) ReopenReorged(ctx context.Context, tx *sql.Tx, id int64, blockHa
 		if w.Status != Confirmed {
 			continue // failed inside a batch, or never confirmed: not re-opened
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE withdrawals SET status = ?, version = version + 1, block_number = NULL
-			WHERE id = ? AND status = ?`, Broadcasted, w.ID, Confirmed)
-		if err != nil {
-			return nil, fmt.Errorf("re-open withdrawal %s: %w", w.ID, err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return nil, fmt.Errorf("re-open withdrawal %s: %w", w.ID, ErrConflict)
-		}
-		if err := addHistory(ctx, tx, w.ID, Confirmed, Broadcasted, reason, ActorRecovery); err != nil {
+		if err := s.Transition(ctx, tx, w.ID, Confirmed, Broadcasted, reason, ActorRecovery, Change{ClearBlock: true}); err != nil {
 			return nil, err
 		}
 		w.Status, w.BlockNumber = Broadcasted, nil

@@ -219,6 +219,8 @@ type Change struct {
 	BlockNumber  *uint64
 	ErrorType    *string
 	ErrorMessage *string
+	// ClearBlock empties block_number: the block it named left the chain (a deep reorg).
+	ClearBlock bool
 }
 
 // Actor is who made a withdrawal's change, as its history records it: a service or an operator.
@@ -254,6 +256,9 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	}
 	if c.BlockNumber != nil {
 		add("block_number", *c.BlockNumber)
+	}
+	if c.ClearBlock {
+		add("block_number", nil)
 	}
 	if c.ErrorType != nil {
 		add("error_type", *c.ErrorType)
