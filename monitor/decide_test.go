@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
@@ -28,6 +30,8 @@ type fakeChain struct {
 	headErr    error
 	canonical  map[uint64]*types.Header
 	headerErr  error
+	finalized  *types.Header // the node's `finalized` block; NotFound when nil
+	finalErr   error
 	sent       []*types.Transaction
 	sendErr    error
 }
@@ -35,6 +39,18 @@ type fakeChain struct {
 func (f *fakeChain) BlockNumber(context.Context) (uint64, error) { return f.head, f.headErr }
 
 func (f *fakeChain) HeaderByNumber(_ context.Context, n *big.Int) (*types.Header, error) {
+	if n.Sign() < 0 {
+		if n.Int64() != int64(rpc.FinalizedBlockNumber) {
+			return nil, fmt.Errorf("fake chain: block tag %d not served", n.Int64())
+		}
+		if f.finalErr != nil {
+			return nil, f.finalErr
+		}
+		if f.finalized == nil {
+			return nil, ethereum.NotFound
+		}
+		return f.finalized, nil
+	}
 	if f.headerErr != nil {
 		return nil, f.headerErr
 	}
@@ -85,6 +101,7 @@ func TestDecide(t *testing.T) {
 		name      string
 		chain     fakeChain
 		hashes    []string
+		finalized bool // the chain's finality is `finalized`
 		want      action
 		wantConfs uint64
 		wantDelay time.Duration
@@ -124,13 +141,44 @@ func TestDecide(t *testing.T) {
 		{name: "head lookup fails: error",
 			chain:  fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, headErr: boom},
 			hashes: []string{first.Hex()}, wantErr: true},
+		{name: "finality finalized, node finalized past the block: settle",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100},
+				finalized: header(104, "a")},
+			hashes: []string{first.Hex()}, finalized: true, want: settle, wantConfs: 21, wantBlock: at100},
+		{name: "finality finalized, node finalized exactly the block: settle",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100},
+				finalized: header(100, "a")},
+			hashes: []string{first.Hex()}, finalized: true, want: settle, wantConfs: 21, wantBlock: at100},
+		{name: "finality finalized, at depth but not yet finalized: wait a block",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100},
+				finalized: header(99, "a")},
+			hashes: []string{first.Hex()}, finalized: true, want: waitFinalized, wantConfs: 21, wantDelay: blockTime, wantBlock: at100},
+		{name: "finality finalized, finalized past the block but below depth: the depth still rules",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 105, canonical: map[uint64]*types.Header{100: at100},
+				finalized: header(101, "a")},
+			hashes: []string{first.Hex()}, finalized: true, want: waitDepth, wantConfs: 6, wantDelay: 6 * blockTime, wantBlock: at100},
+		{name: "finality finalized, block reorged away: wait for the reorg, not finality",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: header(100, "b")},
+				finalized: header(110, "b")},
+			hashes: []string{first.Hex()}, finalized: true, want: waitReorg, wantConfs: 21, wantDelay: blockTime, wantBlock: at100},
+		{name: "finality finalized, the node has no finalized block: error, never settle",
+			chain:  fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100}},
+			hashes: []string{first.Hex()}, finalized: true, wantErr: true},
+		{name: "finality finalized, finalized lookup fails: error",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100},
+				finalErr: boom},
+			hashes: []string{first.Hex()}, finalized: true, wantErr: true},
+		{name: "finality depth ignores the finalized block: settle",
+			chain: fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, canonical: map[uint64]*types.Header{100: at100},
+				finalized: header(3, "a")},
+			hashes: []string{first.Hex()}, want: settle, wantConfs: 21, wantBlock: at100},
 		{name: "header lookup fails at depth: error, never settle unchecked",
 			chain:  fakeChain{receipts: map[common.Hash]*types.Receipt{first: receipt(first, at100, 1)}, head: 120, headerErr: boom},
 			hashes: []string{first.Hex()}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := decide(context.Background(), &tc.chain, tc.hashes, confs, blockTime)
+			v, err := decide(context.Background(), &tc.chain, tc.hashes, rule{confirmations: confs, blockTime: blockTime, finalized: tc.finalized})
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("decided %v, want an error", v.action)
@@ -167,7 +215,7 @@ func TestDecideFollowsAReorg(t *testing.T) {
 	hashes := []string{first.Hex()}
 	step := func(want action) verdict {
 		t.Helper()
-		v, err := decide(context.Background(), c, hashes, confs, blockTime)
+		v, err := decide(context.Background(), c, hashes, rule{confirmations: confs, blockTime: blockTime})
 		if err != nil || v.action != want {
 			t.Fatalf("got %v (%v), want %v", v.action, err, want)
 		}

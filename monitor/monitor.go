@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/sluice-custody/sluice/internal/chain"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -104,7 +105,8 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return err
 	}
-	v, err := decide(ctx, cd.Client, hashes, cd.Config.Confirmations, cd.Config.BlockTime.Duration)
+	v, err := decide(ctx, cd.Client, hashes, rule{confirmations: cd.Config.Confirmations, blockTime: cd.Config.BlockTime.Duration,
+		finalized: cd.Config.WaitsForFinalized()})
 	if err != nil {
 		return fmt.Errorf("sent tx %d on %s: %w", st.ID, st.Chain, err)
 	}
@@ -112,7 +114,7 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	case resendAndWait:
 		resend(ctx, log, cd.Client, st)
 		return mo.later(ctx, env, p, v.delay)
-	case waitDepth:
+	case waitDepth, waitFinalized:
 		return mo.later(ctx, env, p, v.delay)
 	case waitReorg:
 		mo.met.Reorg(st.Chain)
@@ -141,10 +143,21 @@ const (
 	waitReorg
 	// settle: mined at depth in a canonical block: confirm or fail from the receipt.
 	settle
+	// waitFinalized: at depth in a canonical block, on a chain configured with finality: finalized,
+	// whose node has not yet finalized that block.
+	waitFinalized
 )
 
 func (a action) String() string {
-	return [...]string{"resendAndWait", "waitDepth", "waitReorg", "settle"}[a]
+	return [...]string{"resendAndWait", "waitDepth", "waitReorg", "settle", "waitFinalized"}[a]
+}
+
+// rule is when a chain's mined transaction is final.
+type rule struct {
+	confirmations uint64
+	blockTime     time.Duration
+	// finalized: also wait for the node's `finalized` block to reach the receipt's block.
+	finalized bool
 }
 
 // verdict is decide's answer.
@@ -159,7 +172,8 @@ type verdict struct {
 // decide reads the chain for every attempt (hashes, a fee bump may have replaced the first) of a
 // broadcast transaction and says what to do with it. It reads the node only, never the store, so each
 // case (found at depth, below depth, reorged, dropped) is table-tested against a fake Chain.
-func decide(ctx context.Context, c Chain, hashes []string, confirmations uint64, blockTime time.Duration) (verdict, error) {
+func decide(ctx context.Context, c Chain, hashes []string, ru rule) (verdict, error) {
+	confirmations, blockTime := ru.confirmations, ru.blockTime
 	var rcpt *types.Receipt
 	for _, h := range hashes {
 		r, err := c.TransactionReceipt(ctx, common.HexToHash(h))
@@ -194,6 +208,17 @@ func decide(ctx context.Context, c Chain, hashes []string, confirmations uint64,
 	}
 	if h.Hash() != rcpt.BlockHash {
 		return verdict{action: waitReorg, receipt: rcpt, confs: confs, delay: blockTime}, nil
+	}
+	if ru.finalized {
+		// The depth alone is a guess at finality; where the chain has a finality gadget (Polygon's
+		// milestones) its own word is surer. A stalled gadget holds everything back, as it should.
+		f, err := c.HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
+		if err != nil {
+			return verdict{}, fmt.Errorf("finalized block: %w", err)
+		}
+		if f.Number == nil || f.Number.Uint64() < mined {
+			return verdict{action: waitFinalized, receipt: rcpt, confs: confs, delay: blockTime}, nil
+		}
 	}
 	return verdict{action: settle, receipt: rcpt, minedAt: time.Unix(int64(h.Time), 0), confs: confs}, nil
 }

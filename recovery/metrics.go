@@ -12,6 +12,7 @@ type Metrics interface {
 	Bumped(chain string)
 	Resent(chain string)
 	AtCap(chain string)
+	Reorged(chain string)
 	Swept(chain string, inFlight, stuck int, took time.Duration)
 }
 
@@ -24,12 +25,13 @@ func (nopMetrics) GapFilled(string)                      {}
 func (nopMetrics) Bumped(string)                         {}
 func (nopMetrics) Resent(string)                         {}
 func (nopMetrics) AtCap(string)                          {}
+func (nopMetrics) Reorged(string)                        {}
 func (nopMetrics) Swept(string, int, int, time.Duration) {}
 
 type promMetrics struct {
-	gaps, bumps, resent, atCap *prometheus.CounterVec
-	inFlight, stuck            *prometheus.GaugeVec
-	sweep                      *prometheus.HistogramVec
+	gaps, bumps, resent, atCap, reorged *prometheus.CounterVec
+	inFlight, stuck                     *prometheus.GaugeVec
+	sweep                               *prometheus.HistogramVec
 }
 
 // NewMetrics registers the recovery collectors on reg.
@@ -42,6 +44,8 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 		bumps:  counter("bumps_total", "Stuck transactions replaced at their nonce with higher fees."),
 		resent: counter("resent_total", "Transactions the node no longer knew, resent from their recorded bytes."),
 		atCap:  counter("at_cap_total", "Stuck-transaction sweeps that found a bump would exceed the fee cap."),
+		reorged: counter("deep_reorgs_total", "CONFIRMED transactions re-opened because their block left the canonical chain "+
+			"beyond the confirmation depth."),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_recovery_in_flight",
 			Help: "Broadcast transactions not yet settled, at the last sweep."}, []string{"chain"}),
 		stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_recovery_stuck",
@@ -49,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 		sweep: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_recovery_sweep_seconds",
 			Help: "Time of one stuck-transaction sweep of a chain.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"chain"}),
 	}
-	reg.MustRegister(m.gaps, m.bumps, m.resent, m.atCap, m.inFlight, m.stuck, m.sweep)
+	reg.MustRegister(m.gaps, m.bumps, m.resent, m.atCap, m.reorged, m.inFlight, m.stuck, m.sweep)
 	return m
 }
 
@@ -57,6 +61,7 @@ func (m *promMetrics) GapFilled(c string) { m.gaps.WithLabelValues(c).Inc() }
 func (m *promMetrics) Bumped(c string)    { m.bumps.WithLabelValues(c).Inc() }
 func (m *promMetrics) Resent(c string)    { m.resent.WithLabelValues(c).Inc() }
 func (m *promMetrics) AtCap(c string)     { m.atCap.WithLabelValues(c).Inc() }
+func (m *promMetrics) Reorged(c string)   { m.reorged.WithLabelValues(c).Inc() }
 func (m *promMetrics) Swept(c string, inFlight, stuck int, took time.Duration) {
 	m.inFlight.WithLabelValues(c).Set(float64(inFlight))
 	m.stuck.WithLabelValues(c).Set(float64(stuck))

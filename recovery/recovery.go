@@ -2,7 +2,8 @@
 // that nothing stays stuck. It fills nonce gaps (nonces below an address's recorded transactions that
 // nobody will send) with zero-value self-transfers, bumps the fees of broadcast transactions the market
 // left behind (a new attempt at the same nonce, recorded next to the earlier ones), resends
-// transactions a node forgot, and raises an alert when only a person can help (the fee cap is reached).
+// transactions a node forgot, re-opens confirmed transactions a reorg deeper than the confirmations
+// took back (reorg.go), and raises an alert when only a person can help (the fee cap is reached).
 //
 // Several instances may run at once: every action that writes is a conditional write that only one
 // instance can win (the unique nonce key for a gap fill, store.ReplaceAttempt's compare-and-swap on the
@@ -72,6 +73,7 @@ type Deps struct {
 // Service is the recovery service.
 type Service struct {
 	store    *store.Store
+	queue    queue.TxSender
 	leases   Leases
 	chains   map[string]ChainDeps
 	alerts   alert.Notifier
@@ -112,7 +114,7 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Service, error) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	return &Service{store: d.Store, leases: d.Leases, chains: chains, alerts: d.Alerts, send: send, gapEvery: every, log: log, m: m}, nil
+	return &Service{store: d.Store, queue: d.Queue, leases: d.Leases, chains: chains, alerts: d.Alerts, send: send, gapEvery: every, log: log, m: m}, nil
 }
 
 // Alerts is the service's notifier, for the workers registered next to it.
@@ -121,7 +123,8 @@ func (s *Service) Alerts() alert.Notifier { return s.alerts }
 // Store is the service's store, for the workers registered next to it.
 func (s *Service) Store() *store.Store { return s.store }
 
-// Workers are the service's own loops: the gap sweep, and one stuck-transaction sweep per chain.
+// Workers are the service's own loops: the gap sweep, and one stuck-transaction sweep and one reorg
+// watch per chain.
 // Workers of other recovery duties (DLQ drain, nonce conflicts) are registered by the app next to these
 // (internal/app, recoveryWorkers).
 func (s *Service) Workers() []Worker {
@@ -134,6 +137,12 @@ func (s *Service) Workers() []Worker {
 		ws = append(ws, func(ctx context.Context) error {
 			s.every(ctx, every, "stuck transaction sweep of "+name, func(ctx context.Context) error {
 				_, err := s.UnstickChain(ctx, name)
+				return err
+			})
+			return nil
+		}, func(ctx context.Context) error {
+			s.every(ctx, reorgEvery(cd.Config.BlockTime.Duration), "reorg watch of "+name, func(ctx context.Context) error {
+				_, err := s.WatchReorgs(ctx, name)
 				return err
 			})
 			return nil

@@ -50,6 +50,12 @@ func (c *Config) applyRecoveryDefaults() {
 		if ch.Recovery.StuckAfterBlocks == 0 {
 			ch.Recovery.StuckAfterBlocks = StuckAfterBlocksFor(ch.BlockTime.Duration)
 		}
+		if ch.Recovery.ReorgWatchBlocks == 0 {
+			ch.Recovery.ReorgWatchBlocks = 2 * ch.Confirmations
+		}
+		if ch.Finality == "" {
+			ch.Finality = FinalityDepth
+		}
 	}
 }
 
@@ -73,6 +79,14 @@ func (c *Config) validateRecovery(bad func(key, format string, args ...any)) {
 		}
 		if n := ch.Recovery.StuckAfterBlocks; n > 10_000 {
 			bad(fmt.Sprintf("chains[%d].recovery.stuck_after_blocks", i), "%d is more than 10000 blocks", n)
+		}
+		// Watching less than the confirmations would leave a gap: a transaction confirmed at depth would
+		// be dropped from the watch before it was ever checked.
+		if n := ch.Recovery.ReorgWatchBlocks; n < ch.Confirmations || n > 100_000 {
+			bad(fmt.Sprintf("chains[%d].recovery.reorg_watch_blocks", i), "%d is not within the confirmations (%d)..100000 blocks", n, ch.Confirmations)
+		}
+		if f := ch.Finality; f != FinalityDepth && f != FinalityFinalized {
+			bad(fmt.Sprintf("chains[%d].finality", i), "%q is neither %q nor %q", f, FinalityDepth, FinalityFinalized)
 		}
 	}
 }

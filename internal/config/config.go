@@ -114,6 +114,10 @@ type Chain struct {
 	HotWallets    []Address `yaml:"hot_wallets"`
 	Batching      Batching  `yaml:"batching"`
 	Recovery      Recovery  `yaml:"recovery"` // see recovery.go and alerts.go
+	// Finality is when a mined transaction counts as final: FinalityDepth (the default) at the
+	// confirmations, FinalityFinalized at the confirmations and once the node's `finalized` block has
+	// reached its block.
+	Finality string `yaml:"finality"`
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.

@@ -10,7 +10,21 @@ type Recovery struct {
 	// nonces (the key was used outside Sluice): the signer stops using it until an operator unfreezes
 	// it. Default true.
 	FreezeOnConflict *bool `yaml:"freeze_on_conflict"`
+	// ReorgWatchBlocks is how many blocks past its receipt's block a CONFIRMED transaction is still
+	// checked against the canonical chain: a reorg deeper than the confirmations re-opens its
+	// withdrawals and raises a critical deep_reorg alert. Default: twice the confirmations.
+	ReorgWatchBlocks uint64 `yaml:"reorg_watch_blocks"`
 }
 
 // FreezesOnConflict reports whether a nonce conflict freezes the wallet (the default).
 func (r Recovery) FreezesOnConflict() bool { return r.FreezeOnConflict == nil || *r.FreezeOnConflict }
+
+// Values of a chain's finality.
+const (
+	FinalityDepth     = "depth"
+	FinalityFinalized = "finalized"
+)
+
+// WaitsForFinalized reports whether the chain's transactions are final only once the node's
+// `finalized` block has reached them.
+func (ch *Chain) WaitsForFinalized() bool { return ch.Finality == FinalityFinalized }

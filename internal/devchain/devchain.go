@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
@@ -146,6 +147,22 @@ func (c *Chain) Commit() {
 	if !c.closed {
 		c.backend.Commit()
 	}
+}
+
+// Fork makes the block parent the head (go-ethereum's simulated Backend.Fork): every block above it
+// leaves the canonical chain at once, the node puts their transactions back in its pool, and the next
+// blocks are sealed on parent. It fails while transactions are pending. Tests of reorgs pause sealing
+// (SealEvery a long interval) and Commit by hand, so that they choose what the new branch holds.
+func (c *Chain) Fork(parent common.Hash) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("devchain: closed")
+	}
+	if err := c.backend.Fork(parent); err != nil {
+		return fmt.Errorf("devchain: fork at %s: %w", parent, err)
+	}
+	return nil
 }
 
 // SetMinTip makes the node refuse, from now on, transactions whose tip is below tip (geth's

@@ -13,7 +13,10 @@ import (
 // Status is a withdrawal's lifecycle state.
 type Status string
 
-// The lifecycle: PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED / CANCELED.
+// The lifecycle: PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED / CANCELED. One
+// transition leaves CONFIRMED: CONFIRMED → BROADCASTED (reason "reorged: …", by recovery), when the
+// confirming block left the canonical chain deeper than the confirmation depth (ReopenReorged, the
+// only writer of that transition); the transaction is then followed to depth again.
 const (
 	Pending     Status = "PENDING"
 	Signing     Status = "SIGNING"
@@ -24,7 +27,8 @@ const (
 	Canceled    Status = "CANCELED"
 )
 
-// Terminal reports whether no further transition can happen.
+// Terminal reports whether no further transition can happen, but for a deep reorg re-opening a
+// CONFIRMED withdrawal (ReopenReorged).
 func (s Status) Terminal() bool { return s == Confirmed || s == Failed || s == Canceled }
 
 // ValidStatus reports whether s names a status.
@@ -221,6 +225,8 @@ type Change struct {
 	BlockNumber  *uint64
 	ErrorType    *string
 	ErrorMessage *string
+	// ClearBlock empties block_number: the block it named left the chain (a deep reorg).
+	ClearBlock bool
 }
 
 // Actor is who made a withdrawal's change, as its history records it: a service or an operator.
@@ -256,6 +262,9 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	}
 	if c.BlockNumber != nil {
 		add("block_number", *c.BlockNumber)
+	}
+	if c.ClearBlock {
+		add("block_number", nil)
 	}
 	if c.ErrorType != nil {
 		add("error_type", *c.ErrorType)
