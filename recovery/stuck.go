@@ -195,7 +195,21 @@ func (s *Service) UnstickChain(ctx context.Context, name string) (Sweep, error) 
 			sw.Resolved++
 		}
 	}
-	s.m.Swept(name, sw.InFlight, sw.Stuck, time.Since(start))
+	byWallet := map[string]int{}
+	for _, hw := range cd.Config.HotWallets {
+		byWallet[hw.Hex()] = 0
+	}
+	var oldestBlocks uint64
+	for _, r := range p.Stuck {
+		w := common.HexToAddress(r.From).Hex()
+		if _, ours := byWallet[w]; ours { // bounded labels: configured hot wallets only
+			byWallet[w]++
+		}
+		if r.AttemptBlock != nil && head > *r.AttemptBlock {
+			oldestBlocks = max(oldestBlocks, head-*r.AttemptBlock)
+		}
+	}
+	s.m.Swept(name, sw.InFlight, byWallet, time.Duration(oldestBlocks)*cd.Config.BlockTime.Duration, time.Since(start))
 	return sw, firstErr
 }
 
