@@ -24,11 +24,11 @@ func NopMetrics() Metrics { return nopMetrics{} }
 
 type nopMetrics struct{}
 
-func (nopMetrics) GapFilled(string)                      {}
-func (nopMetrics) Bumped(string)                         {}
-func (nopMetrics) Resent(string)                         {}
-func (nopMetrics) AtCap(string)                          {}
-func (nopMetrics) Reorged(string)                        {}
+func (nopMetrics) GapFilled(string)                                                {}
+func (nopMetrics) Bumped(string)                                                   {}
+func (nopMetrics) Resent(string)                                                   {}
+func (nopMetrics) AtCap(string)                                                    {}
+func (nopMetrics) Reorged(string)                                                  {}
 func (nopMetrics) Swept(string, int, map[string]int, time.Duration, time.Duration) {}
 
 type promMetrics struct {
