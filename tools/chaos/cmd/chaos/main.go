@@ -60,6 +60,8 @@ func flags(o *chaos.Options, profile *string, seed *uint64, killServices *string
 	fs.Float64Var(&o.PostRate, "post-rate", o.PostRate, "withdrawals posted per second")
 	fs.DurationVar(&o.Visibility, "visibility-timeout", o.Visibility, "queue visibility timeout (short, to force redeliveries)")
 	fs.DurationVar(&o.BlockTime, "block-time", o.BlockTime, "block interval of the chain")
+	fs.IntVar(&o.Instances, "instances", o.Instances, "processes of each service (API, signer, broadcaster, monitor), all on the same "+
+		"database, Redis, queue and chain; the client goes round the API instances and kills pick any instance")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "handlers per service (0: the configured default)")
 	fs.StringVar(&o.Dir, "dir", "", "run directory for config, keystore and logs (default: a new one under /tmp)")
 	fs.StringVar(&o.Bin, "bin", "", "the sluice binary (default: built into the run directory)")
@@ -148,7 +150,7 @@ func main() {
 func replayCommand(fs *flag.FlagSet, seed uint64) string {
 	var parts []string
 	fs.Visit(func(f *flag.Flag) {
-		if local(f.Name) || f.Name == "seed" {
+		if local(f.Name) || f.Name == "seed" || f.Value.String() == f.DefValue && f.Name != "profile" {
 			return
 		}
 		arg := fmt.Sprintf("--%s %s", f.Name, f.Value.String())
