@@ -279,3 +279,72 @@ func TestRaceTwoAPIInstancesCreateOneWithdrawal(t *testing.T) {
 		}
 	}
 }
+
+// Two signer instances reach for the same batch group's lock at once, round after round: exactly one
+// owns it; once it lets go, or its connection dies with its process, the other gets it.
+func TestRaceTwoInstancesTakeOneGroupLock(t *testing.T) {
+	ss := twoInstances(t)
+	ctx := context.Background()
+	for round := range raceRounds {
+		name := fmt.Sprintf("batch/local/USDT/%d", round%3)
+		var unlocks [2]func()
+		var owned [2]bool
+		errs := race(ss, func(i int, s *store.Store) error {
+			var err error
+			unlocks[i], owned[i], err = s.TryLock(ctx, name)
+			return err
+		})
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: %v", round, errs)
+		}
+		if owned[0] == owned[1] {
+			t.Fatalf("round %d: owners %v: want exactly one", round, owned)
+		}
+		winner := 0
+		if owned[1] {
+			winner = 1
+		}
+		loser := ss[1-winner]
+		if _, ok, err := loser.TryLock(ctx, name); err != nil || ok {
+			t.Fatalf("round %d: the loser took a held lock (%v)", round, err)
+		}
+		unlocks[winner]()
+		unlock, ok, err := loser.TryLock(ctx, name)
+		if err != nil || !ok {
+			t.Fatalf("round %d: the lock was not free once released (%v)", round, err)
+		}
+		unlock()
+	}
+	// An owner whose process dies (the server sees its connection go) frees the lock: take it on a
+	// connection of its own, as TryLock does, and kill that connection.
+	conn, err := ss[1].DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var id, got int64
+	if err := conn.QueryRowContext(ctx, `SELECT CONNECTION_ID(), GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), 0)`, "batch/local/POL").Scan(&id, &got); err != nil || got != 1 {
+		t.Fatalf("lock on a connection of its own: %v %v", got, err)
+	}
+	if _, ok, _ := ss[0].TryLock(ctx, "batch/local/POL"); ok {
+		t.Fatal("a held lock was taken")
+	}
+	if _, err := ss[0].DB.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		unlock, ok, err := ss[0].TryLock(ctx, "batch/local/POL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock of a closed instance was never freed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
