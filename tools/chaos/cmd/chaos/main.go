@@ -1,6 +1,7 @@
-// Command chaos runs Sluice's chaos test: "never pay twice, never lose one". Every service runs as its
-// own process against real MariaDB and Redis and an embedded EVM node behind a fault-injecting JSON-RPC
-// proxy; services are SIGKILLed and restarted while withdrawals flow; then the chain is checked.
+// Command chaos runs Sluice's chaos test: "never pay twice, never lose one". Every service runs as
+// --instances processes (two by default) against one real MariaDB and Redis and an embedded EVM node
+// behind a fault-injecting JSON-RPC proxy; service instances are SIGKILLed and restarted while
+// withdrawals flow; then the chain is checked, and everything the run left is searched for its keys.
 //
 // scripts/chaos.sh starts the backing services and runs it (`make chaos`, `make chaos-ci`); by hand,
 // with the env file of scripts/services.sh sourced:
