@@ -1,5 +1,7 @@
 // Command bench measures Sluice on this machine: the same workload with batching on and off on an
-// embedded chain (2 s blocks, 30M gas), and the API's intake alone. It needs a MariaDB and a Redis
+// embedded chain (2 s blocks, 30M gas), and the API's intake alone; then intake and batched inclusion
+// again with -instances (2) instances of every service on one database, Redis and chain, side by side
+// with one, each mode's recipients' balances checked on chain. It needs a MariaDB and a Redis
 // (SLUICE_TEST_MYSQL_DSN, SLUICE_TEST_REDIS_ADDR; bench/run.sh starts both) and prints human-readable
 // figures, then `RESULT {json}` as its last line.
 package main
