@@ -96,7 +96,7 @@ func (res *Result) Breakdown() string {
 	fmt.Fprintf(&b, "run dir      %s (config, keystore, logs/)   seed %d\n", res.Dir, res.Seed)
 	fmt.Fprintf(&b, "rpc faults   %s (of %d requests)\n", FormatCounts(res.FaultsBy, FaultKinds), res.RPCRequests)
 	fmt.Fprintf(&b, "kills        %s\n", FormatCounts(res.KillsBy, services))
-	fmt.Fprintf(&b, "redeliveries %s\n", FormatCounts(res.Queue.Redeliveries, nil))
+	fmt.Fprintf(&b, "redeliveries %s\n", orNone(res.Queue.Redeliveries))
 	fmt.Fprintf(&b, "queues       retries %d, dead-lettered %s, DLQ depth %s, panics %d, signer found request already signed %d, nonce already recorded %d\n",
 		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
