@@ -220,8 +220,7 @@ func (r *run) scanTable(ctx context.Context, s keyScanner, table string) error {
 // scanSQS reads every message left on the run's SQS queues (work queues and DLQs). The services are
 // stopped, so nothing else receives them.
 func (r *run) scanSQS(ctx context.Context, s keyScanner) error {
-	for _, q := range []string{queue.TxRequest, queue.SignedTx, queue.TxMonitor, queue.BalanceCheck, queue.BalanceTransfer,
-		queue.RequestDLQ, queue.SignedTxDLQ, queue.BroadcastTxDLQ, queue.BalanceCheckDLQ, queue.BalanceTransferDLQ} {
+	for _, q := range queue.AllQueues() {
 		seen := map[string]bool{}
 		for range 100 {
 			msgs, err := r.sqs.Receive(ctx, q, 10, time.Minute, 0)
