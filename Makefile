@@ -28,18 +28,20 @@ dev:
 test:
 	./scripts/test.sh
 
-# Kills services and injects RPC faults while 500 withdrawals flow; exits non-zero if any is paid twice or
-# lost. Pass flags with CHAOS_FLAGS="--queue sqs --seed 42".
+# Kills services and injects RPC faults while 500 withdrawals flow, two processes of every service by
+# default (--instances N); exits non-zero if any is paid twice or lost, or a private key shows up in a
+# log, metric, row or message. Pass flags with CHAOS_FLAGS="--queue sqs --seed 42 --instances 3".
 chaos:
 	./scripts/chaos.sh $(CHAOS_FLAGS)
 
-# The short chaos run CI makes on every landing (.ci/run): 200 withdrawals, 8 kills (each service twice),
-# the same faults and verdict, under 3 minutes. A failure prints its seed and the `make chaos` command
+# The short chaos run CI makes on every landing (.ci/run): 200 withdrawals, two instances of every
+# service, 8 kills (each service twice), the same faults and verdict, under 3 minutes. A failure prints its seed and the `make chaos` command
 # that replays it. CHAOS_FLAGS add to the profile: CHAOS_FLAGS="--queue sqs --seed 42".
 chaos-ci:
 	./scripts/chaos.sh --profile ci $(CHAOS_FLAGS)
 
-# Batched versus one-tx-per-withdrawal on the same workload, and API intake; the last line is RESULT {json}.
+# Batched versus one-tx-per-withdrawal on the same workload, and API intake and batched inclusion with 1
+# and 2 instances of every service; the last line is RESULT {json}.
 bench:
 	./tools/bench/run.sh
 

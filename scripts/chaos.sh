@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make chaos` and `make chaos-ci`: "never pay twice, never lose one". Starts MariaDB, Redis and the SQS
 # emulator on loopback (scripts/services.sh), builds sluice and the harness, and runs tools/chaos/cmd/chaos:
-# every service as its own process against a real EVM node behind a fault-injecting JSON-RPC proxy,
+# every service as processes of its own (two of each by default) against a real EVM node behind a fault-injecting JSON-RPC proxy,
 # services SIGKILLed while withdrawals flow, then every balance and nonce checked on chain. Stops
 # everything whatever happens. See docs/chaos.md.
 #

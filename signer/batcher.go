@@ -192,6 +192,19 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 	}
 	limit := maxItems(cd.Config.Batching, asset.Native())
 	if !asset.Native() && !cd.Config.BatchContract.IsZero() {
+		// A token group's allowance and funds checks read state that the batches signed meanwhile
+		// change: two signer instances deciding at once could each find the allowance enough for its
+		// own batch, or one sign an approve sized without the other's batch, and items would fail on
+		// chain. So one signer owns a token group at a time; the others leave it to the owner, which
+		// drains it, and take it over the moment its connection (or process) goes.
+		unlock, owner, err := s.store.TryLock(ctx, "batch/"+cd.Config.Name+"/"+assetSym)
+		if err != nil {
+			return 0, err
+		}
+		if !owner {
+			return 0, nil
+		}
+		defer unlock()
 		ready, err := s.ensureAllowance(ctx, log, cd, asset, limit)
 		if err != nil {
 			return 0, err

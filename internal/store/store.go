@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -171,4 +172,41 @@ func IsDuplicate(err error) bool { return mysqlCode(err) == 1062 }
 func isRetryableTxErr(err error) bool {
 	c := mysqlCode(err)
 	return c == 1213 || c == 1205 // deadlock, lock wait timeout
+}
+
+// TryLock takes the database-wide named lock name without waiting and reports whether it got it. The
+// lock belongs to one connection, held out of the pool until unlock; if the process dies the server
+// drops the connection and the lock with it, so an owner that crashed never blocks the others. Lock
+// names are scoped to the database, so databases sharing a server do not share locks.
+func (s *Store) TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock %s: %w", name, err)
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), 0)`, name).Scan(&got); err != nil {
+		discard(conn)
+		return nil, false, fmt.Errorf("lock %s: %w", name, err)
+	}
+	if got.Int64 != 1 {
+		conn.Close()
+		return nil, false, nil
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var released sql.NullInt64
+		if err := conn.QueryRowContext(ctx, `SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)))`, name).Scan(&released); err != nil || released.Int64 != 1 {
+			// Never hand a connection that may still hold the lock back to the pool.
+			discard(conn)
+			return
+		}
+		conn.Close()
+	}, true, nil
+}
+
+// discard closes conn for good instead of returning it to the pool.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
 }

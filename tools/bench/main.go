@@ -1,5 +1,7 @@
 // Command bench measures Sluice on this machine: the same workload with batching on and off on an
-// embedded chain (2 s blocks, 30M gas), and the API's intake alone. It needs a MariaDB and a Redis
+// embedded chain (2 s blocks, 30M gas), and the API's intake alone; then intake and batched inclusion
+// again with -instances (2) instances of every service on one database, Redis and chain, side by side
+// with one, each mode's recipients' balances checked on chain. It needs a MariaDB and a Redis
 // (SLUICE_TEST_MYSQL_DSN, SLUICE_TEST_REDIS_ADDR; bench/run.sh starts both) and prints human-readable
 // figures, then `RESULT {json}` as its last line.
 package main
@@ -31,6 +33,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-custody/sluice/contracts"
+	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -46,6 +49,8 @@ var (
 	gasLimit    = flag.Uint64("gas-limit", 30_000_000, "block gas limit")
 	modeTimeout = flag.Duration("mode-timeout", 5*time.Minute, "give up on a mode after this long")
 	verbose     = flag.Bool("v", false, "log the services at info level")
+	instances   = flag.Int("instances", 2, "also measure intake and batched inclusion with this many instances of every service "+
+		"(API, signer with its batcher, broadcaster, monitor) on one database, Redis and chain; 1 skips it")
 )
 
 func main() {
@@ -58,6 +63,7 @@ func main() {
 
 type modeResult struct {
 	Batching        bool
+	Instances       int
 	Transfers       int
 	Confirmed       int
 	Failed          int
@@ -70,6 +76,8 @@ type modeResult struct {
 	SubmitSeconds   float64
 	Blocks          int
 	MaxBlockGasUsed uint64
+	PaidTwice       int // recipients holding more than their one withdrawal
+	Unpaid          int // recipients of a CONFIRMED withdrawal holding less
 }
 
 func run() error {
@@ -93,23 +101,36 @@ func run() error {
 	fmt.Printf("chain: %s, block time %s, block gas limit %d\n", ch.URL, *blockTime, *gasLimit)
 
 	ctx := context.Background()
-	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr)
+	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	fmt.Printf("API intake: %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
-		apiRes.n, *apiConc, apiRes.perSec, apiRes.p50, apiRes.p99, apiRes.errors)
+	printAPI(apiRes)
+	var apiN apiResult
+	if *instances > 1 {
+		if apiN, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, *instances); err != nil {
+			return fmt.Errorf("api, %d instances: %w", *instances, err)
+		}
+		printAPI(apiN)
+	}
 
-	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false)
+	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false, 1)
 	if err != nil {
 		return fmt.Errorf("batching off: %w", err)
 	}
 	printMode(off)
-	on, err := runMode(ctx, log, ch, funder, dsn, redisAddr, true)
+	on, err := runMode(ctx, log, ch, funder, dsn, redisAddr, true, 1)
 	if err != nil {
 		return fmt.Errorf("batching on: %w", err)
 	}
 	printMode(on)
+	var onN modeResult
+	if *instances > 1 {
+		if onN, err = runMode(ctx, log, ch, funder, dsn, redisAddr, true, *instances); err != nil {
+			return fmt.Errorf("batching on, %d instances: %w", *instances, err)
+		}
+		printMode(onN)
+	}
 
 	// The workload is half ERC-20, half native: its ceiling uses the mean batched gas per transfer.
 	ceiling := float64(*gasLimit) / ((on.GasPerERC20 + on.GasPerNative) / 2) / blockTime.Seconds()
@@ -122,6 +143,11 @@ func run() error {
 		on.GasPerNative, off.GasPerNative, 100*(1-on.GasPerNative/off.GasPerNative))
 	fmt.Printf("inclusion: %.1f transfers/s batched vs %.1f/s one tx per withdrawal (x%.1f)\n",
 		on.IncludedPerSec, off.IncludedPerSec, on.IncludedPerSec/off.IncludedPerSec)
+	if *instances > 1 {
+		fmt.Printf("instances (1 vs %d of every service): intake %.0f vs %.0f req/s (p99 %.1f vs %.1f ms); batched inclusion %.1f vs %.1f transfers/s; "+
+			"paid twice %d vs %d, unpaid %d vs %d\n", *instances, apiRes.perSec, apiN.perSec, apiRes.p99, apiN.p99,
+			on.IncludedPerSec, onN.IncludedPerSec, on.PaidTwice, onN.PaidTwice, on.Unpaid, onN.Unpaid)
+	}
 	res := map[string]any{
 		"transfers":                         on.Transfers,
 		"gas_per_transfer_erc20":            round(on.GasPerERC20),
@@ -140,6 +166,19 @@ func run() error {
 		"api_p99_ms":                        round1(apiRes.p99),
 		"block_time_s":                      blockTime.Seconds(),
 		"block_gas_limit":                   *gasLimit,
+		"paid_twice":                        on.PaidTwice + off.PaidTwice,
+		"unpaid":                            on.Unpaid + off.Unpaid,
+	}
+	if *instances > 1 {
+		res["instances"] = *instances
+		res["instances_api_req_per_sec"] = round1(apiN.perSec)
+		res["instances_api_p50_ms"] = round1(apiN.p50)
+		res["instances_api_p99_ms"] = round1(apiN.p99)
+		res["instances_included_per_sec"] = round1(onN.IncludedPerSec)
+		res["instances_batches"] = onN.Batches
+		res["instances_failed"] = onN.Failed
+		res["instances_paid_twice"] = onN.PaidTwice
+		res["instances_unpaid"] = onN.Unpaid
 	}
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
@@ -149,14 +188,21 @@ func run() error {
 func round(f float64) int64    { return int64(f + 0.5) }
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
+func printAPI(r apiResult) {
+	fmt.Printf("API intake, %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
+		r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors)
+}
+
 func printMode(m modeResult) {
 	name := "one tx per withdrawal"
 	if m.Batching {
 		name = fmt.Sprintf("batching on (%d batches)", m.Batches)
 	}
+	name += fmt.Sprintf(", %d instance(s) of each service", m.Instances)
 	fmt.Printf("%s: %d transfers, %d confirmed, %d failed; gas/transfer ERC-20 %.0f, native %.0f; accepted in %.1fs; "+
 		"first accept → last inclusion %.1fs = %.1f transfers/s over %d blocks (fullest block %d gas)\n",
 		name, m.Transfers, m.Confirmed, m.Failed, m.GasPerERC20, m.GasPerNative, m.SubmitSeconds, m.Seconds, m.IncludedPerSec, m.Blocks, m.MaxBlockGasUsed)
+	fmt.Printf("  balances: paid twice %d, confirmed but unpaid %d\n", m.PaidTwice, m.Unpaid)
 	if m.ApproveGas > 0 {
 		fmt.Printf("  (plus %d gas of bounded approves for the batch contract, not counted per transfer)\n", m.ApproveGas)
 	}
@@ -188,24 +234,44 @@ func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ec
 }
 
 type apiResult struct {
+	instances     int
 	n, errors     int
 	perSec        float64
 	p50, p99      float64
 	firstAccepted time.Time
 }
 
-func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string) (apiResult, error) {
-	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, "sluice_bench_api")
+func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int) (apiResult, error) {
+	db := "sluice_bench_api"
+	if n > 1 {
+		db = fmt.Sprintf("sluice_bench_api_%d", n)
+	}
+	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db)
 	if err != nil {
 		return apiResult{}, err
 	}
 	defer st.Close()
 	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- st.App.Run(wctx, "api") }()
-	defer func() { cancel(); <-done }()
-	if err := waitAPI(st); err != nil {
-		return apiResult{}, err
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	urls := []string{st.APIURL}
+	apps := []*app.App{st.App}
+	for range n - 1 {
+		a, url, err := extraInstance(ctx, st, log)
+		if err != nil {
+			return apiResult{}, err
+		}
+		defer a.Close()
+		apps, urls = append(apps, a), append(urls, url)
+	}
+	for _, a := range apps {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(wctx, "api") }()
+	}
+	for _, u := range urls {
+		if err := waitAPI(u, st.APIKey); err != nil {
+			return apiResult{}, err
+		}
 	}
 	reqs := make([]request, *apiRequests)
 	for i := range reqs {
@@ -214,7 +280,21 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 		}
 	}
-	return post(st, "api", reqs)
+	return post(urls, st.APIKey, "api", reqs)
+}
+
+// extraInstance opens one more instance of every service on st's database, Redis, queue and chain, as
+// a second process would: its own connections, metrics and API port. It shares st's key handle: a
+// second process would open the same keystore.
+func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger) (*app.App, string, error) {
+	cfg := *st.Config
+	cfg.API.Listen = freeAddr()
+	a, err := app.Open(ctx, &cfg, log)
+	if err != nil {
+		return nil, "", fmt.Errorf("second instance: %w", err)
+	}
+	a.Keys = st.App.Keys
+	return a, "http://" + cfg.API.Listen, nil
 }
 
 type request struct {
@@ -230,11 +310,11 @@ func randomAddr() common.Address {
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 
-func waitAPI(st *devmode.Stack) error {
+func waitAPI(url, key string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest("GET", st.APIURL+"/v1/chains", nil)
-		req.Header.Set("Authorization", "Bearer "+st.APIKey)
+		req, _ := http.NewRequest("GET", url+"/v1/chains", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
 		if resp, err := httpClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -243,11 +323,12 @@ func waitAPI(st *devmode.Stack) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("API at %s never answered", st.APIURL)
+	return fmt.Errorf("API at %s never answered", url)
 }
 
-// post sends every request with *apiConc clients and measures the latencies of the accepted ones.
-func post(st *devmode.Stack, prefix string, reqs []request) (apiResult, error) {
+// post sends every request with *apiConc clients, request i to API instance i mod len(urls) (a round-robin
+// load balancer), and measures the latencies of the accepted ones.
+func post(urls []string, key, prefix string, reqs []request) (apiResult, error) {
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -272,8 +353,8 @@ func post(st *devmode.Stack, prefix string, reqs []request) (apiResult, error) {
 					"asset": r.asset, "to": r.to.Hex(), "amount": r.amount})
 				for attempt := 0; ; attempt++ {
 					t0 := time.Now()
-					req, _ := http.NewRequest("POST", st.APIURL+"/v1/withdrawals", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+st.APIKey)
+					req, _ := http.NewRequest("POST", urls[(i+attempt)%len(urls)]+"/v1/withdrawals", bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+key)
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := httpClient.Do(req)
 					d := time.Since(t0)
@@ -313,7 +394,7 @@ func post(st *devmode.Stack, prefix string, reqs []request) (apiResult, error) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-	return apiResult{n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first}, nil
+	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first}, nil
 }
 
 // fundAccounts gives each address 1 wei from the funder through atomic Multicall3 batches, so the
@@ -336,10 +417,13 @@ func fundAccounts(ctx context.Context, eth *ethclient.Client, funder *ecdsa.Priv
 	return nil
 }
 
-func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, batching bool) (modeResult, error) {
+func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, batching bool, n int) (modeResult, error) {
 	db := "sluice_bench_single"
 	if batching {
 		db = "sluice_bench_batch"
+	}
+	if n > 1 {
+		db += fmt.Sprintf("_%d", n)
 	}
 	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db)
 	if err != nil {
@@ -354,8 +438,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	}
 	defer eth.Close()
 
-	n := *transfers
-	reqs := make([]request, n)
+	reqs := make([]request, *transfers)
 	var nativeTo []common.Address
 	for i := range reqs {
 		if i%2 == 0 {
@@ -369,14 +452,17 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		return modeResult{}, err
 	}
 
-	a := st.App
-	s, err := signer.New(signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces,
-		Chains: map[string]signer.ChainDeps{cfg.Name: {Config: *cfg, Client: a.Chains[cfg.Name]}}},
-		log.With("service", "signer"), signer.NopMetrics())
-	if err != nil {
-		return modeResult{}, err
+	apps := []*app.App{st.App}
+	urls := []string{st.APIURL}
+	for range n - 1 {
+		a, url, err := extraInstance(ctx, st, log)
+		if err != nil {
+			return modeResult{}, err
+		}
+		defer a.Close()
+		apps, urls = append(apps, a), append(urls, url)
 	}
-
+	a := st.App
 	// Every block's first sighting, to time inclusion on the wall clock.
 	wctx, cancel := context.WithCancel(ctx)
 	var (
@@ -395,12 +481,6 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	consumer, err := queue.NewConsumer(queue.ConsumerDeps{Queue: a.Queue, Name: queue.TxRequest, Handler: s.Handle, Concurrency: 8,
-		Visibility: 30 * time.Second, Wait: time.Second}, log, queue.NopMetrics())
-	if err != nil {
-		cancel()
-		return modeResult{}, err
-	}
 	var wg sync.WaitGroup
 	start := func(f func(context.Context) error) {
 		wg.Add(1)
@@ -411,17 +491,35 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 			}
 		}()
 	}
-	start(func(ctx context.Context) error { return a.Run(ctx, "api", "broadcaster", "monitor") })
-	start(consumer.Run)
-	if batching {
-		start(s.RunBatcher)
+	// Every instance: the API, a signer (consumer and, batching, its batcher), a broadcaster and a monitor.
+	for i, ia := range apps {
+		s, err := signer.New(signer.Deps{Store: ia.Store, Queue: ia.Sender, Keys: ia.Keys, Nonces: ia.Nonces,
+			Chains: map[string]signer.ChainDeps{cfg.Name: {Config: *cfg, Client: ia.Chains[cfg.Name]}}},
+			log.With("service", "signer", "instance", i+1), signer.NopMetrics())
+		if err != nil {
+			cancel()
+			return modeResult{}, err
+		}
+		consumer, err := queue.NewConsumer(queue.ConsumerDeps{Queue: ia.Queue, Name: queue.TxRequest, Handler: s.Handle, Concurrency: 8,
+			Visibility: 30 * time.Second, Wait: time.Second}, log, queue.NopMetrics())
+		if err != nil {
+			cancel()
+			return modeResult{}, err
+		}
+		start(func(ctx context.Context) error { return ia.Run(ctx, "api", "broadcaster", "monitor") })
+		start(consumer.Run)
+		if batching {
+			start(s.RunBatcher)
+		}
 	}
 	defer func() { cancel(); wg.Wait() }()
-	if err := waitAPI(st); err != nil {
-		return modeResult{}, err
+	for _, u := range urls {
+		if err := waitAPI(u, st.APIKey); err != nil {
+			return modeResult{}, err
+		}
 	}
 	t0 := time.Now()
-	pr, err := post(st, db, reqs)
+	pr, err := post(urls, st.APIKey, db, reqs)
 	if err != nil {
 		return modeResult{}, err
 	}
@@ -441,7 +539,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	m := modeResult{Batching: batching, Transfers: n}
+	m := modeResult{Batching: batching, Instances: n, Transfers: len(reqs)}
 	q := a.Store.DB
 	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(status='CONFIRMED'),0), COALESCE(SUM(status='FAILED'),0) FROM withdrawals`).Scan(&m.Confirmed, &m.Failed); err != nil {
 		return m, err
@@ -493,5 +591,59 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	var approve sql.NullInt64
 	_ = q.QueryRowContext(ctx, `SELECT SUM(gas_used) FROM sent_transactions WHERE kind = 'approve'`).Scan(&approve)
 	m.ApproveGas = uint64(approve.Int64)
+	if err := checkBalances(ctx, eth, st, reqs, &m); err != nil {
+		return m, err
+	}
 	return m, nil
+}
+
+// checkBalances reads every recipient's balance on chain: each was posted one withdrawal (native
+// recipients hold 1 wei from the funding before it), so more is a double payment and less, for a
+// CONFIRMED withdrawal, a lost one.
+func checkBalances(ctx context.Context, eth *ethclient.Client, st *devmode.Stack, reqs []request, m *modeResult) error {
+	confirmed := map[common.Address]bool{}
+	rows, err := st.App.Store.DB.QueryContext(ctx, `SELECT to_address FROM withdrawals WHERE status = 'CONFIRMED'`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			rows.Close()
+			return err
+		}
+		confirmed[common.HexToAddress(a)] = true
+	}
+	rows.Close()
+	token := st.Config.Chains[0].Assets
+	var tokenAddr common.Address
+	for _, a := range token {
+		if a.Symbol == devmode.Token {
+			tokenAddr = a.Address.Common()
+		}
+	}
+	for _, r := range reqs {
+		var (
+			got  *big.Int
+			want *big.Int
+			err  error
+		)
+		if r.asset == devmode.Token {
+			got, err = contracts.TokenBalance(ctx, eth, tokenAddr, r.to)
+			want = big.NewInt(1_500_000) // 1.5 at 6 decimals
+		} else {
+			got, err = eth.BalanceAt(ctx, r.to, nil)
+			want = new(big.Int).Add(big.NewInt(1), big.NewInt(1e15)) // 1 wei funding + 0.001
+		}
+		if err != nil {
+			return fmt.Errorf("balance of %s: %w", r.to, err)
+		}
+		switch c := got.Cmp(want); {
+		case c > 0:
+			m.PaidTwice++
+		case c < 0 && confirmed[r.to]:
+			m.Unpaid++
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: starts MariaDB and Redis in a private directory, runs the benchmark (batching on and off
-# on the same workload, plus API intake), stops the services. The last line is `RESULT {json}`.
+# on the same workload, plus API intake; intake and batched inclusion again with 2 instances of every
+# service), stops the services. The last line is `RESULT {json}`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

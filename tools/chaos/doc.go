@@ -1,6 +1,8 @@
-// Package chaos is Sluice's chaos run: every service as its own process against real MariaDB, Redis
-// and an EVM node behind a fault-injecting JSON-RPC proxy, with services killed at random while
-// withdrawals flow, and a check on chain that nobody was paid twice and nothing was lost.
+// Package chaos is Sluice's chaos run: several processes of every service (Options.Instances, two by
+// default) against one real MariaDB, Redis, queue and EVM node behind a fault-injecting JSON-RPC
+// proxy, with service instances killed at random while withdrawals flow, a check on chain that nobody
+// was paid twice and nothing was lost, and a search of the logs, metrics, rows and queue messages for
+// the private keys the run generated.
 //
 // `make chaos` runs the default profile, `make chaos-ci` the ci profile (see Profile); CI runs the
 // latter on every landing. docs/chaos.md is the user's guide.
@@ -13,7 +15,7 @@
 //   - the workload: every withdrawal's external_id, asset, recipient, amount, replay mode and whether
 //     its withdrawal.requested is resent once signed, posted in the same order at the same rate;
 //   - the keys, so the hot wallet, the funder and the contracts have the same addresses;
-//   - the kill schedule: which service is killed, when (counted from the first post) and how long it
+//   - the kill schedule: which service is killed (and which of its instances), when (counted from the first post) and how long it
 //     stays down. It is drawn before the run starts and printed; a kill never switches to another
 //     service, it waits for its turn and for its service to be running;
 //   - the proxy's faults: a request's fault (drop, delay and its length, 503, JSON-RPC error, dropped

@@ -53,6 +53,7 @@ type Options struct {
 	Visibility    time.Duration // queue visibility timeout (short, to force redeliveries)
 	BlockTime     time.Duration
 	Concurrency   int      // per service; 0 keeps the defaults
+	Instances     int      // processes per service, all on the same database, Redis, queue and chain
 	KillServices  []string // the services kills choose from (default: all four)
 	Recovery      RecoveryFaults
 
@@ -94,9 +95,18 @@ func (o *Options) defaults() {
 	if len(o.KillServices) == 0 {
 		o.KillServices = services
 	}
+	if o.Instances <= 0 {
+		o.Instances = DefaultInstances
+	}
 }
 
-// services are the processes a run starts, one each.
+// DefaultInstances is how many processes of each service a run starts unless told otherwise: two, the
+// smallest number at which instances can race each other.
+const DefaultInstances = 2
+
+// services are the services a run starts, Options.Instances processes of each. A service added to
+// Sluice (recovery, accountmgr) is added here: it is started, killed and scanned like the others. "api"
+// must stay first: its instances are the ones the client talks to.
 var services = []string{"api", "signer", "broadcaster", "monitor"}
 
 // run is the state of one chaos run.
@@ -118,9 +128,10 @@ type run struct {
 	db      *store.Store
 	redis   *redis.Client
 	sqs     *sqsq.Queue // the run's SQS queues (--queue sqs), to read DLQ depths
-	apiURL  string
+	apiURLs []string    // one per API instance; the client goes round them
 	apiKey  string
-	procs   map[string]*proc
+	procs   map[string][]*proc // by service, one per instance
+	keys    []secretKey        // the private keys the run made: none may show up anywhere
 
 	progressing bool // withdrawals were still ending in the last 30 s of the wait
 	stalled     bool // the wait ended because nothing moved for Options.Stall
@@ -130,7 +141,7 @@ type run struct {
 }
 
 func newRun(o Options) *run {
-	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string]*proc{}, kills: map[string]int{}}
+	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string][]*proc{}, kills: map[string]int{}}
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -160,8 +171,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	r := newRun(o)
 	defer r.teardown()
-	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d kills, fault rate %.2f, %d confirmations",
-		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Kills, o.FaultRate, o.Confirmations)
+	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d instances of each service, %d kills, fault rate %.2f, %d confirmations",
+		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Instances, o.Kills, o.FaultRate, o.Confirmations)
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -190,6 +201,7 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	r.hot = crypto.PubkeyToAddress(hotKey.PublicKey)
+	r.keys = []secretKey{{"funder", crypto.FromECDSA(funder)}, {"hot wallet", crypto.FromECDSA(hotKey)}}
 	r.chain, err = devchain.Start(devchain.Options{ChainID: 31337, BlockInterval: o.BlockTime, GasLimit: 30_000_000,
 		Alloc: types.GenesisAlloc{crypto.PubkeyToAddress(funder.PublicKey): {Balance: units(2_000_000, 18)}}})
 	if err != nil {
@@ -233,22 +245,19 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 
-	// The configuration every service reads.
-	ports, err := freePorts(len(services))
+	// The configuration: one file per instance, the same but for the ports every process listens on.
+	ports, err := freePorts(o.Instances * len(services))
 	if err != nil {
 		return err
 	}
 	r.apiKey = "sk_chaos_" + randomHex(16)
-	apiAddr := ports[0]
-	r.apiURL = "http://" + apiAddr
 	cfg := config.Config{
 		Database: config.Database{DSN: r.dsn, MaxOpenConns: 20},
 		Redis:    config.Redis{Addr: o.RedisAddr},
 		Queue: config.Queue{Backend: o.Queue, VisibilityTimeout: config.Duration{Duration: o.Visibility},
 			WaitTime: config.Duration{Duration: 500 * time.Millisecond}},
-		Keys:     config.Keys{Backend: "keystore", Dir: filepath.Join(o.Dir, "keystore"), PasswordEnv: "SLUICE_KEYSTORE_PASSWORD"},
-		API:      config.API{Listen: apiAddr, BootstrapKeyEnv: "SLUICE_API_KEY"},
-		Services: map[string]config.Service{},
+		Keys: config.Keys{Backend: "keystore", Dir: filepath.Join(o.Dir, "keystore"), PasswordEnv: "SLUICE_KEYSTORE_PASSWORD"},
+		API:  config.API{BootstrapKeyEnv: "SLUICE_API_KEY"},
 		Chains: []config.Chain{{
 			Name: "local", ChainID: r.chainID.Uint64(), RPC: []string{r.proxy.URL}, Confirmations: o.Confirmations,
 			BlockTime: config.Duration{Duration: o.BlockTime}, RPCTimeout: config.Duration{Duration: 10 * time.Second},
@@ -260,20 +269,33 @@ func (r *run) setup(ctx context.Context) error {
 			HotWallets: []config.Address{config.Address(r.hot)},
 		}},
 	}
-	for i, name := range services[1:] {
-		cfg.Services[name] = config.Service{Listen: ports[i+1], Concurrency: o.Concurrency}
-	}
 	if o.Queue == "sqs" {
 		cfg.Queue.SQS = config.SQS{Region: "us-east-1", Endpoint: o.SQSEndpoint, Prefix: r.dbName + "-"}
 	}
-	b, err := yaml.Marshal(&cfg)
-	if err != nil {
-		return err
+	cfgPaths := make([]string, o.Instances)
+	listen := map[string][]string{} // service -> address of each instance
+	for i := range o.Instances {
+		cfg.Services = map[string]config.Service{}
+		for j, name := range services {
+			addr := ports[i*len(services)+j]
+			listen[name] = append(listen[name], addr)
+			if name == "api" {
+				cfg.API.Listen = addr
+				r.apiURLs = append(r.apiURLs, "http://"+addr)
+				continue
+			}
+			cfg.Services[name] = config.Service{Listen: addr, Concurrency: o.Concurrency}
+		}
+		b, err := yaml.Marshal(&cfg)
+		if err != nil {
+			return err
+		}
+		cfgPaths[i] = filepath.Join(o.Dir, fmt.Sprintf("sluice-%d.yaml", i+1))
+		if err := os.WriteFile(cfgPaths[i], b, 0o600); err != nil {
+			return err
+		}
 	}
-	cfgPath := filepath.Join(o.Dir, "sluice.yaml")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		return err
-	}
+	cfgPath := cfgPaths[0]
 	env := serviceEnv(password, r.apiKey)
 
 	// Migrations, by the binary itself.
@@ -298,24 +320,49 @@ func (r *run) setup(ctx context.Context) error {
 		r.sqs = q
 	}
 
-	// The services, one process each.
-	for i, name := range services {
-		readyz := "http://" + ports[i] + "/readyz"
-		p := &proc{name: name, bin: o.Bin, args: []string{name, "--config", cfgPath, "--log-level", "debug"}, env: env,
-			logPath: filepath.Join(o.Dir, "logs", name+".log"), readyz: readyz, logf: r.logf}
-		r.procs[name] = p
-		if err := p.start(); err != nil {
-			return err
-		}
-	}
+	// The services, Instances processes each, all started before any is waited for.
 	for _, name := range services {
-		if err := r.procs[name].waitReady(ctx, 60*time.Second); err != nil {
+		for i := range o.Instances {
+			addr := listen[name][i]
+			p := &proc{name: instanceName(name, i, o.Instances), service: name, bin: o.Bin,
+				args: []string{name, "--config", cfgPaths[i], "--log-level", "debug"}, env: env,
+				logPath: filepath.Join(o.Dir, "logs", instanceName(name, i, o.Instances)+".log"),
+				readyz:  "http://" + addr + "/readyz", metrics: "http://" + addr + "/metrics", logf: r.logf}
+			r.procs[name] = append(r.procs[name], p)
+			if err := p.start(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range r.allProcs() {
+		if err := p.waitReady(ctx, 60*time.Second); err != nil {
 			return err
 		}
 	}
-	r.logf("services up: api %s, signer %s, broadcaster %s, monitor %s (logs in %s)", r.apiURL,
-		cfg.Services["signer"].Listen, cfg.Services["broadcaster"].Listen, cfg.Services["monitor"].Listen, filepath.Join(o.Dir, "logs"))
+	var up []string
+	for _, name := range services {
+		up = append(up, fmt.Sprintf("%s %s", name, strings.Join(listen[name], " ")))
+	}
+	r.logf("services up: %s (logs in %s)", strings.Join(up, "; "), filepath.Join(o.Dir, "logs"))
 	return nil
+}
+
+// instanceName names instance i (from 0) of a service in logs and file names: "signer-2". A run with
+// one instance per service keeps the bare service names.
+func instanceName(service string, i, n int) string {
+	if n == 1 {
+		return service
+	}
+	return fmt.Sprintf("%s-%d", service, i+1)
+}
+
+// allProcs lists every process of the run, service by service.
+func (r *run) allProcs() []*proc {
+	var out []*proc
+	for _, name := range services {
+		out = append(out, r.procs[name]...)
+	}
+	return out
 }
 
 // serviceEnv is the harness's environment without any SLUICE_ override (the config file is the whole
@@ -364,7 +411,7 @@ func (r *run) dropDatabase() {
 // stopServices stops every service gracefully (SIGTERM; SIGKILL after the grace).
 func (r *run) stopServices() {
 	var wg sync.WaitGroup
-	for _, p := range r.procs {
+	for _, p := range r.allProcs() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -64,9 +65,17 @@ type spec struct {
 // httpClient is the exchange backend's HTTP client: one answer per request within 15 s.
 var httpClient = http.Client{Timeout: 15 * time.Second}
 
+// apiClient talks to every API instance in turn, as a load balancer in front of them would: each
+// request (a retry included) goes to the next one, so a killed instance costs a retry, not a stall.
 type apiClient struct {
-	base, key string
-	hc        *http.Client
+	bases []string
+	key   string
+	hc    *http.Client
+	next  atomic.Uint64
+}
+
+func (c *apiClient) base() string {
+	return c.bases[(c.next.Add(1)-1)%uint64(len(c.bases))]
 }
 
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
@@ -74,7 +83,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte) (i
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -332,15 +341,17 @@ func (r *run) postAll(ctx context.Context, c *apiClient, specs []*spec, rr *repl
 
 // plannedKill is one kill of a run's schedule, drawn from the seed before the run starts.
 type plannedKill struct {
-	At      time.Duration // after the first post
-	Service string
-	Down    time.Duration // how long the service stays down before it is restarted
+	At       time.Duration // after the first post
+	Service  string
+	Instance int           // which of the service's instances, from 0
+	Down     time.Duration // how long the instance stays down before it is restarted
 }
 
 // killSchedule draws n kills about gap apart (jittered), each followed by a short pause before the
 // restart. Services come in shuffled rounds of services, so with n at least len(services) every service
-// is killed, and each about as often as the others.
-func killSchedule(seed uint64, n int, services []string, gap time.Duration) []plannedKill {
+// is killed, and each about as often as the others; each kill hits one of the service's instances
+// instances, drawn too, while the others keep working.
+func killSchedule(seed uint64, n int, services []string, instances int, gap time.Duration) []plannedKill {
 	rng := mrand.New(mrand.NewPCG(seed, streamKills))
 	var (
 		plan  []plannedKill
@@ -354,17 +365,21 @@ func killSchedule(seed uint64, n int, services []string, gap time.Duration) []pl
 		}
 		at += gap/2 + time.Duration(rng.Int64N(int64(gap)+1))
 		down := 200*time.Millisecond + time.Duration(rng.Int64N(int64(1800*time.Millisecond)))
-		plan = append(plan, plannedKill{At: at, Service: order[0], Down: down})
+		inst := 0
+		if instances > 1 {
+			inst = rng.IntN(instances)
+		}
+		plan = append(plan, plannedKill{At: at, Service: order[0], Instance: inst, Down: down})
 		order = order[1:]
 		at += down
 	}
 	return plan
 }
 
-func formatSchedule(plan []plannedKill) string {
+func formatSchedule(plan []plannedKill, instances int) string {
 	parts := make([]string, len(plan))
 	for i, k := range plan {
-		parts[i] = fmt.Sprintf("%s@%.1fs", k.Service, k.At.Seconds())
+		parts[i] = fmt.Sprintf("%s@%.1fs", instanceName(k.Service, k.Instance, instances), k.At.Seconds())
 	}
 	return strings.Join(parts, " ")
 }
@@ -376,7 +391,7 @@ func formatSchedule(plan []plannedKill) string {
 func (r *run) killLoop(ctx context.Context, plan []plannedKill, start time.Time, done chan<- struct{}) {
 	defer close(done)
 	for i, k := range plan {
-		p := r.procs[k.Service]
+		p := r.procs[k.Service][k.Instance]
 		if !sleepCtx(ctx, time.Until(start.Add(k.At))) {
 			return
 		}
@@ -392,7 +407,7 @@ func (r *run) killLoop(ctx context.Context, plan []plannedKill, start time.Time,
 			continue
 		}
 		r.killsMu.Lock()
-		r.kills[p.name]++
+		r.kills[p.service]++
 		r.killsMu.Unlock()
 		r.logf("kill %d/%d: SIGKILL %s (pid %d, planned at %.1fs); restart in %s", i+1, len(plan), p.name, pid,
 			k.At.Seconds(), k.Down.Round(time.Millisecond))

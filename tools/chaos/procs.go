@@ -11,14 +11,16 @@ import (
 	"time"
 )
 
-// proc is one Sluice service running as its own OS process, restarted after every kill.
+// proc is one instance of a Sluice service running as its own OS process, restarted after every kill.
 type proc struct {
-	name    string
+	name    string // the instance: "signer-2"
+	service string // what it runs: "signer"
 	bin     string
 	args    []string
 	env     []string
 	logPath string
 	readyz  string // URL of its /readyz
+	metrics string // URL of its /metrics
 	logf    func(format string, args ...any)
 
 	mu       sync.Mutex

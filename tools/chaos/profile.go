@@ -32,6 +32,7 @@ func Profile(name string) (Options, error) {
 		Visibility:    3 * time.Second,
 		BlockTime:     time.Second,
 		KillServices:  slices.Clone(services),
+		Instances:     DefaultInstances,
 	}
 	switch name {
 	case "default", "":

@@ -12,11 +12,11 @@ func TestKillScheduleIsTheSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	gap := 5 * time.Second
-	plan := killSchedule(42, o.Kills, o.KillServices, gap)
-	if !slices.Equal(plan, killSchedule(42, o.Kills, o.KillServices, gap)) {
+	plan := killSchedule(42, o.Kills, o.KillServices, o.Instances, gap)
+	if !slices.Equal(plan, killSchedule(42, o.Kills, o.KillServices, o.Instances, gap)) {
 		t.Fatal("seed 42 drew two different kill schedules")
 	}
-	if slices.Equal(plan, killSchedule(43, o.Kills, o.KillServices, gap)) {
+	if slices.Equal(plan, killSchedule(43, o.Kills, o.KillServices, o.Instances, gap)) {
 		t.Fatal("seeds 42 and 43 drew the same kill schedule")
 	}
 	if len(plan) != o.Kills {
@@ -26,6 +26,9 @@ func TestKillScheduleIsTheSeeds(t *testing.T) {
 	per := map[string]int{}
 	for i, k := range plan {
 		per[k.Service]++
+		if k.Instance < 0 || k.Instance >= o.Instances {
+			t.Errorf("kill %d hits instance %d of %d", i, k.Instance, o.Instances)
+		}
 		if i > 0 && k.At <= plan[i-1].At+plan[i-1].Down {
 			t.Errorf("kill %d at %s, before kill %d's restart at %s", i, k.At, i-1, plan[i-1].At+plan[i-1].Down)
 		}
@@ -35,7 +38,21 @@ func TestKillScheduleIsTheSeeds(t *testing.T) {
 	}
 	for _, s := range o.KillServices {
 		if per[s] != o.Kills/len(o.KillServices) {
-			t.Errorf("%s planned %d times, want %d: %s", s, per[s], o.Kills/len(o.KillServices), formatSchedule(plan))
+			t.Errorf("%s planned %d times, want %d: %s", s, per[s], o.Kills/len(o.KillServices), formatSchedule(plan, o.Instances))
+		}
+	}
+	// Kills pick any instance: over a longer schedule every instance is hit.
+	long := killSchedule(42, 40, o.KillServices, 3, gap)
+	hit := map[int]int{}
+	for _, k := range long {
+		hit[k.Instance]++
+	}
+	if len(hit) != 3 {
+		t.Errorf("40 kills over 3 instances hit only %v", hit)
+	}
+	for _, k := range killSchedule(42, 8, o.KillServices, 1, gap) {
+		if k.Instance != 0 {
+			t.Fatalf("one instance per service, yet a kill hits instance %d", k.Instance)
 		}
 	}
 }
@@ -48,6 +65,9 @@ func TestProfiles(t *testing.T) {
 	ci, err := Profile("ci")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if def.Instances != 2 || ci.Instances != 2 {
+		t.Errorf("instances: default profile %d, ci profile %d; want 2 for both", def.Instances, ci.Instances)
 	}
 	if def.Withdrawals != 500 || def.Kills != 15 || def.FaultRate != 0.1 {
 		t.Errorf("default profile %+v: want 500 withdrawals, 15 kills, 10%% faults", def)

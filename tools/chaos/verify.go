@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +32,8 @@ type Result struct {
 	Redeliveries int // deliveries with receive count > 1, from the consumers' logs
 	RPCFaults    int
 	NonceGaps    int
+	KeyHits      int // places a private key the run generated was found in (logs, metrics, rows, messages)
+	Instances    int // processes per service
 	Duration     time.Duration
 
 	LostBy      map[string]int // lost withdrawals by their last status
@@ -44,6 +45,7 @@ type Result struct {
 	Queue       QueueReport
 	Replays     struct{ Sequential, Concurrent int }
 	Resent      ResendReport
+	KeyScan     KeyScan
 	Crashes     []string
 	Problems    []string // every violation, one line each (the first ones are printed)
 	Incomplete  []string // what the run was asked to do and did not (a kill skipped): it proved less
@@ -77,14 +79,15 @@ type QueueReport struct {
 
 // Violated reports whether the run found money paid twice, lost, a nonce gap or a duplicate withdrawal.
 func (res *Result) Violated() bool {
-	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0
+	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0 || res.KeyHits > 0
 }
 
 // Summary is the one-line result.
 func (res *Result) Summary() string {
-	return fmt.Sprintf("withdrawals %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, rpc faults %d, nonce gaps %d, duration %ds",
-		res.Withdrawals, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults, res.NonceGaps,
-		int(res.Duration.Round(time.Second).Seconds()))
+	return fmt.Sprintf("withdrawals %d, instances %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, "+
+		"rpc faults %d, nonce gaps %d, key hits %d, duration %ds",
+		res.Withdrawals, res.Instances, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults,
+		res.NonceGaps, res.KeyHits, int(res.Duration.Round(time.Second).Seconds()))
 }
 
 // Breakdown is the human-readable detail printed before the summary.
@@ -93,7 +96,7 @@ func (res *Result) Breakdown() string {
 	fmt.Fprintf(&b, "run dir      %s (config, keystore, logs/)   seed %d\n", res.Dir, res.Seed)
 	fmt.Fprintf(&b, "rpc faults   %s (of %d requests)\n", FormatCounts(res.FaultsBy, FaultKinds), res.RPCRequests)
 	fmt.Fprintf(&b, "kills        %s\n", FormatCounts(res.KillsBy, services))
-	fmt.Fprintf(&b, "redeliveries %s\n", FormatCounts(res.Queue.Redeliveries, nil))
+	fmt.Fprintf(&b, "redeliveries %s\n", orNone(res.Queue.Redeliveries))
 	fmt.Fprintf(&b, "queues       retries %d, dead-lettered %s, DLQ depth %s, panics %d, signer found request already signed %d, nonce already recorded %d\n",
 		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
@@ -104,6 +107,7 @@ func (res *Result) Breakdown() string {
 	if n.Leases != "" {
 		fmt.Fprintf(&b, "nonce leases %s\n", n.Leases)
 	}
+	fmt.Fprintf(&b, "key scan     %s\n", res.KeyScan)
 	fmt.Fprintf(&b, "withdrawals  confirmed %d, failed %d, canceled %d, not terminal %d, lost by status %s\n", res.Confirmed, res.Failed,
 		res.Canceled, res.Withdrawals-res.Confirmed-res.Failed-res.Canceled, orNone(res.LostBy))
 	for _, s := range res.Incomplete {
@@ -147,7 +151,7 @@ func short(ns []uint64) string {
 // exercise posts the withdrawals while killing services, waits for them to end and checks the chain.
 func (r *run) exercise(ctx context.Context) (*Result, error) {
 	o := r.o
-	c := &apiClient{base: r.apiURL, key: r.apiKey, hc: &httpClient}
+	c := &apiClient{bases: r.apiURLs, key: r.apiKey, hc: &httpClient}
 	specs := r.makeSpecs()
 	rr := &replayReport{}
 
@@ -156,14 +160,14 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if o.Kills > 0 {
 		gap = max(time.Second, postFor/time.Duration(o.Kills))
 	}
-	plan := killSchedule(o.Seed, o.Kills, o.KillServices, gap)
+	plan := killSchedule(o.Seed, o.Kills, o.KillServices, o.Instances, gap)
 	killsDone := make(chan struct{})
 	killCtx, stopKills := context.WithCancel(ctx)
 	defer stopKills()
 
 	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed, %.0f%% resent once signed); %d kills, one every ~%s", len(specs),
 		o.PostRate, 100*o.ReplayShare, 100*o.ResendShare, o.Kills, gap.Round(100*time.Millisecond))
-	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan))
+	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan, o.Instances))
 	go r.killLoop(killCtx, plan, time.Now(), killsDone)
 	var resent ResendReport
 	resendDone := make(chan struct{})
@@ -174,7 +178,7 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	r.logf("all posted")
 	<-killsDone
 	r.logf("kills done: %s", FormatCounts(r.kills, services))
-	for _, p := range r.procs {
+	for _, p := range r.allProcs() {
 		if !p.running() {
 			if err := p.start(); err != nil {
 				r.logf("start %s: %v", p.name, err)
@@ -188,7 +192,7 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
-	res := &Result{Withdrawals: len(specs), Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}, Resent: resent}
+	res := &Result{Withdrawals: len(specs), Instances: o.Instances, Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}, Resent: resent}
 	if resent.Planned > 0 && resent.Signed == 0 {
 		res.Incomplete = append(res.Incomplete, fmt.Sprintf("no withdrawal request was resent while signed (%s)", resent))
 	}
@@ -213,15 +217,27 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if err := r.checkNonces(ctx, res); err != nil {
 		return nil, err
 	}
-	// Stop the services before reading their logs, so that every line is written.
+	// The last metrics scrape, then stop the services before reading their logs, so that every line
+	// is written.
+	scrapes := r.scrapeMetrics(ctx)
 	r.stopServices()
-	for _, p := range r.procs {
+	for _, p := range r.allProcs() {
 		res.Crashes = append(res.Crashes, p.crashes...)
 	}
 	if err := r.scanLogs(res); err != nil {
 		return nil, err
 	}
 	res.Queue.DLQDepth = r.dlqDepth(ctx)
+	if res.KeyScan, err = r.scanForKeys(ctx, scrapes); err != nil {
+		return nil, err
+	}
+	res.KeyHits = len(res.KeyScan.Hits)
+	// First, so that the breakdown never cuts them off.
+	var keyLines []string
+	for _, h := range res.KeyScan.Hits {
+		keyLines = append(keyLines, "KEY MATERIAL: "+h)
+	}
+	res.Problems = append(keyLines, res.Problems...)
 	r.killsMu.Lock()
 	for k, v := range r.kills {
 		res.KillsBy[k] = v
@@ -472,8 +488,8 @@ func (r *run) scanLogs(res *Result) error {
 	res.Queue.DeadLettered = map[string]int{}
 	seen := map[string]bool{}
 	dead := map[string]bool{}
-	for _, name := range services {
-		f, err := os.Open(filepath.Join(r.o.Dir, "logs", name+".log"))
+	for _, p := range r.allProcs() {
+		f, err := os.Open(p.logPath)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
-// Command chaos runs Sluice's chaos test: "never pay twice, never lose one". Every service runs as its
-// own process against real MariaDB and Redis and an embedded EVM node behind a fault-injecting JSON-RPC
-// proxy; services are SIGKILLed and restarted while withdrawals flow; then the chain is checked.
+// Command chaos runs Sluice's chaos test: "never pay twice, never lose one". Every service runs as
+// --instances processes (two by default) against one real MariaDB and Redis and an embedded EVM node
+// behind a fault-injecting JSON-RPC proxy; service instances are SIGKILLed and restarted while
+// withdrawals flow; then the chain is checked, and everything the run left is searched for its keys.
 //
 // scripts/chaos.sh starts the backing services and runs it (`make chaos`, `make chaos-ci`); by hand,
 // with the env file of scripts/services.sh sourced:
@@ -60,6 +61,8 @@ func flags(o *chaos.Options, profile *string, seed *uint64, killServices *string
 	fs.Float64Var(&o.PostRate, "post-rate", o.PostRate, "withdrawals posted per second")
 	fs.DurationVar(&o.Visibility, "visibility-timeout", o.Visibility, "queue visibility timeout (short, to force redeliveries)")
 	fs.DurationVar(&o.BlockTime, "block-time", o.BlockTime, "block interval of the chain")
+	fs.IntVar(&o.Instances, "instances", o.Instances, "processes of each service (API, signer, broadcaster, monitor), all on the same "+
+		"database, Redis, queue and chain; the client goes round the API instances and kills pick any instance")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "handlers per service (0: the configured default)")
 	fs.StringVar(&o.Dir, "dir", "", "run directory for config, keystore and logs (default: a new one under /tmp)")
 	fs.StringVar(&o.Bin, "bin", "", "the sluice binary (default: built into the run directory)")
@@ -148,7 +151,7 @@ func main() {
 func replayCommand(fs *flag.FlagSet, seed uint64) string {
 	var parts []string
 	fs.Visit(func(f *flag.Flag) {
-		if local(f.Name) || f.Name == "seed" {
+		if local(f.Name) || f.Name == "seed" || f.Value.String() == f.DefValue && f.Name != "profile" {
 			return
 		}
 		arg := fmt.Sprintf("--%s %s", f.Name, f.Value.String())

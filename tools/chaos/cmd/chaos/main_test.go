@@ -32,3 +32,27 @@ func TestReplayCommandKeepsWhatTheRunDid(t *testing.T) {
 		t.Fatalf("replay command\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestReplayCommandNamesInstancesWhenNotDefault(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--profile", "ci", "--instances", "3", "--seed", "9"}, `make chaos CHAOS_FLAGS="--profile ci --instances 3 --seed 9"`},
+		{[]string{"--profile", "ci", "--instances", "2", "--seed", "9"}, `make chaos CHAOS_FLAGS="--profile ci --seed 9"`},
+	} {
+		profile, seed := "default", uint64(0)
+		o, err := chaos.Profile("ci")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks := "api,signer,broadcaster,monitor"
+		fs := flags(&o, &profile, &seed, &ks)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := replayCommand(fs, 9); got != c.want {
+			t.Errorf("%v: replay command\n got %s\nwant %s", c.args, got, c.want)
+		}
+	}
+}
