@@ -107,7 +107,7 @@ const DefaultInstances = 2
 // services are the services a run starts, Options.Instances processes of each. A service added to
 // Sluice (recovery, accountmgr) is added here: it is started, killed and scanned like the others. "api"
 // must stay first: its instances are the ones the client talks to.
-var services = []string{"api", "signer", "broadcaster", "monitor"}
+var services = []string{"api", "signer", "broadcaster", "monitor", "recovery"}
 
 // run is the state of one chaos run.
 type run struct {

@@ -9,8 +9,8 @@ import (
 // Profile returns the options of a named run size; flags then override single values.
 //
 //   - default: `make chaos`, 500 withdrawals and 15 kills.
-//   - ci: `make chaos-ci`, the run CI makes on every landing: 200 withdrawals and 8 kills (two shuffled
-//     rounds of the four services, so each is killed twice), posted at half the rate so that the kills
+//   - ci: `make chaos-ci`, the run CI makes on every landing: 200 withdrawals and 10 kills (two shuffled
+//     rounds of the five services, so each is killed twice), posted at half the rate so that the kills
 //     spread over 40 s of posting, and a shorter wait. Its budget is 3 minutes of wall time with the
 //     build and the backing services, on a shared 2-core machine.
 //
@@ -38,7 +38,7 @@ func Profile(name string) (Options, error) {
 	case "default", "":
 	case "ci":
 		o.Withdrawals = 200
-		o.Kills = 8
+		o.Kills = 2 * len(services) // two shuffled rounds: every service is killed twice
 		o.PostRate = 5
 		// A healthy run ends 10–70 s after its last post: the most is a signer killed holding a batch
 		// claim, which waits out the 60 s lease. The stall rule (90 s without a change) ends a hopeless
