@@ -23,6 +23,8 @@ const (
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: external_id seen with a different body
 	CodeNotCancelable       = "not_cancelable"       // 409: cancel of a withdrawal that is not PENDING
 	CodeBodyTooLarge        = "body_too_large"       // 413
+	CodeTerminal            = "terminal"             // 409: speed-up of a CONFIRMED, FAILED or CANCELED withdrawal
+	CodeNotSigned           = "not_signed"           // 422: speed-up of a withdrawal with no signed transaction yet
 	CodeRequired            = "required"             // 422
 	CodeInvalidExternalID   = "invalid_external_id"  // 422
 	CodeUnknownChain        = "unknown_chain"        // 422
@@ -47,6 +49,8 @@ var codeStatus = map[string]int{
 	CodeIdempotencyConflict: http.StatusConflict,
 	CodeNotCancelable:       http.StatusConflict,
 	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
+	CodeTerminal:            http.StatusConflict,
+	CodeNotSigned:           http.StatusUnprocessableEntity,
 	CodeRequired:            http.StatusUnprocessableEntity,
 	CodeInvalidExternalID:   http.StatusUnprocessableEntity,
 	CodeUnknownChain:        http.StatusUnprocessableEntity,
