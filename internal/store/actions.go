@@ -86,4 +86,3 @@ func (s *Store) scanTxActions(ctx context.Context, where string, args ...any) ([
 	}
 	return out, rows.Err()
 }
-
