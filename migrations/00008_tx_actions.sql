@@ -1,5 +1,5 @@
 -- +goose Up
--- Client requests against a transaction already signed (speed-up): the API holds no keys, so it records
+-- Client requests against a transaction already signed (speed-up, cancel): the API holds no keys, so it records
 -- the request here and recovery, which signs, performs it on its next stuck sweep of the chain. One row
 -- per (transaction, kind, attempt the request was made against): the same request twice is one action,
 -- and a speed-up asked again after the bump is a new one.
@@ -19,5 +19,11 @@ CREATE TABLE tx_actions (
     CONSTRAINT fk_tx_actions_sent FOREIGN KEY (sent_tx_id) REFERENCES sent_transactions (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- A cancel after signing is a new attempt of the same sent transaction at the same nonce: a zero-value
+-- self-transfer. kind tells the monitor which outcome the mined attempt means (cancel: the withdrawal
+-- is CANCELED, nothing paid); a later fee bump of an attempt keeps its kind.
+ALTER TABLE tx_attempts ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'payment';
+
 -- +goose Down
+ALTER TABLE tx_attempts DROP COLUMN kind;
 DROP TABLE tx_actions;

@@ -24,11 +24,11 @@ func TestSpeedUpBumpsNowOncePerAttempt(t *testing.T) {
 	ch.Recovery.StuckAfterBlocks = 1000 // the stuck clock alone would never bump it in this test
 	rs := newService(e, ch, alert.Nop{})
 	req := store.TxAction{WithdrawalID: f.w.ID, SentTxID: f.st.ID, Chain: "local", Kind: store.ActionSpeedUp, BaseHash: f.st.Hash}
-	a1, created1, err := e.Store.RequestTxAction(e.Ctx, req)
+	a1, created1, err := e.Store.RequestTxAction(e.Ctx, req, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, created2, err := e.Store.RequestTxAction(e.Ctx, req)
+	a2, created2, err := e.Store.RequestTxAction(e.Ctx, req, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestSpeedUpBumpsNowOncePerAttempt(t *testing.T) {
 			cur.Nonce, cur.Hash, cur.MaxPriorityFee, f.st.Nonce, tenPct, floor)
 	}
 	// Asked again against the replaced attempt (a late retry): done, no second bump.
-	if _, created, err := e.Store.RequestTxAction(e.Ctx, req); err != nil || created {
+	if _, created, err := e.Store.RequestTxAction(e.Ctx, req, "", "", ""); err != nil || created {
 		t.Fatalf("late retry: created %v err %v; want the same action", created, err)
 	}
 	if got, err := rs.PerformActions(e.Ctx, "local"); err != nil || got.Bumped != 0 || got.Done != 0 {
@@ -85,7 +85,7 @@ func TestSpeedUpAgainAfterBumpBumpsAgain(t *testing.T) {
 	hash := f.st.Hash
 	for i := range 2 {
 		if _, created, err := e.Store.RequestTxAction(e.Ctx, store.TxAction{WithdrawalID: f.w.ID, SentTxID: f.st.ID, Chain: "local",
-			Kind: store.ActionSpeedUp, BaseHash: hash}); err != nil || !created {
+			Kind: store.ActionSpeedUp, BaseHash: hash}, "", "", ""); err != nil || !created {
 			t.Fatalf("request %d: created %v err %v", i, created, err)
 		}
 		if got, err := rs.PerformActions(e.Ctx, "local"); err != nil || got.Bumped != 1 {
