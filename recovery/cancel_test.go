@@ -160,3 +160,29 @@ func TestCancelBroadcastPaymentWins(t *testing.T) {
 		}
 	}
 }
+
+// Two recovery instances perform the same cancel at once: one cancel attempt is signed (the
+// compare-and-swap on the current attempt), the pool takes it over the payment (+10 %), and it mines.
+func TestCancelRacingInstancesSignOnce(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{})
+	f := sendPaused(t, e, nil)
+	a, b := newService(e, e.Config, alert.Nop{}), newService(e, e.Config, alert.Nop{})
+	requestCancel(t, e, f)
+	errs := make(chan error, 2)
+	for _, rs := range []*recovery.Service{a, b} {
+		go func() { _, err := rs.PerformActions(e.Ctx, "local"); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ks := attemptKinds(t, e, f.st.ID)
+	if len(ks) != 2 || ks[0] != "payment signed" || ks[1] != "cancel signed" {
+		t.Fatalf("attempts %v: want the payment and one cancel", ks)
+	}
+	settleAs(t, e, f, store.Canceled)
+	if bal, err := e.Client.BalanceAt(e.Ctx, f.to); err != nil || bal.Sign() != 0 {
+		t.Fatalf("recipient holds %v (%v), want nothing", bal, err)
+	}
+}
