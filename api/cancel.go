@@ -12,6 +12,13 @@ import (
 	"github.com/sluice-custody/sluice/internal/store"
 )
 
+// Error codes of these routes (their statuses are in codeStatus with the others).
+const (
+	CodeTerminal      = "terminal"                      // 409: speed-up of a CONFIRMED, FAILED or CANCELED withdrawal
+	CodeCancelInBatch = "cancel_not_supported_in_batch" // 409: cancel of a signed withdrawal paid inside a batch
+	CodeNotSigned     = "not_signed"                    // 422: speed-up of a withdrawal with no signed transaction yet
+)
+
 // speedUpWithdrawal asks recovery to replace the withdrawal's transaction now, at the same nonce with
 // the same payload and higher fees. Idempotent per attempt: asked twice before the bump, one bump.
 func (s *Server) speedUpWithdrawal(c echo.Context) error {

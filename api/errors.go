@@ -15,29 +15,26 @@ import (
 // not a JSON object of string fields, a query parameter is malformed), 422 when it can but a field's
 // value is not acceptable.
 const (
-	CodeInvalidJSON         = "invalid_json"                  // 400
-	CodeInvalidParameter    = "invalid_parameter"             // 400: a query parameter (field names it)
-	CodeUnauthorized        = "unauthorized"                  // 401
-	CodeNotFound            = "not_found"                     // 404
-	CodeMethodNotAllowed    = "method_not_allowed"            // 405
-	CodeIdempotencyConflict = "idempotency_conflict"          // 409: external_id seen with a different body
-	CodeNotCancelable       = "not_cancelable"                // 409: cancel of a withdrawal that is not PENDING
-	CodeBodyTooLarge        = "body_too_large"                // 413
-	CodeTerminal            = "terminal"                      // 409: speed-up of a CONFIRMED, FAILED or CANCELED withdrawal
-	CodeCancelInBatch       = "cancel_not_supported_in_batch" // 409: cancel of a signed withdrawal paid inside a batch
-	CodeNotSigned           = "not_signed"                    // 422: speed-up of a withdrawal with no signed transaction yet
-	CodeRequired            = "required"                      // 422
-	CodeInvalidExternalID   = "invalid_external_id"           // 422
-	CodeUnknownChain        = "unknown_chain"                 // 422
-	CodeUnknownAsset        = "unknown_asset"                 // 422
-	CodeInvalidAddress      = "invalid_address"               // 422
-	CodeInvalidChecksum     = "invalid_checksum"              // 422
-	CodeInvalidAmount       = "invalid_amount"                // 422
-	CodeAmountNotPositive   = "amount_not_positive"           // 422
-	CodeTooManyDecimals     = "too_many_decimals"             // 422
-	CodeAmountTooLarge      = "amount_too_large"              // 422
-	CodeRateLimited         = "rate_limited"                  // 429
-	CodeInternal            = "internal"                      // 500
+	CodeInvalidJSON         = "invalid_json"         // 400
+	CodeInvalidParameter    = "invalid_parameter"    // 400: a query parameter (field names it)
+	CodeUnauthorized        = "unauthorized"         // 401
+	CodeNotFound            = "not_found"            // 404
+	CodeMethodNotAllowed    = "method_not_allowed"   // 405
+	CodeIdempotencyConflict = "idempotency_conflict" // 409: external_id seen with a different body
+	CodeNotCancelable       = "not_cancelable"       // 409: cancel of a withdrawal that is not PENDING
+	CodeBodyTooLarge        = "body_too_large"       // 413
+	CodeRequired            = "required"             // 422
+	CodeInvalidExternalID   = "invalid_external_id"  // 422
+	CodeUnknownChain        = "unknown_chain"        // 422
+	CodeUnknownAsset        = "unknown_asset"        // 422
+	CodeInvalidAddress      = "invalid_address"      // 422
+	CodeInvalidChecksum     = "invalid_checksum"     // 422
+	CodeInvalidAmount       = "invalid_amount"       // 422
+	CodeAmountNotPositive   = "amount_not_positive"  // 422
+	CodeTooManyDecimals     = "too_many_decimals"    // 422
+	CodeAmountTooLarge      = "amount_too_large"     // 422
+	CodeRateLimited         = "rate_limited"         // 429
+	CodeInternal            = "internal"             // 500
 )
 
 // codeStatus is the status each code is sent with.
