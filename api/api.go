@@ -151,6 +151,7 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 	e.GET("/v1/withdrawals", s.listWithdrawals, s.authenticate)
 	e.GET("/v1/withdrawals/:id", s.getWithdrawal, s.authenticate)
 	e.POST("/v1/withdrawals/:id/cancel", s.cancelWithdrawal, s.authenticate)
+	e.POST("/v1/withdrawals/:id/speed-up", s.speedUpWithdrawal, s.authenticate)
 	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, s.authenticate)
 	e.GET("/v1/chains", s.listChains, s.authenticate)
 	s.e = e

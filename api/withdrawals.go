@@ -507,7 +507,10 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 		return err
 	}
 	notCancelable := func(st store.Status) error {
-		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only PENDING withdrawals can be canceled")
+		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only PENDING, SIGNED and BROADCASTED withdrawals can be canceled")
+	}
+	if w.Status == store.Signed || w.Status == store.Broadcasted {
+		return s.cancelSigned(c, w) // api/cancel.go
 	}
 	if w.Status != store.Pending {
 		return notCancelable(w.Status)

@@ -273,6 +273,27 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 		if err != nil {
 			return err
 		}
+		kind, err := mo.store.AttemptKind(ctx, tx, rec.Hash)
+		if err != nil {
+			return err
+		}
+		if kind == store.AttemptCancel {
+			// The client's cancel (a zero-value self-transfer at the same nonce) is what mined: the
+			// payment can never be mined now, nothing was paid.
+			block := rec.BlockNumber
+			for _, w := range ws {
+				if w.Status.Terminal() {
+					continue
+				}
+				if err := mo.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+					fmt.Sprintf("cancel replacement %s mined in block %d; the payment was not made", rec.Hash, block),
+					store.ActorMonitor, store.Change{BlockNumber: &block}); err != nil {
+					return err
+				}
+				done = append(done, settled{w, store.Canceled, ""})
+			}
+			return nil
+		}
 		batch, err := mo.store.BatchBySentTx(ctx, tx, st.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			batch, err = nil, nil
@@ -347,9 +368,11 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 	}
 	for _, d := range done {
 		mo.met.Mined(d.w.Chain, minedAt.Sub(d.w.CreatedAt))
-		if d.status == store.Confirmed {
+		switch d.status {
+		case store.Canceled:
+		case store.Confirmed:
 			mo.met.Confirmed(d.w.Chain, d.w.Asset, now.Sub(d.w.CreatedAt))
-		} else {
+		default:
 			mo.met.Failed(d.w.Chain, d.w.Asset, d.errType)
 		}
 	}

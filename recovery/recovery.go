@@ -136,6 +136,10 @@ func (s *Service) Workers() []Worker {
 		every := max(cd.Config.BlockTime.Duration, 200*time.Millisecond)
 		ws = append(ws, func(ctx context.Context) error {
 			s.every(ctx, every, "stuck transaction sweep of "+name, func(ctx context.Context) error {
+				// Client actions first: a speed-up asked for now is not left to the stuck clock.
+				if _, err := s.PerformActions(ctx, name); err != nil {
+					s.log.Warn("client actions of "+name, "err", err)
+				}
 				_, err := s.UnstickChain(ctx, name)
 				return err
 			})

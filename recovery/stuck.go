@@ -10,6 +10,7 @@ package recovery
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/big"
@@ -263,6 +264,14 @@ func (s *Service) unstick(ctx context.Context, cd ChainDeps, r store.InFlight) (
 
 // bump signs and records a new attempt of st with higher fees, then sends it.
 func (s *Service) bump(ctx context.Context, cd ChainDeps, st *store.SentTx, learned *big.Int) (outcome, error) {
+	return s.replace(ctx, cd, st, learned, txsend.ReplacementOf, nil)
+}
+
+// replace signs and records a new attempt of st at its nonce with higher fees, built by build (the same
+// call for a bump, a self-transfer for a cancel) and with record's writes in the same database
+// transaction, then sends it; a refusal naming the tip the node wants is followed at once by another.
+func (s *Service) replace(ctx context.Context, cd ChainDeps, st *store.SentTx, learned *big.Int,
+	build func(*store.SentTx, fees.Fees) (txsend.Candidate, error), record func(context.Context, *sql.Tx, *store.SentTx) error) (outcome, error) {
 	done := skipped
 	for range maxBumpsPerSweep {
 		f, err := cd.Fees.Replacement(ctx, fees.Fees{MaxFeePerGas: st.MaxFeePerGas, MaxPriorityFee: st.MaxPriorityFee}, learned)
@@ -277,10 +286,11 @@ func (s *Service) bump(ctx context.Context, cd ChainDeps, st *store.SentTx, lear
 		if err != nil {
 			return done, err
 		}
-		c, err := txsend.ReplacementOf(st, f)
+		c, err := build(st, f)
 		if err != nil {
 			return done, err
 		}
+		c.Record = record
 		// Sent just below, by this sweep: the broadcaster has nothing to do for a BROADCASTED row, and
 		// a crash before the send is covered by the monitor's re-send of the current attempt.
 		c.Unqueued = true

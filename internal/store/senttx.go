@@ -150,8 +150,13 @@ func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevH
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("replace attempt %s of sent tx %d: %w", prevHash, t.ID, ErrConflict)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tx_attempts (sent_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee)
-		VALUES (?,?,?,?,?)`, t.ID, t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String()); err != nil {
+	// A bump keeps the kind of the attempt it replaces (a cancel bumped is still a cancel).
+	kind := AttemptPayment
+	if err := tx.QueryRowContext(ctx, `SELECT kind FROM tx_attempts WHERE tx_hash = ?`, prevHash).Scan(&kind); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("kind of attempt %s: %w", prevHash, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tx_attempts (sent_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee, kind)
+		VALUES (?,?,?,?,?,?)`, t.ID, t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(), kind); err != nil {
 		return fmt.Errorf("record attempt %s: %w", t.Hash, err)
 	}
 	t.Status = prevStatus
