@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 )
@@ -55,6 +56,10 @@ type Deps struct {
 	// of every other service sharing the process.
 	Gatherer prometheus.Gatherer
 
+	// Policy decides whether a withdrawal is accepted, refused or held for approval; nil accepts every
+	// valid request (no limits, no recipient checks).
+	Policy *policy.Engine
+
 	// Ready is an extra readiness check for /readyz (the database is always pinged); may be nil.
 	Ready func(ctx context.Context) error
 	// RateLimit is the per-client token bucket in requests per second and its burst; zero means the
@@ -70,6 +75,7 @@ type Server struct {
 	e      *echo.Echo
 	st     *store.Store
 	q      queue.TxSender
+	pol    *policy.Engine
 	log    *slog.Logger
 	ready  func(context.Context) error
 	met    Metrics
@@ -119,6 +125,7 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 	s := &Server{
 		st:     d.Store,
 		q:      d.Queue,
+		pol:    d.Policy,
 		log:    log,
 		ready:  d.Ready,
 		met:    m,
@@ -138,12 +145,16 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 
 	// The key is checked per route rather than by a /v1 group middleware: echo implements group
 	// middleware with a catch-all route, which would turn 405 (wrong method) into 404.
-	e.POST("/v1/withdrawals", s.createWithdrawal, s.authenticate)
-	e.GET("/v1/withdrawals", s.listWithdrawals, s.authenticate)
-	e.GET("/v1/withdrawals/:id", s.getWithdrawal, s.authenticate)
-	e.POST("/v1/withdrawals/:id/cancel", s.cancelWithdrawal, s.authenticate)
-	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, s.authenticate)
-	e.GET("/v1/chains", s.listChains, s.authenticate)
+	read, write, approve := s.authenticate(store.ScopeWithdrawalsRead), s.authenticate(store.ScopeWithdrawalsWrite),
+		s.authenticate(store.ScopeWithdrawalsApprove)
+	e.POST("/v1/withdrawals", s.createWithdrawal, write)
+	e.GET("/v1/withdrawals", s.listWithdrawals, read)
+	e.GET("/v1/withdrawals/:id", s.getWithdrawal, read)
+	e.POST("/v1/withdrawals/:id/cancel", s.cancelWithdrawal, write)
+	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, read)
+	e.POST("/v1/withdrawals/:id/approve", s.approveWithdrawal, approve)
+	e.POST("/v1/withdrawals/:id/reject", s.rejectWithdrawal, approve)
+	e.GET("/v1/chains", s.listChains, s.authenticate(""))
 	s.e = e
 	return s, nil
 }

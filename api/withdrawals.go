@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 )
@@ -379,19 +380,42 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 		Amount:        v.amount,
 		CorrelationID: rs.cid,
 	}
-	got, created, err := s.st.CreateWithdrawal(ctx, w, func(tx *sql.Tx) error {
+	var admit func(tx *sql.Tx) (store.Admission, error)
+	if s.pol != nil {
+		pr := policy.Request{ClientID: rs.client.ID, Chain: v.chain, Asset: v.asset, To: v.to, Amount: v.amount}
+		hold, err := s.pol.Precheck(ctx, pr)
+		if err != nil {
+			// A replay of an accepted withdrawal is answered as one even if the recipient checks changed.
+			if got, gerr := s.st.WithdrawalByExternalID(ctx, rs.client.ID, v.externalID); gerr == nil {
+				return s.replayed(c, rs, got, v)
+			}
+			return breachErr(err)
+		}
+		admit = func(tx *sql.Tx) (store.Admission, error) { return s.pol.Admit(ctx, tx, pr, hold) }
+	}
+	got, created, err := s.st.CreateWithdrawalChecked(ctx, w, admit, func(tx *sql.Tx, st store.Status) error {
+		if st != store.Pending {
+			return nil // a held withdrawal's message is sent when it is approved
+		}
 		return s.q.SendTx(ctx, tx, queue.TxRequest, env, queue.SendOptions{})
 	})
 	if err != nil {
-		return err
+		return breachErr(err)
 	}
 	log := rs.log.With("withdrawal_id", got.ID, "external_id", got.ExternalID)
 	if created {
 		s.met.Created(got.Chain, got.Asset)
-		log.Info("withdrawal accepted", "chain", got.Chain, "asset", got.Asset, "to", got.To, "amount_base_units", got.Amount.String())
+		log.Info("withdrawal accepted", "status", got.Status, "chain", got.Chain, "asset", got.Asset, "to", got.To, "amount_base_units", got.Amount.String())
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/withdrawals/"+got.ID)
 		return c.JSON(http.StatusCreated, s.render(got))
 	}
+	return s.replayed(c, rs, got, v)
+}
+
+// replayed answers a create whose external_id exists: 200 with it when the request is the same, 409
+// when it differs.
+func (s *Server) replayed(c echo.Context, rs *reqState, got *store.Withdrawal, v *validated) error {
+	log := rs.log.With("withdrawal_id", got.ID, "external_id", got.ExternalID)
 	if !bytes.Equal(got.RequestHash, v.hash) {
 		s.met.Replay("conflict")
 		log.Info("external_id reused with a different request")
@@ -448,7 +472,7 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 	if q.Has("status") {
 		st := strings.ToUpper(q.Get("status"))
 		if !store.ValidStatus(st) {
-			return newErr(CodeInvalidParameter, "status", "status must be one of PENDING, SIGNING, SIGNED, BROADCASTED, CONFIRMED, FAILED, CANCELED")
+			return newErr(CodeInvalidParameter, "status", "status must be one of AWAITING_APPROVAL, PENDING, SIGNING, SIGNED, BROADCASTED, CONFIRMED, FAILED, CANCELED")
 		}
 		f.Status = store.Status(st)
 	}
@@ -506,14 +530,14 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 		return err
 	}
 	notCancelable := func(st store.Status) error {
-		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only PENDING withdrawals can be canceled")
+		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only PENDING or AWAITING_APPROVAL withdrawals can be canceled")
 	}
-	if w.Status != store.Pending {
+	if w.Status != store.Pending && w.Status != store.AwaitingApproval {
 		return notCancelable(w.Status)
 	}
 	ctx := c.Request().Context()
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
-		return s.st.Transition(ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
+		return s.st.Transition(ctx, tx, w.ID, w.Status, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
 	})
 	conflict := errors.Is(err, store.ErrConflict)
 	if err != nil && !conflict {

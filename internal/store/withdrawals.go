@@ -13,15 +13,18 @@ import (
 // Status is a withdrawal's lifecycle state.
 type Status string
 
-// The lifecycle: PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED / CANCELED.
+// The lifecycle: [AWAITING_APPROVAL →] PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED /
+// CANCELED. A withdrawal the policy holds (internal/policy) starts in AWAITING_APPROVAL, with no tx-request
+// message: approvers release it to PENDING (and the message is sent then) or reject it to CANCELED.
 const (
-	Pending     Status = "PENDING"
-	Signing     Status = "SIGNING"
-	Signed      Status = "SIGNED"
-	Broadcasted Status = "BROADCASTED"
-	Confirmed   Status = "CONFIRMED"
-	Failed      Status = "FAILED"
-	Canceled    Status = "CANCELED"
+	AwaitingApproval Status = "AWAITING_APPROVAL"
+	Pending          Status = "PENDING"
+	Signing          Status = "SIGNING"
+	Signed           Status = "SIGNED"
+	Broadcasted      Status = "BROADCASTED"
+	Confirmed        Status = "CONFIRMED"
+	Failed           Status = "FAILED"
+	Canceled         Status = "CANCELED"
 )
 
 // Terminal reports whether no further transition can happen.
@@ -30,7 +33,7 @@ func (s Status) Terminal() bool { return s == Confirmed || s == Failed || s == C
 // ValidStatus reports whether s names a status.
 func ValidStatus(s string) bool {
 	switch Status(s) {
-	case Pending, Signing, Signed, Broadcasted, Confirmed, Failed, Canceled:
+	case AwaitingApproval, Pending, Signing, Signed, Broadcasted, Confirmed, Failed, Canceled:
 		return true
 	}
 	return false
@@ -106,25 +109,70 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 // enqueue so the tx-request message commits with the row. When (client, external_id) exists already it
 // returns that withdrawal and created=false; concurrent identical posts thus make one withdrawal.
 func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue func(tx *sql.Tx) error) (*Withdrawal, bool, error) {
+	return s.CreateWithdrawalChecked(ctx, w, nil, func(tx *sql.Tx, _ Status) error { return enqueue(tx) })
+}
+
+// Admission is what the policy decides for a new withdrawal: the status it starts in (PENDING, or
+// AWAITING_APPROVAL with the reason and the number of distinct approvers that release it).
+type Admission struct {
+	Status            Status
+	Reason            string
+	RequiredApprovals int
+}
+
+// CreateWithdrawalChecked is CreateWithdrawal with admit run first inside the transaction (nil admits
+// as PENDING): it may lock rows to consume limits atomically with the insert, and its error rolls
+// everything back and is returned as is (wrapped), unless (client, external_id) exists already, which
+// is a replay and returns that withdrawal, created=false. enqueue is told the admitted status.
+func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admit func(tx *sql.Tx) (Admission, error),
+	enqueue func(tx *sql.Tx, st Status) error) (*Withdrawal, bool, error) {
 	// The row is fully known here (timestamps included), so a new withdrawal is returned as inserted
 	// without reading it back: the create path is the API's hot path.
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	adm := Admission{Status: Pending}
+	var admitErr error
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		if admit != nil {
+			a, err := admit(tx)
+			if err != nil {
+				admitErr = err
+				return err
+			}
+			adm = a
+		}
+		if adm.Status != Pending && adm.Status != AwaitingApproval {
+			return fmt.Errorf("admission to %s: a withdrawal starts PENDING or AWAITING_APPROVAL", adm.Status)
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
 			to_address, amount, status, correlation_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID, now, now)
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), adm.Status, w.CorrelationID, now, now)
 		if err != nil {
 			return err
 		}
-		if err := addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI); err != nil {
+		reason := "accepted"
+		if adm.Status == AwaitingApproval {
+			reason = "held for approval: " + adm.Reason
+			if _, err := tx.ExecContext(ctx, `INSERT INTO withdrawal_holds (withdrawal_id, required_approvals, reason) VALUES (?,?,?)`,
+				w.ID, max(adm.RequiredApprovals, 1), truncate(adm.Reason, 255)); err != nil {
+				return fmt.Errorf("hold of %s: %w", w.ID, err)
+			}
+		}
+		if err := addHistory(ctx, tx, w.ID, "", adm.Status, reason, ActorAPI); err != nil {
 			return err
 		}
-		return enqueue(tx)
+		return enqueue(tx, adm.Status)
 	})
 	if err == nil {
 		created := *w
-		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = Pending, 0, now, now
+		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = adm.Status, 0, now, now
 		return &created, true, nil
+	}
+	if admitErr != nil {
+		// A refused replay of an accepted withdrawal is still a replay: the limits it consumed are its own.
+		if got, gerr := s.WithdrawalByExternalID(ctx, w.ClientID, w.ExternalID); gerr == nil {
+			return got, false, nil
+		}
+		return nil, false, fmt.Errorf("admit withdrawal %s: %w", w.ExternalID, err)
 	}
 	if !IsDuplicate(err) {
 		return nil, false, fmt.Errorf("create withdrawal %s: %w", w.ExternalID, err)
@@ -228,6 +276,9 @@ const (
 	ActorMonitor     Actor = "monitor"
 	ActorRecovery    Actor = "recovery"
 	ActorOperator    Actor = "operator"
+	// ActorApprover is an API key with the withdrawals:approve scope releasing or rejecting a held
+	// withdrawal; the history reason names the key.
+	ActorApprover Actor = "approver"
 )
 
 // Transition moves withdrawal id from status from to status to inside tx, only if it is still in from,

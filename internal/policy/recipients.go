@@ -1,0 +1,208 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/store"
+)
+
+// Action is what a recipient check does when it matches.
+type Action string
+
+// The actions.
+const (
+	Reject Action = "reject"
+	Hold   Action = "hold"
+	Allow  Action = "allow"
+)
+
+// DefaultActions are the recipient checks' actions unless configured otherwise.
+var DefaultActions = map[Rule]Action{
+	RuleOwnWallet:   Reject,
+	RuleReserved:    Reject,
+	RuleTokenSelf:   Reject,
+	RuleContract:    Hold,
+	RuleBlacklisted: Reject,
+	RulePoisoning:   Hold,
+}
+
+// Node is what the checks ask of a chain's node (an *ethclient.Client has both).
+type Node interface {
+	CodeAt(ctx context.Context, account common.Address, blockNumber *big.Int) ([]byte, error)
+	CallContract(ctx context.Context, call ethereum.CallMsg, blockNumber *big.Int) ([]byte, error)
+}
+
+// ChainInfo is what the checks know of a configured chain.
+type ChainInfo struct {
+	// Own are our hot wallets and main account: paying them is not a withdrawal.
+	Own []common.Address
+	// Tokens maps an asset symbol to its contract (absent: the native coin).
+	Tokens map[string]common.Address
+	// Precompile0x100 adds 0x…0100 (P-256 verify, RIP-7212) to the reserved addresses.
+	Precompile0x100 bool
+	// Node answers eth_getCode and eth_call; nil skips the checks that need it.
+	Node Node
+}
+
+// Recipients runs the recipient checks.
+type Recipients struct {
+	Chains  map[string]ChainInfo
+	Actions map[Rule]Action // missing rules take DefaultActions
+	// PoisoningWindow is how far back a client's destinations are compared (default 30 days).
+	PoisoningWindow time.Duration
+	// Timeout bounds the node calls of one check (default 3 s): a slow node refuses nothing, it fails
+	// the request with a 5xx the client retries.
+	Timeout time.Duration
+}
+
+func (rc *Recipients) action(r Rule) Action {
+	if a, ok := rc.Actions[r]; ok {
+		return a
+	}
+	return DefaultActions[r]
+}
+
+// The selectors of the stablecoin blacklists: USDT's isBlackListed(address) and USDC's
+// isBlacklisted(address).
+var blacklistSelectors = [][]byte{
+	{0xe4, 0x7d, 0x60, 0x60}, // isBlackListed(address)
+	{0xfe, 0x57, 0x5a, 0x87}, // isBlacklisted(address)
+}
+
+// Check runs the checks in order; the first that matches with Reject refuses, Hold reasons accumulate.
+func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (string, error) {
+	ci := rc.Chains[r.Chain]
+	var holds []string
+	match := func(rule Rule, msg string) error {
+		switch rc.action(rule) {
+		case Reject:
+			return &Breach{Rule: rule, Field: "to", Message: msg}
+		case Hold:
+			holds = append(holds, msg+" (rule "+string(rule)+")")
+		}
+		return nil
+	}
+	to := r.To
+	for _, a := range ci.Own {
+		if a == to {
+			if err := match(RuleOwnWallet, "destination "+to.Hex()+" is one of our own wallets"); err != nil {
+				return "", err
+			}
+		}
+	}
+	if reserved(to, ci.Precompile0x100) {
+		if err := match(RuleReserved, "destination "+to.Hex()+" is the zero address or a precompile"); err != nil {
+			return "", err
+		}
+	}
+	token, isToken := ci.Tokens[r.Asset]
+	if isToken && token == to {
+		if err := match(RuleTokenSelf, "destination "+to.Hex()+" is the "+r.Asset+" contract itself"); err != nil {
+			return "", err
+		}
+	}
+	if ci.Node != nil {
+		timeout := rc.Timeout
+		if timeout <= 0 {
+			timeout = 3 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if !isToken && rc.action(RuleContract) != Allow {
+			code, err := ci.Node.CodeAt(cctx, to, nil)
+			if err != nil {
+				return "", fmt.Errorf("recipient check eth_getCode %s: %w", to.Hex(), err)
+			}
+			if len(code) > 0 {
+				if err := match(RuleContract, "destination "+to.Hex()+" is a contract, which may not accept the native coin"); err != nil {
+					return "", err
+				}
+			}
+		}
+		if isToken && rc.action(RuleBlacklisted) != Allow {
+			for _, sel := range blacklistSelectors {
+				data := append(append([]byte{}, sel...), common.LeftPadBytes(to.Bytes(), 32)...)
+				out, err := ci.Node.CallContract(cctx, ethereum.CallMsg{To: &token, Data: data}, nil)
+				// A token without that function reverts or returns nothing: that says nothing about the
+				// recipient. Only a well-formed true is a match.
+				if err != nil || len(out) != 32 {
+					if err != nil && cctx.Err() != nil {
+						return "", fmt.Errorf("recipient check blacklist %s: %w", to.Hex(), err)
+					}
+					continue
+				}
+				if new(big.Int).SetBytes(out).Cmp(big.NewInt(1)) == 0 {
+					if err := match(RuleBlacklisted, "destination "+to.Hex()+" is blacklisted by the "+r.Asset+" contract; the transfer would revert"); err != nil {
+						return "", err
+					}
+					break
+				}
+			}
+		}
+	}
+	if rc.action(RulePoisoning) != Allow {
+		similar, err := rc.lookalike(ctx, st, r)
+		if err != nil {
+			return "", err
+		}
+		if similar != "" {
+			if err := match(RulePoisoning, "destination "+to.Hex()+" looks like "+similar+", a recent destination, but differs in the middle"); err != nil {
+				return "", err
+			}
+		}
+	}
+	return strings.Join(holds, "; "), nil
+}
+
+// reserved reports the zero address and the precompiles 0x01–0x0a (and 0x100 where it exists).
+func reserved(a common.Address, with0x100 bool) bool {
+	var zero19 [18]byte
+	if [18]byte(a[:18]) != zero19 {
+		return false
+	}
+	n := uint16(a[18])<<8 | uint16(a[19])
+	return n <= 0x0a || (with0x100 && n == 0x100)
+}
+
+// poisonEdge is how many hex characters at each end a look-alike shares.
+const poisonEdge = 4
+
+// lookalike returns a recent destination of the client on this chain that shares the first and last
+// poisonEdge hex characters with r.To but is another address ("" for none).
+func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request) (string, error) {
+	window := rc.PoisoningWindow
+	if window <= 0 {
+		window = 30 * 24 * time.Hour
+	}
+	to := strings.ToLower(r.To.Hex()[2:])
+	// Prefix match in SQL (case-insensitive collation is not assumed: to_address is checksummed, so
+	// compare lower-cased); the suffix is checked here.
+	rows, err := st.DB.QueryContext(ctx, `SELECT DISTINCT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND created_at > ? AND LOWER(SUBSTRING(to_address, 3, ?)) = ? LIMIT 200`,
+		r.ClientID, r.Chain, time.Now().UTC().Add(-window), poisonEdge, to[:poisonEdge])
+	if err != nil {
+		return "", fmt.Errorf("recent destinations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return "", err
+		}
+		la := strings.ToLower(a[2:])
+		if la != to && la[len(la)-poisonEdge:] == to[len(to)-poisonEdge:] {
+			return a, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("recent destinations: %w", err)
+	}
+	return "", nil
+}

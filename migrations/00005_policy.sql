@@ -1,0 +1,84 @@
+-- +goose Up
+-- Withdrawal policy (internal/policy), approvals and scoped API keys.
+-- Amount columns are DECIMAL(65,0) in base units: exact, and SUM over them stays exact (65 digits is
+-- far above any limit an operator sets; withdrawals.amount itself stays a 78-digit string).
+
+-- AWAITING_APPROVAL is 17 characters.
+ALTER TABLE withdrawals MODIFY status VARCHAR(24) NOT NULL;
+ALTER TABLE withdrawal_history MODIFY from_status VARCHAR(24) NULL, MODIFY to_status VARCHAR(24) NOT NULL;
+-- The rolling 24 h total and the velocity count read a client's recent withdrawals of one asset.
+ALTER TABLE withdrawals ADD KEY idx_withdrawals_policy (client_id, chain, asset, created_at);
+
+-- One row per (client, chain, asset) with limits. A NULL limit is no limit. Creating a withdrawal locks
+-- this row (SELECT … FOR UPDATE) in the transaction that inserts it, so concurrent creates of one
+-- client and asset are serialized and cannot exceed daily_limit between them.
+CREATE TABLE withdrawal_policies (
+    client_id            BIGINT UNSIGNED NOT NULL,
+    chain                VARCHAR(32)   NOT NULL,
+    asset                VARCHAR(32)   NOT NULL,
+    max_amount           DECIMAL(65,0) NULL COMMENT 'per-withdrawal maximum (base units)',
+    daily_limit          DECIMAL(65,0) NULL COMMENT 'rolling 24 h total of withdrawals not FAILED or CANCELED',
+    per_minute           INT UNSIGNED  NULL COMMENT 'velocity: withdrawals created in the last 60 s',
+    approval_threshold   DECIMAL(65,0) NULL COMMENT 'amounts above it wait in AWAITING_APPROVAL for one approver',
+    two_person_threshold DECIMAL(65,0) NULL COMMENT 'amounts above it need two distinct approvers',
+    updated_at           DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (client_id, chain, asset),
+    CONSTRAINT fk_policies_client FOREIGN KEY (client_id) REFERENCES api_clients (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Destination lists. client_id 0 is the global list (deny only). A client with any 'allow' row may only
+-- withdraw to its allowed addresses; a 'deny' row (the client's or the global one) always refuses.
+CREATE TABLE address_lists (
+    client_id  BIGINT UNSIGNED NOT NULL,
+    address    CHAR(42)     NOT NULL COMMENT 'checksummed',
+    kind       VARCHAR(8)   NOT NULL COMMENT 'allow or deny',
+    reason     VARCHAR(255) NOT NULL DEFAULT '',
+    created_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (client_id, kind, address)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Why a withdrawal waits in AWAITING_APPROVAL, and how many distinct approvers release it.
+CREATE TABLE withdrawal_holds (
+    withdrawal_id      VARCHAR(36)  PRIMARY KEY,
+    required_approvals TINYINT UNSIGNED NOT NULL,
+    reason             VARCHAR(255) NOT NULL,
+    created_at         DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    CONSTRAINT fk_holds_withdrawal FOREIGN KEY (withdrawal_id) REFERENCES withdrawals (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- One row per approver per withdrawal: the primary key makes an approver count once.
+CREATE TABLE withdrawal_approvals (
+    withdrawal_id VARCHAR(36)  NOT NULL,
+    approver      VARCHAR(100) NOT NULL COMMENT 'the approving API key''s name',
+    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (withdrawal_id, approver),
+    CONSTRAINT fk_approvals_withdrawal FOREIGN KEY (withdrawal_id) REFERENCES withdrawals (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Scoped API keys of a client, beside the client's original key (api_clients.key_hash, which keeps the
+-- scopes withdrawals:read, withdrawals:write and webhooks:manage). Rotation: add a key, move callers to
+-- it, revoke the old one (or let it expire); both are valid in between.
+CREATE TABLE api_keys (
+    id         BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+    client_id  BIGINT UNSIGNED NOT NULL,
+    name       VARCHAR(100) NOT NULL COMMENT 'who holds it; the approver name for withdrawals:approve',
+    key_hash   BINARY(32)   NOT NULL,
+    key_prefix VARCHAR(16)  NOT NULL,
+    scopes     VARCHAR(255) NOT NULL COMMENT 'space-separated',
+    expires_at DATETIME(6)  NULL,
+    revoked_at DATETIME(6)  NULL,
+    created_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    UNIQUE KEY uq_api_keys_hash (key_hash),
+    UNIQUE KEY uq_api_keys_name (client_id, name),
+    CONSTRAINT fk_api_keys_client FOREIGN KEY (client_id) REFERENCES api_clients (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- +goose Down
+DROP TABLE api_keys;
+DROP TABLE withdrawal_approvals;
+DROP TABLE withdrawal_holds;
+DROP TABLE address_lists;
+DROP TABLE withdrawal_policies;
+ALTER TABLE withdrawals DROP KEY idx_withdrawals_policy;
+ALTER TABLE withdrawal_history MODIFY from_status VARCHAR(16) NULL, MODIFY to_status VARCHAR(16) NOT NULL;
+ALTER TABLE withdrawals MODIFY status VARCHAR(16) NOT NULL;
