@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/store"
 )
 
@@ -45,8 +46,6 @@ type ChainInfo struct {
 	Own []common.Address
 	// Tokens maps an asset symbol to its contract (absent: the native coin).
 	Tokens map[string]common.Address
-	// Precompile0x100 adds 0x…0100 (P-256 verify, RIP-7212) to the reserved addresses.
-	Precompile0x100 bool
 	// Node answers eth_getCode and eth_call; nil skips the checks that need it.
 	Node Node
 }
@@ -97,7 +96,7 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 			}
 		}
 	}
-	if reserved(to, ci.Precompile0x100) {
+	if reserved(to) {
 		if err := match(RuleReserved, "destination "+to.Hex()+" is the zero address or a precompile"); err != nil {
 			return "", err
 		}
@@ -161,14 +160,16 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 	return strings.Join(holds, "; "), nil
 }
 
-// reserved reports the zero address and the precompiles 0x01–0x0a (and 0x100 where it exists).
-func reserved(a common.Address, with0x100 bool) bool {
+// reserved reports the zero address, the precompiles 0x01–0x0a and 0x100 (P-256 verification, RIP-7212 /
+// EIP-7951, on newer chains). 0x100 is reserved on every chain: where it is not a precompile yet, nobody
+// holds its key either.
+func reserved(a common.Address) bool {
 	var zero19 [18]byte
 	if [18]byte(a[:18]) != zero19 {
 		return false
 	}
 	n := uint16(a[18])<<8 | uint16(a[19])
-	return n <= 0x0a || (with0x100 && n == 0x100)
+	return n <= 0x0a || n == 0x100
 }
 
 // poisonEdge is how many hex characters at each end a look-alike shares.
@@ -205,4 +206,25 @@ func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request)
 		return "", fmt.Errorf("recent destinations: %w", err)
 	}
 	return "", nil
+}
+
+// ChainsFromConfig builds the checks' view of the configured chains: the hot wallets as our own
+// addresses (plus extra, e.g. the main account of each chain, by chain name), the token contracts, and
+// the node of each chain from nodes (absent: the checks needing a node are skipped on that chain).
+func ChainsFromConfig(chains []config.Chain, extra map[string][]common.Address, nodes map[string]Node) map[string]ChainInfo {
+	out := make(map[string]ChainInfo, len(chains))
+	for _, ch := range chains {
+		ci := ChainInfo{Tokens: map[string]common.Address{}, Node: nodes[ch.Name]}
+		for _, a := range ch.HotWallets {
+			ci.Own = append(ci.Own, a.Common())
+		}
+		ci.Own = append(ci.Own, extra[ch.Name]...)
+		for _, a := range ch.Assets {
+			if !a.Native() {
+				ci.Tokens[a.Symbol] = a.Address.Common()
+			}
+		}
+		out[ch.Name] = ci
+	}
+	return out
 }
