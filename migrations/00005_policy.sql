@@ -8,6 +8,11 @@ ALTER TABLE withdrawals MODIFY status VARCHAR(24) NOT NULL;
 ALTER TABLE withdrawal_history MODIFY from_status VARCHAR(24) NULL, MODIFY to_status VARCHAR(24) NOT NULL;
 -- The rolling 24 h total and the velocity count read a client's recent withdrawals of one asset.
 ALTER TABLE withdrawals ADD KEY idx_withdrawals_policy (client_id, chain, asset, created_at);
+-- The address-poisoning check looks for a recent destination sharing the first and last four hex
+-- characters: to_edge is those eight, lower-cased, so that lookup is an index range. The store writes it
+-- (MariaDB refuses a generated column over a CHAR column: its value would depend on the sql_mode).
+ALTER TABLE withdrawals ADD COLUMN to_edge CHAR(8) NOT NULL DEFAULT '';
+ALTER TABLE withdrawals ADD KEY idx_withdrawals_to_edge (client_id, chain, to_edge, created_at);
 
 -- One row per (client, chain, asset) with limits. A NULL limit is no limit. Creating a withdrawal locks
 -- this row (SELECT … FOR UPDATE) in the transaction that inserts it, so concurrent creates of one
@@ -79,6 +84,8 @@ DROP TABLE withdrawal_approvals;
 DROP TABLE withdrawal_holds;
 DROP TABLE address_lists;
 DROP TABLE withdrawal_policies;
+ALTER TABLE withdrawals DROP KEY idx_withdrawals_to_edge;
+ALTER TABLE withdrawals DROP COLUMN to_edge;
 ALTER TABLE withdrawals DROP KEY idx_withdrawals_policy;
 ALTER TABLE withdrawal_history MODIFY from_status VARCHAR(16) NULL, MODIFY to_status VARCHAR(16) NOT NULL;
 ALTER TABLE withdrawals MODIFY status VARCHAR(16) NOT NULL;

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/internal/keys/source"
 	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
@@ -238,7 +239,14 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
-		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry,
+		// The recipient checks that need a node (eth_getCode, token blacklists) are off until chain.Client
+		// has CodeAt; the limits, lists, approvals and the address checks are on.
+		pol, err := policy.New(policy.Deps{Store: a.Store, Recipients: &policy.Recipients{
+			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nil)}}, log, metricsOf(a, "policy", policy.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
+		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry, Policy: pol,
 			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
 			log, metricsOf(a, name, api.NewMetrics))
 		if err != nil {

@@ -172,22 +172,17 @@ func reserved(a common.Address) bool {
 	return n <= 0x0a || n == 0x100
 }
 
-// poisonEdge is how many hex characters at each end a look-alike shares.
-const poisonEdge = 4
-
 // lookalike returns a recent destination of the client on this chain that shares the first and last
-// poisonEdge hex characters with r.To but is another address ("" for none).
+// four hex characters (store.AddressEdge) with r.To but is another address ("" for none).
 func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request) (string, error) {
 	window := rc.PoisoningWindow
 	if window <= 0 {
 		window = 30 * 24 * time.Hour
 	}
-	to := strings.ToLower(r.To.Hex()[2:])
-	// Prefix match in SQL (case-insensitive collation is not assumed: to_address is checksummed, so
-	// compare lower-cased); the suffix is checked here.
-	rows, err := st.DB.QueryContext(ctx, `SELECT DISTINCT to_address FROM withdrawals
-		WHERE client_id = ? AND chain = ? AND created_at > ? AND LOWER(SUBSTRING(to_address, 3, ?)) = ? LIMIT 200`,
-		r.ClientID, r.Chain, time.Now().UTC().Add(-window), poisonEdge, to[:poisonEdge])
+	edge := store.AddressEdge(r.To.Hex())
+	rows, err := st.DB.QueryContext(ctx, `SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND created_at > ? AND to_address <> ? LIMIT 1`,
+		r.ClientID, r.Chain, edge, time.Now().UTC().Add(-window), r.To.Hex())
 	if err != nil {
 		return "", fmt.Errorf("recent destinations: %w", err)
 	}
@@ -197,8 +192,7 @@ func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request)
 		if err := rows.Scan(&a); err != nil {
 			return "", err
 		}
-		la := strings.ToLower(a[2:])
-		if la != to && la[len(la)-poisonEdge:] == to[len(to)-poisonEdge:] {
+		if !strings.EqualFold(a, r.To.Hex()) {
 			return a, nil
 		}
 	}

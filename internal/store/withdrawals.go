@@ -144,8 +144,8 @@ func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admi
 			return fmt.Errorf("admission to %s: a withdrawal starts PENDING or AWAITING_APPROVAL", adm.Status)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
-			to_address, amount, status, correlation_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), adm.Status, w.CorrelationID, now, now)
+			to_address, to_edge, amount, status, correlation_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, AddressEdge(w.To), w.Amount.String(), adm.Status, w.CorrelationID, now, now)
 		if err != nil {
 			return err
 		}
@@ -182,6 +182,15 @@ func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admi
 		return nil, false, fmt.Errorf("load replayed withdrawal %s: %w", w.ExternalID, err)
 	}
 	return got, false, nil
+}
+
+// AddressEdge is the first and last four hex characters of a 0x address, lower-cased (withdrawals.to_edge,
+// which the address-poisoning check looks up); "" for anything else.
+func AddressEdge(a string) string {
+	if len(a) != 42 {
+		return ""
+	}
+	return strings.ToLower(a[2:6] + a[38:])
 }
 
 // GetWithdrawal loads one withdrawal by id.
