@@ -60,6 +60,10 @@ type Deps struct {
 	// valid request (no limits, no recipient checks).
 	Policy *policy.Engine
 
+	// WebhooksAllowPrivate accepts webhook endpoints resolving to loopback or private addresses
+	// (webhooks.allow_private); off, they are refused (SSRF).
+	WebhooksAllowPrivate bool
+
 	// Ready is an extra readiness check for /readyz (the database is always pinged); may be nil.
 	Ready func(ctx context.Context) error
 	// RateLimit is the per-client token bucket in requests per second and its burst; zero means the
@@ -72,16 +76,18 @@ type Deps struct {
 
 // Server is the API server.
 type Server struct {
-	e      *echo.Echo
-	st     *store.Store
-	q      queue.TxSender
-	pol    *policy.Engine
-	log    *slog.Logger
-	ready  func(context.Context) error
-	met    Metrics
-	auth   *authCache
-	limits *rateLimiter
-	chains map[string]*chainInfo
+	e   *echo.Echo
+	st  *store.Store
+	q   queue.TxSender
+	pol *policy.Engine
+	// allowPrivate: webhook endpoints may resolve to internal addresses.
+	allowPrivate bool
+	log          *slog.Logger
+	ready        func(context.Context) error
+	met          Metrics
+	auth         *authCache
+	limits       *rateLimiter
+	chains       map[string]*chainInfo
 	// chainsJSON is GET /v1/chains, rendered once.
 	chainsJSON []byte
 }
@@ -123,14 +129,15 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 		ttl = DefaultAuthTTL
 	}
 	s := &Server{
-		st:     d.Store,
-		q:      d.Queue,
-		pol:    d.Policy,
-		log:    log,
-		ready:  d.Ready,
-		met:    m,
-		auth:   newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
-		limits: &rateLimiter{rate: rate, burst: burst},
+		st:           d.Store,
+		q:            d.Queue,
+		pol:          d.Policy,
+		allowPrivate: d.WebhooksAllowPrivate,
+		log:          log,
+		ready:        d.Ready,
+		met:          m,
+		auth:         newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
+		limits:       &rateLimiter{rate: rate, burst: burst},
 	}
 	s.chains, s.chainsJSON = buildChains(d.Chains)
 
@@ -155,6 +162,11 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 	e.POST("/v1/withdrawals/:id/approve", s.approveWithdrawal, approve)
 	e.POST("/v1/withdrawals/:id/reject", s.rejectWithdrawal, approve)
 	e.GET("/v1/chains", s.listChains, s.authenticate(""))
+	hooks := s.authenticate(store.ScopeWebhooksManage)
+	e.POST("/v1/webhooks", s.createWebhook, hooks)
+	e.GET("/v1/webhooks", s.listWebhooks, hooks)
+	e.POST("/v1/webhooks/:id/rotate", s.rotateWebhook, hooks)
+	e.GET("/v1/webhooks/:id/deliveries", s.webhookDeliveries, hooks)
 	s.e = e
 	return s, nil
 }

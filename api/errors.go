@@ -37,6 +37,7 @@ const (
 	CodeTooManyDecimals     = "too_many_decimals"     // 422
 	CodeAmountTooLarge      = "amount_too_large"      // 422
 	CodeLimitExceeded       = "limit_exceeded"        // 422: a policy limit or list (the message names the rule)
+	CodeInvalidURL          = "invalid_url"           // 422: a webhook URL that is malformed or resolves to an internal address
 	CodeRecipientRefused    = "recipient_refused"     // 422: a recipient check (the message names the rule)
 	CodeRateLimited         = "rate_limited"          // 429
 	CodeInternal            = "internal"              // 500
@@ -66,6 +67,7 @@ var codeStatus = map[string]int{
 	CodeTooManyDecimals:     http.StatusUnprocessableEntity,
 	CodeAmountTooLarge:      http.StatusUnprocessableEntity,
 	CodeLimitExceeded:       http.StatusUnprocessableEntity,
+	CodeInvalidURL:          http.StatusUnprocessableEntity,
 	CodeRecipientRefused:    http.StatusUnprocessableEntity,
 	CodeRateLimited:         http.StatusTooManyRequests,
 	CodeInternal:            http.StatusInternalServerError,

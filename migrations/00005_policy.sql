@@ -78,7 +78,68 @@ CREATE TABLE api_keys (
     CONSTRAINT fk_api_keys_client FOREIGN KEY (client_id) REFERENCES api_clients (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- Webhooks: endpoints per client, events written by store.Transition in the transaction of the status
+-- change (the outbox), one delivery per (event, endpoint) with its retry schedule, and every attempt.
+CREATE TABLE webhook_endpoints (
+    id                 BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+    client_id          BIGINT UNSIGNED NOT NULL,
+    url                VARCHAR(2048) NOT NULL,
+    secret             VARCHAR(128)  NOT NULL COMMENT 'HMAC key of the signature; the client holds a copy',
+    prev_secret        VARCHAR(128)  NULL     COMMENT 'the secret before the last rotation, still signing until prev_expires_at',
+    prev_expires_at    DATETIME(6)   NULL,
+    enabled            BOOLEAN       NOT NULL DEFAULT TRUE,
+    created_at         DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    KEY idx_webhook_endpoints_client (client_id, enabled),
+    CONSTRAINT fk_webhook_endpoints_client FOREIGN KEY (client_id) REFERENCES api_clients (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE webhook_events (
+    id            CHAR(36)     PRIMARY KEY COMMENT 'the event id receivers de-duplicate on',
+    client_id     BIGINT UNSIGNED NOT NULL,
+    withdrawal_id VARCHAR(36)  NOT NULL,
+    type          VARCHAR(40)  NOT NULL,
+    payload       MEDIUMTEXT   NOT NULL COMMENT 'the exact body delivered (and signed)',
+    created_at    DATETIME(6)  NOT NULL,
+    KEY idx_webhook_events_withdrawal (withdrawal_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- A delivery is deliverable when due and when no earlier one (smaller seq) of the same endpoint and
+-- withdrawal is still pending: per-endpoint order per withdrawal.
+CREATE TABLE webhook_deliveries (
+    id               BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+    event_id         CHAR(36)     NOT NULL,
+    endpoint_id      BIGINT UNSIGNED NOT NULL,
+    withdrawal_id    VARCHAR(36)  NOT NULL,
+    seq              INT UNSIGNED NOT NULL,
+    state            VARCHAR(12)  NOT NULL DEFAULT 'pending' COMMENT 'pending, delivered, dead',
+    attempts         INT UNSIGNED NOT NULL DEFAULT 0,
+    last_status_code INT          NULL,
+    last_error       VARCHAR(255) NULL,
+    next_attempt_at  DATETIME(6)  NOT NULL,
+    created_at       DATETIME(6)  NOT NULL,
+    delivered_at     DATETIME(6)  NULL,
+    UNIQUE KEY uq_webhook_deliveries_order (endpoint_id, withdrawal_id, seq),
+    KEY idx_webhook_deliveries_due (state, next_attempt_at),
+    CONSTRAINT fk_webhook_deliveries_event FOREIGN KEY (event_id) REFERENCES webhook_events (id),
+    CONSTRAINT fk_webhook_deliveries_endpoint FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE webhook_attempts (
+    id          BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+    delivery_id BIGINT UNSIGNED NOT NULL,
+    status_code INT          NULL COMMENT 'NULL when no HTTP answer came',
+    error       VARCHAR(255) NOT NULL DEFAULT '',
+    latency_ms  INT UNSIGNED NOT NULL,
+    created_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    KEY idx_webhook_attempts_delivery (delivery_id, id),
+    CONSTRAINT fk_webhook_attempts_delivery FOREIGN KEY (delivery_id) REFERENCES webhook_deliveries (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
 -- +goose Down
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_events;
+DROP TABLE webhook_endpoints;
 DROP TABLE api_keys;
 DROP TABLE withdrawal_approvals;
 DROP TABLE withdrawal_holds;

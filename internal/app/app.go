@@ -30,6 +30,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/queue/sqsq"
 	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/webhook"
 	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/recovery"
 	"github.com/sluice-custody/sluice/signer"
@@ -246,7 +247,13 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
+		hooks, err := webhook.New(webhook.Deps{Store: a.Store, AllowPrivate: a.Cfg.Webhooks.AllowPrivate}, log.With("component", "webhooks"),
+			metricsOf(a, "webhook", webhook.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
 		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry, Policy: pol,
+			WebhooksAllowPrivate: a.Cfg.Webhooks.AllowPrivate,
 			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
 			log, metricsOf(a, name, api.NewMetrics))
 		if err != nil {
@@ -255,7 +262,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
 		}
-		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
+		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, hooks.Run}, nil
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
 		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{}}

@@ -26,6 +26,14 @@ type Config struct {
 	API      API                `yaml:"api"`
 	Services map[string]Service `yaml:"services"`
 	Chains   []Chain            `yaml:"chains"`
+	Webhooks Webhooks           `yaml:"webhooks"`
+}
+
+// Webhooks tunes webhook delivery (internal/webhook), which the api service runs.
+type Webhooks struct {
+	// AllowPrivate accepts endpoints resolving to loopback, private or link-local addresses. Off by
+	// default: a client could otherwise make Sluice call into our own network (SSRF).
+	AllowPrivate bool `yaml:"allow_private"`
 }
 
 // Database is the MySQL/MariaDB connection.

@@ -160,6 +160,11 @@ func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admi
 		if err := addHistory(ctx, tx, w.ID, "", adm.Status, reason, ActorAPI); err != nil {
 			return err
 		}
+		if adm.Status == AwaitingApproval {
+			if err := emitEvent(ctx, tx, w.ID, "", adm.Status, adm.Reason); err != nil {
+				return err
+			}
+		}
 		return enqueue(tx, adm.Status)
 	})
 	if err == nil {
@@ -291,7 +296,8 @@ const (
 )
 
 // Transition moves withdrawal id from status from to status to inside tx, only if it is still in from,
-// and records the reason. It returns ErrConflict when another worker moved it first.
+// and records the reason and, for the changes clients hear of, the webhook event (the outbox: it commits
+// with the change or not at all). It returns ErrConflict when another worker moved it first.
 func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor, c Change) error {
 	set := []string{"status = ?", "version = version + 1"}
 	args := []any{to}
@@ -325,7 +331,10 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
 	}
-	return addHistory(ctx, tx, id, from, to, reason, actor)
+	if err := addHistory(ctx, tx, id, from, to, reason, actor); err != nil {
+		return err
+	}
+	return emitEvent(ctx, tx, id, from, to, reason)
 }
 
 func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
