@@ -254,7 +254,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		}
 		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry, Policy: pol,
 			WebhooksAllowPrivate: a.Cfg.Webhooks.AllowPrivate,
-			Ready: func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
+			Ready:                func(ctx context.Context) error { return service.Ready(ctx, a.checks()) }},
 			log, metricsOf(a, name, api.NewMetrics))
 		if err != nil {
 			return nil, err
