@@ -327,3 +327,55 @@ func TestExpiredKey(t *testing.T) {
 		t.Fatal("unknown scope accepted")
 	}
 }
+
+func TestListFilters(t *testing.T) {
+	e := newEnv(t)
+	for i, b := range []map[string]any{
+		body("f1"), body("f2", "asset", "POL"), body("f3", "chain", "amoy", "asset", "POL"), body("f4"),
+	} {
+		if r := e.post(aliceKey, b); r.status != http.StatusCreated {
+			t.Fatalf("post %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	mid := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	if r := e.post(aliceKey, body("f5")); r.status != http.StatusCreated {
+		t.Fatal(r.status)
+	}
+	ext := func(query string) string {
+		t.Helper()
+		ws, _ := listPage(t, e, aliceKey, "?"+query)
+		var out []string
+		for _, w := range ws {
+			out = append(out, w["external_id"].(string))
+		}
+		return strings.Join(out, ",")
+	}
+	for q, want := range map[string]string{
+		"chain=local":            "f5,f4,f2,f1",
+		"chain=amoy":             "f3",
+		"asset=POL":              "f3,f2",
+		"chain=local&asset=USDT": "f5,f4,f1",
+		"created_from=" + mid.Format(time.RFC3339Nano): "f5",
+		"created_to=" + mid.Format(time.RFC3339Nano):   "f4,f3,f2,f1",
+		"external_id=f2&asset=USDT":                    "",
+		"external_id=f2&asset=POL":                     "f2",
+	} {
+		if got := ext(q); got != want {
+			t.Errorf("?%s: %s, want %s", q, got, want)
+		}
+	}
+	// Pages keep the filter.
+	ws, next := listPage(t, e, aliceKey, "?asset=USDT&limit=2")
+	if len(ws) != 2 || next == nil {
+		t.Fatalf("first page %d %v", len(ws), next)
+	}
+	if got := ext("asset=USDT&limit=2&cursor=" + next.(string)); got != "f1" {
+		t.Fatalf("second page %s", got)
+	}
+	for _, q := range []string{"chain=nope", "created_from=yesterday", "created_to=2026-13-01T00:00:00Z"} {
+		if r := e.do(http.MethodGet, "/v1/withdrawals?"+q, aliceKey, nil); r.status != http.StatusBadRequest {
+			t.Errorf("?%s: %d", q, r.status)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -462,8 +463,9 @@ type listJSON struct {
 	NextCursor  *string           `json:"next_cursor"`
 }
 
-// listWithdrawals serves ?external_id= (0 or 1 result) and ?status=&limit=&cursor= (newest first;
-// next_cursor is the id to pass as cursor for the next page, null on the last page).
+// listWithdrawals serves ?external_id= (0 or 1 result) and ?status=&chain=&asset=&created_from=
+// &created_to=&limit=&cursor= (newest first; next_cursor is the id to pass as cursor for the next page,
+// null on the last page; the filters must be the same on every page).
 func (s *Server) listWithdrawals(c echo.Context) error {
 	q := c.QueryParams()
 	rs := state(c)
@@ -475,6 +477,32 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 			return newErr(CodeInvalidParameter, "status", "status must be one of AWAITING_APPROVAL, PENDING, SIGNING, SIGNED, BROADCASTED, CONFIRMED, FAILED, CANCELED")
 		}
 		f.Status = store.Status(st)
+	}
+	if q.Has("chain") {
+		if s.chains[q.Get("chain")] == nil {
+			return newErr(CodeInvalidParameter, "chain", "unknown chain; GET /v1/chains lists them")
+		}
+		f.Chain = q.Get("chain")
+	}
+	if q.Has("asset") {
+		a := q.Get("asset")
+		if a == "" || len(a) > 32 {
+			return newErr(CodeInvalidParameter, "asset", "asset must be an asset symbol")
+		}
+		f.Asset = a
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_from", &f.CreatedFrom}, {"created_to", &f.CreatedTo}} {
+		if !q.Has(p.name) {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, q.Get(p.name))
+		if err != nil {
+			return newErr(CodeInvalidParameter, p.name, p.name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+		}
+		*p.dst = t
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
@@ -500,7 +528,8 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if w != nil && (f.Status == "" || w.Status == f.Status) {
+		if w != nil && (f.Status == "" || w.Status == f.Status) && (f.Chain == "" || w.Chain == f.Chain) && (f.Asset == "" || w.Asset == f.Asset) &&
+			(f.CreatedFrom.IsZero() || !w.CreatedAt.Before(f.CreatedFrom)) && (f.CreatedTo.IsZero() || w.CreatedAt.Before(f.CreatedTo)) {
 			out.Withdrawals = append(out.Withdrawals, s.render(w))
 		}
 		return c.JSON(http.StatusOK, out)

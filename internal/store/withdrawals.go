@@ -234,8 +234,13 @@ func (s *Store) oneWithdrawal(ctx context.Context, q querier, where string, args
 type ListFilter struct {
 	ClientID int64
 	Status   Status
-	Limit    int
-	Cursor   string
+	Chain    string
+	Asset    string
+	// CreatedFrom (inclusive) and CreatedTo (exclusive) bound created_at; zero is unbounded.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+	Limit       int
+	Cursor      string
 }
 
 // ListWithdrawals returns a page of a client's withdrawals, newest first.
@@ -245,6 +250,22 @@ func (s *Store) ListWithdrawals(ctx context.Context, f ListFilter) ([]*Withdrawa
 	if f.Status != "" {
 		where = append(where, "w.status = ?")
 		args = append(args, f.Status)
+	}
+	if f.Chain != "" {
+		where = append(where, "w.chain = ?")
+		args = append(args, f.Chain)
+	}
+	if f.Asset != "" {
+		where = append(where, "w.asset = ?")
+		args = append(args, f.Asset)
+	}
+	if !f.CreatedFrom.IsZero() {
+		where = append(where, "w.created_at >= ?")
+		args = append(args, f.CreatedFrom.UTC())
+	}
+	if !f.CreatedTo.IsZero() {
+		where = append(where, "w.created_at < ?")
+		args = append(args, f.CreatedTo.UTC())
 	}
 	if f.Cursor != "" {
 		// ids are time-ordered (UUIDv7), so id order is creation order.
