@@ -240,10 +240,12 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
-		// The recipient checks that need a node (eth_getCode, token blacklists) are off until chain.Client
-		// has CodeAt; the limits, lists, approvals and the address checks are on.
+		nodes := make(map[string]policy.Node, len(a.Chains))
+		for name, c := range a.Chains {
+			nodes[name] = c
+		}
 		pol, err := policy.New(policy.Deps{Store: a.Store, Recipients: &policy.Recipients{
-			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nil)}}, log, metricsOf(a, "policy", policy.NewMetrics))
+			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
 		if err != nil {
 			return nil, err
 		}
