@@ -383,7 +383,7 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 	}
 	var admit func(tx *sql.Tx) (store.Admission, error)
 	if s.pol != nil {
-		pr := policy.Request{ClientID: rs.client.ID, Chain: v.chain, Asset: v.asset, To: v.to, Amount: v.amount}
+		pr := policy.Request{WithdrawalID: w.ID, ClientID: rs.client.ID, Chain: v.chain, Asset: v.asset, To: v.to, Amount: v.amount}
 		hold, err := s.pol.Precheck(ctx, pr)
 		if err != nil {
 			// A replay of an accepted withdrawal is answered as one even if the recipient checks changed.

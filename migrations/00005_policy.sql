@@ -16,7 +16,8 @@ ALTER TABLE withdrawals ADD KEY idx_withdrawals_to_edge (client_id, chain, to_ed
 
 -- One row per (client, chain, asset) with limits. A NULL limit is no limit. Creating a withdrawal locks
 -- this row (SELECT … FOR UPDATE) in the transaction that inserts it, so concurrent creates of one
--- client and asset are serialized and cannot exceed daily_limit between them.
+-- client and asset are serialized and cannot exceed daily_limit between them. Usage is counted from
+-- the moment a client has a row here (policy_usage).
 CREATE TABLE withdrawal_policies (
     client_id            BIGINT UNSIGNED NOT NULL,
     chain                VARCHAR(32)   NOT NULL,
@@ -29,6 +30,28 @@ CREATE TABLE withdrawal_policies (
     updated_at           DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (client_id, chain, asset),
     CONSTRAINT fk_policies_client FOREIGN KEY (client_id) REFERENCES api_clients (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Usage per minute bucket of (client, chain, asset): the rolling 24 h total is the sum of at most 1440
+-- rows whatever the volume. Written in the create transaction under the policy row's lock; a withdrawal
+-- that moves to FAILED or CANCELED gives its amount back (store.Transition, through
+-- policy_consumptions, which records exactly what each withdrawal took).
+CREATE TABLE policy_usage (
+    client_id BIGINT UNSIGNED NOT NULL,
+    chain     VARCHAR(32)   NOT NULL,
+    asset     VARCHAR(32)   NOT NULL,
+    bucket    DATETIME      NOT NULL COMMENT 'the minute (UTC) the withdrawals were created in',
+    amount    DECIMAL(65,0) NOT NULL,
+    PRIMARY KEY (client_id, chain, asset, bucket)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE policy_consumptions (
+    withdrawal_id VARCHAR(36)   PRIMARY KEY,
+    client_id     BIGINT UNSIGNED NOT NULL,
+    chain         VARCHAR(32)   NOT NULL,
+    asset         VARCHAR(32)   NOT NULL,
+    bucket        DATETIME      NOT NULL,
+    amount        DECIMAL(65,0) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Destination lists. client_id 0 is the global list (deny only). A client with any 'allow' row may only
@@ -144,6 +167,8 @@ DROP TABLE api_keys;
 DROP TABLE withdrawal_approvals;
 DROP TABLE withdrawal_holds;
 DROP TABLE address_lists;
+DROP TABLE policy_consumptions;
+DROP TABLE policy_usage;
 DROP TABLE withdrawal_policies;
 ALTER TABLE withdrawals DROP KEY idx_withdrawals_to_edge;
 ALTER TABLE withdrawals DROP COLUMN to_edge;

@@ -6,9 +6,10 @@
 // lists in address_lists (client 0 is the global denylist); see docs/integration.md. Consumption is
 // atomic: Admit runs inside the transaction that inserts the withdrawal and locks the policy row first,
 // so concurrent creates of one client and asset are serialized and each sees the others' committed
-// rows. Usage is derived from the withdrawals themselves (those of the last 24 h not FAILED or
-// CANCELED), so a withdrawal that fails or is canceled releases its amount by that very transition —
-// store.Transition stays the one place a status changes, with no counter to keep in step with it.
+// rows. Usage is kept per minute bucket (policy_usage: the 24 h total is a sum of at most 1440 rows,
+// whatever the volume), with what each withdrawal took in policy_consumptions; store.Transition gives it
+// back in the transaction that moves a withdrawal to FAILED or CANCELED, so the release has one place,
+// the same as the status change.
 package policy
 
 import (
@@ -57,11 +58,13 @@ func (b *Breach) Error() string { return b.Message + " (rule " + string(b.Rule) 
 
 // Request is a withdrawal being created.
 type Request struct {
-	ClientID int64
-	Chain    string
-	Asset    string
-	To       common.Address
-	Amount   *big.Int
+	// WithdrawalID is the id the withdrawal will have (its consumption of the limits is recorded under it).
+	WithdrawalID string
+	ClientID     int64
+	Chain        string
+	Asset        string
+	To           common.Address
+	Amount       *big.Int
 }
 
 // Limits are a client's limits for one chain and asset; nil means none.
@@ -176,36 +179,44 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 		return adm, &Breach{Rule: RuleMaxAmount, Field: "amount", Message: fmt.Sprintf(
 			"amount %s exceeds the per-withdrawal maximum %s of rule max_amount", r.Amount, l.MaxAmount)}
 	}
-	if l.DailyLimit != nil || l.PerMinute != nil {
-		now := e.now().UTC()
-		var total string
+	now := e.now().UTC()
+	if l.PerMinute != nil {
+		// At most per_minute rows are in the window (the rest were refused), so this range is short.
 		var lastMinute int
-		// CAST to DECIMAL(65,0) keeps the sum exact (a SUM over the string column would go through a double).
-		if err := tx.QueryRowContext(ctx, `SELECT
-				COALESCE(SUM(CASE WHEN status NOT IN ('FAILED','CANCELED') THEN CAST(amount AS DECIMAL(65,0)) ELSE 0 END), 0),
-				COALESCE(SUM(created_at > ?), 0)
-			FROM withdrawals WHERE client_id = ? AND chain = ? AND asset = ? AND created_at > ?`,
-			now.Add(-time.Minute), r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour)).Scan(&total, &lastMinute); err != nil {
-			return adm, fmt.Errorf("policy usage: %w", err)
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM withdrawals
+			WHERE client_id = ? AND chain = ? AND asset = ? AND created_at > ?`,
+			r.ClientID, r.Chain, r.Asset, now.Add(-time.Minute)).Scan(&lastMinute); err != nil {
+			return adm, fmt.Errorf("policy velocity: %w", err)
 		}
-		if l.PerMinute != nil && lastMinute >= *l.PerMinute {
+		if lastMinute >= *l.PerMinute {
 			return adm, &Breach{Rule: RuleVelocity, Field: "amount", Message: fmt.Sprintf(
 				"%d withdrawals of %s on %s in the last minute reach the rule velocity limit of %d per minute", lastMinute, r.Asset, r.Chain, *l.PerMinute)}
 		}
-		if l.DailyLimit != nil {
-			used, ok := new(big.Int).SetString(total, 10)
-			if !ok {
-				return adm, fmt.Errorf("policy usage: bad sum %q", total)
-			}
-			if after := new(big.Int).Add(used, r.Amount); after.Cmp(l.DailyLimit) > 0 {
-				left := new(big.Int).Sub(l.DailyLimit, used)
-				if left.Sign() < 0 {
-					left.SetInt64(0)
-				}
-				return adm, &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
-					"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
-			}
+	}
+	if l.DailyLimit != nil {
+		var total string
+		// The current minute's bucket counts whole, the one 24 h ago does not: the window is
+		// 23 h 59 min to 24 h long, never longer.
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_usage
+			WHERE client_id = ? AND chain = ? AND asset = ? AND bucket > ?`,
+			r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour)).Scan(&total); err != nil {
+			return adm, fmt.Errorf("policy usage: %w", err)
 		}
+		used, ok := new(big.Int).SetString(total, 10)
+		if !ok {
+			return adm, fmt.Errorf("policy usage: bad sum %q", total)
+		}
+		if after := new(big.Int).Add(used, r.Amount); after.Cmp(l.DailyLimit) > 0 {
+			left := new(big.Int).Sub(l.DailyLimit, used)
+			if left.Sign() < 0 {
+				left.SetInt64(0)
+			}
+			return adm, &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
+				"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
+		}
+	}
+	if err := consume(ctx, tx, r, now); err != nil {
+		return adm, err
 	}
 	switch {
 	case l.TwoPersonThreshold != nil && r.Amount.Cmp(l.TwoPersonThreshold) > 0:
@@ -214,6 +225,21 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 		return held(adm, joinReason(hold, fmt.Sprintf("amount above %s (rule %s)", l.ApprovalThreshold, RuleApproval)), 1), nil
 	}
 	return held(adm, hold, 1), nil
+}
+
+// consume adds r's amount to its minute's usage and records what it took, under the policy row's lock;
+// store.Transition gives it back when the withdrawal fails or is canceled.
+func consume(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
+	bucket := now.Truncate(time.Minute)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_usage (client_id, chain, asset, bucket, amount) VALUES (?,?,?,?,?)
+		ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)`, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
+		return fmt.Errorf("policy usage: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_consumptions (withdrawal_id, client_id, chain, asset, bucket, amount)
+		VALUES (?,?,?,?,?,?)`, r.WithdrawalID, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
+		return fmt.Errorf("policy consumption: %w", err)
+	}
+	return nil
 }
 
 func held(adm store.Admission, reason string, approvals int) store.Admission {

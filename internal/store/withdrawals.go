@@ -355,7 +355,31 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if err := addHistory(ctx, tx, id, from, to, reason, actor); err != nil {
 		return err
 	}
+	if to == Failed || to == Canceled {
+		if err := releaseLimits(ctx, tx, id); err != nil {
+			return err
+		}
+	}
 	return emitEvent(ctx, tx, id, from, to, reason)
+}
+
+// releaseLimits gives back what withdrawal id took of its client's rolling 24 h total (internal/policy)
+// when it fails or is canceled: nothing was paid, so nothing counts. The consumption row is deleted, so a
+// withdrawal is released at most once.
+func releaseLimits(ctx context.Context, tx *sql.Tx, id string) error {
+	res, err := tx.ExecContext(ctx, `UPDATE policy_usage u JOIN policy_consumptions c ON c.client_id = u.client_id
+		AND c.chain = u.chain AND c.asset = u.asset AND c.bucket = u.bucket
+		SET u.amount = u.amount - c.amount WHERE c.withdrawal_id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM policy_consumptions WHERE withdrawal_id = ?`, id); err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
+	}
+	return nil
 }
 
 func addHistory(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor) error {
