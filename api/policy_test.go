@@ -59,7 +59,10 @@ func (e *env) setLimits(l policy.Limits) {
 		l.ClientID = e.alice.ID
 	}
 	if l.Chain == "" {
-		l.Chain, l.Asset = "local", "USDT"
+		l.Chain = "local"
+	}
+	if l.Asset == "" {
+		l.Asset = "USDT"
 	}
 	if err := policy.SetLimits(context.Background(), e.st.DB, l); err != nil {
 		e.t.Fatal(err)
@@ -378,4 +381,28 @@ func TestListFilters(t *testing.T) {
 			t.Errorf("?%s: %d", q, r.status)
 		}
 	}
+}
+
+// TestPolicyExactAt18Decimals: limits of 18-decimal assets are beyond a double's precision; consuming
+// and releasing stay exact to the wei.
+func TestPolicyExactAt18Decimals(t *testing.T) {
+	e := newPolicyEnv(t)
+	limit, _ := new(big.Int).SetString("1000000000000000000000001", 10) // 1,000,000 POL + 1 wei
+	e.setLimits(policy.Limits{Asset: "POL", Chain: "local", DailyLimit: limit})
+	pol := func(ext, amount string) map[string]any { return body(ext, "asset", "POL", "amount", amount) }
+	if r := e.post(aliceKey, pol("big", "1000000")); r.status != http.StatusCreated {
+		t.Fatalf("big: %d %s", r.status, r.raw)
+	}
+	wei := "0.000000000000000001"
+	if r := e.post(aliceKey, pol("wei1", wei)); r.status != http.StatusCreated {
+		t.Fatalf("last wei: %d %s", r.status, r.raw)
+	}
+	expectBreach(t, e.post(aliceKey, pol("wei2", wei)), CodeLimitExceeded, "amount", policy.RuleDailyTotal)
+	if r := e.do(http.MethodPost, "/v1/withdrawals/"+idOf(t, e, "wei1")+"/cancel", aliceKey, nil); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+	if r := e.post(aliceKey, pol("wei3", wei)); r.status != http.StatusCreated {
+		t.Fatalf("wei after release: %d %s", r.status, r.raw)
+	}
+	expectBreach(t, e.post(aliceKey, pol("wei4", wei)), CodeLimitExceeded, "amount", policy.RuleDailyTotal)
 }

@@ -367,14 +367,22 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 // when it fails or is canceled: nothing was paid, so nothing counts. The consumption row is deleted, so a
 // withdrawal is released at most once.
 func releaseLimits(ctx context.Context, tx *sql.Tx, id string) error {
-	res, err := tx.ExecContext(ctx, `UPDATE policy_usage u JOIN policy_consumptions c ON c.client_id = u.client_id
-		AND c.chain = u.chain AND c.asset = u.asset AND c.bucket = u.bucket
-		SET u.amount = u.amount - c.amount WHERE c.withdrawal_id = ?`, id)
+	var (
+		client               int64
+		chain, asset, amount string
+		bucket               time.Time
+	)
+	err := tx.QueryRowContext(ctx, `SELECT client_id, chain, asset, bucket, CAST(amount AS CHAR) FROM policy_consumptions
+		WHERE withdrawal_id = ? FOR UPDATE`, id).Scan(&client, &chain, &asset, &bucket, &amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // it took nothing: created before its client had limits
+	}
 	if err != nil {
 		return fmt.Errorf("release limits of %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
+	if _, err := tx.ExecContext(ctx, `UPDATE policy_usage SET amount = amount - CAST(? AS DECIMAL(65,0)) WHERE client_id = ? AND chain = ? AND asset = ? AND bucket = ?`,
+		amount, client, chain, asset, bucket); err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM policy_consumptions WHERE withdrawal_id = ?`, id); err != nil {
 		return fmt.Errorf("release limits of %s: %w", id, err)
