@@ -16,8 +16,8 @@ ALTER TABLE withdrawals ADD KEY idx_withdrawals_to_edge (client_id, chain, to_ed
 
 -- One row per (client, chain, asset) with limits. A NULL limit is no limit. Creating a withdrawal locks
 -- this row (SELECT … FOR UPDATE) in the transaction that inserts it, so concurrent creates of one
--- client and asset are serialized and cannot exceed daily_limit between them. Usage is counted from
--- the moment a client has a row here (policy_usage).
+-- client and asset are serialized and cannot exceed daily_limit between them (only when daily_limit or
+-- per_minute is set). Usage is counted from the moment daily_limit is set (policy_usage).
 CREATE TABLE withdrawal_policies (
     client_id            BIGINT UNSIGNED NOT NULL,
     chain                VARCHAR(32)   NOT NULL,

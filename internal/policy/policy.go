@@ -168,9 +168,18 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 		return adm, &Breach{Rule: RuleAllowlist, Field: "to", Message: "destination " + to + " is not on this client's allowlist"}
 	}
 
-	l, err := lockLimits(ctx, tx, r.ClientID, r.Chain, r.Asset)
+	// Only the 24 h total and the velocity count need creates of one client and asset serialized: the
+	// row is locked (and re-read, the lock being taken on the latest version) only when one is set, so a
+	// client with only a maximum and thresholds creates in parallel.
+	l, err := loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, false)
 	if errors.Is(err, store.ErrNotFound) {
 		return held(adm, hold, 1), nil
+	}
+	if err == nil && (l.DailyLimit != nil || l.PerMinute != nil) {
+		l, err = loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return held(adm, hold, 1), nil
+		}
 	}
 	if err != nil {
 		return adm, err
@@ -215,8 +224,10 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 				"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
 		}
 	}
-	if err := consume(ctx, tx, r, now); err != nil {
-		return adm, err
+	if l.DailyLimit != nil {
+		if err := consume(ctx, tx, r, now); err != nil {
+			return adm, err
+		}
 	}
 	switch {
 	case l.TwoPersonThreshold != nil && r.Amount.Cmp(l.TwoPersonThreshold) > 0:
@@ -256,12 +267,12 @@ func joinReason(a, b string) string {
 	return a + "; " + b
 }
 
-func lockLimits(ctx context.Context, tx *sql.Tx, client int64, chain, asset string) (*Limits, error) {
+func loadLimits(ctx context.Context, tx *sql.Tx, client int64, chain, asset string, lock bool) (*Limits, error) {
 	l := Limits{ClientID: client, Chain: chain, Asset: asset}
 	var maxA, daily, appr, two sql.NullString
 	var perMin sql.NullInt64
 	err := tx.QueryRowContext(ctx, `SELECT max_amount, daily_limit, per_minute, approval_threshold, two_person_threshold
-		FROM withdrawal_policies WHERE client_id = ? AND chain = ? AND asset = ? FOR UPDATE`, client, chain, asset).
+		FROM withdrawal_policies WHERE client_id = ? AND chain = ? AND asset = ?`+map[bool]string{true: " FOR UPDATE"}[lock], client, chain, asset).
 		Scan(&maxA, &daily, &perMin, &appr, &two)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
