@@ -12,7 +12,9 @@ ALTER TABLE withdrawals ADD KEY idx_withdrawals_policy (client_id, chain, asset,
 -- characters: to_edge is those eight, lower-cased, so that lookup is an index range. The store writes it
 -- (MariaDB refuses a generated column over a CHAR column: its value would depend on the sql_mode).
 ALTER TABLE withdrawals ADD COLUMN to_edge CHAR(8) NOT NULL DEFAULT '';
-ALTER TABLE withdrawals ADD KEY idx_withdrawals_to_edge (client_id, chain, to_edge, created_at);
+-- to_address is in the key so that "to_address <> ?" is two index ranges: paying the same address again
+-- and again (the usual case) costs nothing here.
+ALTER TABLE withdrawals ADD KEY idx_withdrawals_to_edge (client_id, chain, to_edge, to_address);
 
 -- One row per (client, chain, asset) with limits. A NULL limit is no limit. Creating a withdrawal locks
 -- this row (SELECT … FOR UPDATE) in the transaction that inserts it, so concurrent creates of one

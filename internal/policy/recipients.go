@@ -180,9 +180,14 @@ func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request)
 		window = 30 * 24 * time.Hour
 	}
 	edge := store.AddressEdge(r.To.Hex())
-	rows, err := st.DB.QueryContext(ctx, `SELECT to_address FROM withdrawals
-		WHERE client_id = ? AND chain = ? AND to_edge = ? AND created_at > ? AND to_address <> ? LIMIT 1`,
-		r.ClientID, r.Chain, edge, time.Now().UTC().Add(-window), r.To.Hex())
+	// Two ranges of idx_withdrawals_to_edge (client_id, chain, to_edge, to_address), either side of the
+	// destination itself: paying one address many times must not make this a scan of those payments.
+	since, to := time.Now().UTC().Add(-window), r.To.Hex()
+	rows, err := st.DB.QueryContext(ctx, `(SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address < ? AND created_at > ? LIMIT 1)
+		UNION ALL (SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address > ? AND created_at > ? LIMIT 1)`,
+		r.ClientID, r.Chain, edge, to, since, r.ClientID, r.Chain, edge, to, since)
 	if err != nil {
 		return "", fmt.Errorf("recent destinations: %w", err)
 	}
