@@ -30,7 +30,7 @@ func benchCreate(b *testing.B, withPolicy, daily bool) {
 	e := newEnv(b, func(d *Deps) {
 		d.RateLimit = -1
 		if withPolicy {
-			eng, err := policy.New(policy.Deps{Store: d.Store, Recipients: &policy.Recipients{
+			eng, err := policy.New(policy.Deps{Store: d.Store, CacheTTL: DefaultAuthTTL, Recipients: &policy.Recipients{
 				Chains: policy.ChainsFromConfig(d.Chains, nil, nil)}}, nil, policy.NopMetrics())
 			if err != nil {
 				b.Fatal(err)

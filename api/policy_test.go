@@ -406,3 +406,29 @@ func TestPolicyExactAt18Decimals(t *testing.T) {
 	}
 	expectBreach(t, e.post(aliceKey, pol("wei4", wei)), CodeLimitExceeded, "amount", policy.RuleDailyTotal)
 }
+
+// TestPolicyCache: with CacheTTL, limits and lists come from memory and a change bites within the TTL;
+// the 24 h total stays exact (it is read under the lock, never cached).
+func TestPolicyCache(t *testing.T) {
+	e := newPolicyEnv(t, func(d *Deps) {
+		eng, err := policy.New(policy.Deps{Store: d.Store, CacheTTL: 300 * time.Millisecond}, nil, policy.NopMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Policy = eng
+	})
+	e.setLimits(policy.Limits{DailyLimit: usdt(20_000_000), MaxAmount: usdt(15_000_000)})
+	if r := e.post(aliceKey, body("c1", "amount", "15")); r.status != http.StatusCreated {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	expectBreach(t, e.post(aliceKey, body("c2", "amount", "5.000001")), CodeLimitExceeded, "amount", policy.RuleDailyTotal)
+	bad := common.HexToAddress("0x2222222222222222222222222222222222222222")
+	if err := policy.ListAddress(context.Background(), e.st.DB, policy.GlobalList, "deny", bad, ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(350 * time.Millisecond)
+	expectBreach(t, e.post(aliceKey, body("c3", "to", bad.Hex(), "amount", "1")), CodeLimitExceeded, "to", policy.RuleDenylist)
+	if r := e.post(aliceKey, body("c4", "amount", "5")); r.status != http.StatusCreated {
+		t.Fatalf("exactly at the limit through the cache: %d %s", r.status, r.raw)
+	}
+}

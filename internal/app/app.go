@@ -244,7 +244,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		for name, c := range a.Chains {
 			nodes[name] = c
 		}
-		pol, err := policy.New(policy.Deps{Store: a.Store, Recipients: &policy.Recipients{
+		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
 			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
 		if err != nil {
 			return nil, err

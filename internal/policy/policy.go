@@ -85,6 +85,10 @@ type Deps struct {
 	Recipients *Recipients
 	// Now is the clock (time.Now when nil), for the 24 h window and the velocity minute.
 	Now func() time.Time
+	// CacheTTL keeps each client's limits and destination lists in memory for that long (0: read them in
+	// every create transaction). A changed limit or list then takes up to CacheTTL to bite; the 24 h
+	// total and the velocity count are read under the policy row's lock whatever this is.
+	CacheTTL time.Duration
 }
 
 // Engine evaluates the policy.
@@ -94,6 +98,8 @@ type Engine struct {
 	now func() time.Time
 	log *slog.Logger
 	met Metrics
+	// cache holds clients' limits and lists (nil: none, every create reads them).
+	cache *viewCache
 }
 
 // New checks d and builds the engine. A nil log discards; m may be NopMetrics().
@@ -111,7 +117,11 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Engine, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{st: d.Store, rc: d.Recipients, now: now, log: log, met: m}, nil
+	eng := &Engine{st: d.Store, rc: d.Recipients, now: now, log: log, met: m}
+	if d.CacheTTL > 0 {
+		eng.cache = &viewCache{ttl: d.CacheTTL, m: map[int64]*clientView{}}
+	}
+	return eng, nil
 }
 
 // Precheck runs what needs the chain (the recipient checks) before the create transaction opens, so
@@ -152,26 +162,39 @@ func (e *Engine) Admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) (store.Admission, error) {
 	adm := store.Admission{Status: store.Pending}
 	to := r.To.Hex()
-	var denied, allowed, anyAllow int
-	if err := tx.QueryRowContext(ctx, `SELECT
-			COALESCE(SUM(kind = 'deny' AND address = ?), 0),
-			COALESCE(SUM(kind = 'allow' AND address = ? AND client_id = ?), 0),
-			COALESCE(SUM(kind = 'allow' AND client_id = ?), 0)
-		FROM address_lists WHERE client_id IN (0, ?)`, to, to, r.ClientID, r.ClientID, r.ClientID).
-		Scan(&denied, &allowed, &anyAllow); err != nil {
-		return adm, fmt.Errorf("policy lists: %w", err)
+	var (
+		l   *Limits
+		err error
+	)
+	if e.cache != nil {
+		v, verr := e.cache.get(ctx, e.st.DB, r.ClientID, e.now())
+		if verr != nil {
+			return adm, verr
+		}
+		if err := checkLists(to, v.deny[to], v.allow[to], v.anyAllow); err != nil {
+			return adm, err
+		}
+		if l = v.limits[[2]string{r.Chain, r.Asset}]; l == nil {
+			err = store.ErrNotFound
+		}
+	} else {
+		var denied, allowed, anyAllow int
+		if err := tx.QueryRowContext(ctx, `SELECT
+				COALESCE(SUM(kind = 'deny' AND address = ?), 0),
+				COALESCE(SUM(kind = 'allow' AND address = ? AND client_id = ?), 0),
+				COALESCE(SUM(kind = 'allow' AND client_id = ?), 0)
+			FROM address_lists WHERE client_id IN (0, ?)`, to, to, r.ClientID, r.ClientID, r.ClientID).
+			Scan(&denied, &allowed, &anyAllow); err != nil {
+			return adm, fmt.Errorf("policy lists: %w", err)
+		}
+		if err := checkLists(to, denied > 0, allowed > 0, anyAllow > 0); err != nil {
+			return adm, err
+		}
+		l, err = loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, false)
 	}
-	if denied > 0 {
-		return adm, &Breach{Rule: RuleDenylist, Field: "to", Message: "destination " + to + " is on a denylist"}
-	}
-	if anyAllow > 0 && allowed == 0 {
-		return adm, &Breach{Rule: RuleAllowlist, Field: "to", Message: "destination " + to + " is not on this client's allowlist"}
-	}
-
 	// Only the 24 h total and the velocity count need creates of one client and asset serialized: the
 	// row is locked (and re-read, the lock being taken on the latest version) only when one is set, so a
 	// client with only a maximum and thresholds creates in parallel.
-	l, err := loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, false)
 	if errors.Is(err, store.ErrNotFound) {
 		return held(adm, hold, 1), nil
 	}
@@ -253,6 +276,16 @@ func consume(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
 	return nil
 }
 
+func checkLists(to string, denied, allowed, anyAllow bool) error {
+	if denied {
+		return &Breach{Rule: RuleDenylist, Field: "to", Message: "destination " + to + " is on a denylist"}
+	}
+	if anyAllow && !allowed {
+		return &Breach{Rule: RuleAllowlist, Field: "to", Message: "destination " + to + " is not on this client's allowlist"}
+	}
+	return nil
+}
+
 func held(adm store.Admission, reason string, approvals int) store.Admission {
 	if reason == "" {
 		return adm
@@ -267,7 +300,7 @@ func joinReason(a, b string) string {
 	return a + "; " + b
 }
 
-func loadLimits(ctx context.Context, tx *sql.Tx, client int64, chain, asset string, lock bool) (*Limits, error) {
+func loadLimits(ctx context.Context, tx querier, client int64, chain, asset string, lock bool) (*Limits, error) {
 	l := Limits{ClientID: client, Chain: chain, Asset: asset}
 	var maxA, daily, appr, two sql.NullString
 	var perMin sql.NullInt64
@@ -298,6 +331,10 @@ func loadLimits(ctx context.Context, tx *sql.Tx, client int64, chain, asset stri
 		l.PerMinute = &n
 	}
 	return &l, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // SetLimits writes a client's limits for one chain and asset (replacing the previous ones).
