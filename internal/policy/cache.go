@@ -30,14 +30,17 @@ type viewCache struct {
 	m   map[int64]*clientView
 }
 
-func (c *viewCache) get(ctx context.Context, db *sql.DB, client int64, now time.Time) (*clientView, error) {
+// get returns client's view, loading it through tx when it is missing or expired. Through the caller's
+// transaction, not the pool: a create holding its transaction's connection while waiting for a second
+// one would deadlock the pool under load.
+func (c *viewCache) get(ctx context.Context, tx *sql.Tx, client int64, now time.Time) (*clientView, error) {
 	c.mu.Lock()
 	v := c.m[client]
 	c.mu.Unlock()
 	if v != nil && now.Before(v.exp) {
 		return v, nil
 	}
-	v, err := loadView(ctx, db, client)
+	v, err := loadView(ctx, tx, client)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,7 @@ func (c *viewCache) get(ctx context.Context, db *sql.DB, client int64, now time.
 	return v, nil
 }
 
-func loadView(ctx context.Context, db *sql.DB, client int64) (*clientView, error) {
+func loadView(ctx context.Context, db *sql.Tx, client int64) (*clientView, error) {
 	v := &clientView{limits: map[[2]string]*Limits{}, deny: map[string]bool{}, allow: map[string]bool{}}
 	rows, err := db.QueryContext(ctx, `SELECT client_id, address, kind FROM address_lists WHERE client_id IN (0, ?)`, client)
 	if err != nil {

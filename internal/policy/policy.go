@@ -167,7 +167,7 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 		err error
 	)
 	if e.cache != nil {
-		v, verr := e.cache.get(ctx, e.st.DB, r.ClientID, e.now())
+		v, verr := e.cache.get(ctx, tx, r.ClientID, e.now())
 		if verr != nil {
 			return adm, verr
 		}
