@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 )
@@ -59,6 +60,14 @@ type Deps struct {
 	// of every other service sharing the process.
 	Gatherer prometheus.Gatherer
 
+	// Policy decides whether a withdrawal is accepted, refused or held for approval; nil accepts every
+	// valid request (no limits, no recipient checks).
+	Policy *policy.Engine
+
+	// WebhooksAllowPrivate accepts webhook endpoints resolving to loopback or private addresses
+	// (webhooks.allow_private); off, they are refused (SSRF).
+	WebhooksAllowPrivate bool
+
 	// Ready is an extra readiness check for /readyz (the database is always pinged); may be nil.
 	Ready func(ctx context.Context) error
 	// RateLimit is the per-client token bucket in requests per second and its burst; zero means the
@@ -74,16 +83,19 @@ type Deps struct {
 
 // Server is the API server.
 type Server struct {
-	e      *echo.Echo
-	st     *store.Store
-	q      queue.TxSender
-	log    *slog.Logger
-	ready  func(context.Context) error
-	met    Metrics
-	tracer trace.Tracer // nil: requests are not traced
-	auth   *authCache
-	limits *rateLimiter
-	chains map[string]*chainInfo
+	e   *echo.Echo
+	st  *store.Store
+	q   queue.TxSender
+	pol *policy.Engine
+	// allowPrivate: webhook endpoints may resolve to internal addresses.
+	allowPrivate bool
+	log          *slog.Logger
+	ready        func(context.Context) error
+	met          Metrics
+	tracer       trace.Tracer // nil: requests are not traced
+	auth         *authCache
+	limits       *rateLimiter
+	chains       map[string]*chainInfo
 	// chainsJSON is GET /v1/chains, rendered once.
 	chainsJSON []byte
 }
@@ -125,14 +137,16 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 		ttl = DefaultAuthTTL
 	}
 	s := &Server{
-		st:     d.Store,
-		q:      d.Queue,
-		log:    log,
-		ready:  d.Ready,
-		met:    m,
-		tracer: d.Tracer,
-		auth:   newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
-		limits: &rateLimiter{rate: rate, burst: burst},
+		st:           d.Store,
+		q:            d.Queue,
+		pol:          d.Policy,
+		allowPrivate: d.WebhooksAllowPrivate,
+		log:          log,
+		ready:        d.Ready,
+		met:          m,
+		tracer:       d.Tracer,
+		auth:         newAuthCache(d.Store, ttl, min(ttl, negAuthTTL)),
+		limits:       &rateLimiter{rate: rate, burst: burst},
 	}
 	s.chains, s.chainsJSON = buildChains(d.Chains)
 
@@ -147,13 +161,22 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 
 	// The key is checked per route rather than by a /v1 group middleware: echo implements group
 	// middleware with a catch-all route, which would turn 405 (wrong method) into 404.
-	e.POST("/v1/withdrawals", s.createWithdrawal, s.authenticate)
-	e.GET("/v1/withdrawals", s.listWithdrawals, s.authenticate)
-	e.GET("/v1/withdrawals/:id", s.getWithdrawal, s.authenticate)
-	e.POST("/v1/withdrawals/:id/cancel", s.cancelWithdrawal, s.authenticate)
-	e.POST("/v1/withdrawals/:id/speed-up", s.speedUpWithdrawal, s.authenticate)
-	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, s.authenticate)
-	e.GET("/v1/chains", s.listChains, s.authenticate)
+	read, write, approve := s.authenticate(store.ScopeWithdrawalsRead), s.authenticate(store.ScopeWithdrawalsWrite),
+		s.authenticate(store.ScopeWithdrawalsApprove)
+	e.POST("/v1/withdrawals", s.createWithdrawal, write)
+	e.GET("/v1/withdrawals", s.listWithdrawals, read)
+	e.GET("/v1/withdrawals/:id", s.getWithdrawal, read)
+	e.POST("/v1/withdrawals/:id/cancel", s.cancelWithdrawal, write)
+	e.POST("/v1/withdrawals/:id/speed-up", s.speedUpWithdrawal, write)
+	e.GET("/v1/withdrawals/:id/history", s.withdrawalHistory, read)
+	e.POST("/v1/withdrawals/:id/approve", s.approveWithdrawal, approve)
+	e.POST("/v1/withdrawals/:id/reject", s.rejectWithdrawal, approve)
+	e.GET("/v1/chains", s.listChains, s.authenticate(""))
+	hooks := s.authenticate(store.ScopeWebhooksManage)
+	e.POST("/v1/webhooks", s.createWebhook, hooks)
+	e.GET("/v1/webhooks", s.listWebhooks, hooks)
+	e.POST("/v1/webhooks/:id/rotate", s.rotateWebhook, hooks)
+	e.GET("/v1/webhooks/:id/deliveries", s.webhookDeliveries, hooks)
 	s.e = e
 	return s, nil
 }

@@ -206,6 +206,7 @@ func (e *env) do(method, path, key string, body []byte, hdr ...string) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkAgainstSpec(e.t, req, body, res, raw)
 	return resp{status: res.StatusCode, header: res.Header, raw: raw}
 }
 

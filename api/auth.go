@@ -100,9 +100,13 @@ func bearerKey(h string) (string, bool) {
 	return k, true
 }
 
-// authenticate is the /v1 middleware: it resolves the API key to a client, applies that client's rate
-// limit and stores the client on the request.
-func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+// authenticate is the /v1 middleware: it resolves the API key to a client, checks the key has scope
+// ("" for any key), applies that client's rate limit and stores the client on the request.
+func (s *Server) authenticate(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return s.authenticated(scope, next) }
+}
+
+func (s *Server) authenticated(scope string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rs := state(c)
 		key, ok := bearerKey(c.Request().Header.Get("Authorization"))
@@ -117,6 +121,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			return err
+		}
+		if scope != "" && !client.Can(scope) {
+			s.met.AuthFailure()
+			return newErr(CodeForbidden, "", "this API key lacks the scope "+scope)
 		}
 		if !s.limits.allow(client.ID, time.Now()) {
 			s.met.RateLimited()

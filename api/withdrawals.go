@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 )
@@ -380,19 +382,42 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 		CorrelationID: rs.cid,
 		Traceparent:   queue.InjectTrace(ctx),
 	}
-	got, created, err := s.st.CreateWithdrawal(ctx, w, func(tx *sql.Tx) error {
+	var admit func(tx *sql.Tx) (store.Admission, error)
+	if s.pol != nil {
+		pr := policy.Request{WithdrawalID: w.ID, ClientID: rs.client.ID, Chain: v.chain, Asset: v.asset, To: v.to, Amount: v.amount}
+		hold, err := s.pol.Precheck(ctx, pr)
+		if err != nil {
+			// A replay of an accepted withdrawal is answered as one even if the recipient checks changed.
+			if got, gerr := s.st.WithdrawalByExternalID(ctx, rs.client.ID, v.externalID); gerr == nil {
+				return s.replayed(c, rs, got, v)
+			}
+			return breachErr(err)
+		}
+		admit = func(tx *sql.Tx) (store.Admission, error) { return s.pol.Admit(ctx, tx, pr, hold) }
+	}
+	got, created, err := s.st.CreateWithdrawalChecked(ctx, w, admit, func(tx *sql.Tx, st store.Status) error {
+		if st != store.Pending {
+			return nil // a held withdrawal's message is sent when it is approved
+		}
 		return s.q.SendTx(ctx, tx, queue.TxRequest, env, queue.SendOptions{})
 	})
 	if err != nil {
-		return err
+		return breachErr(err)
 	}
 	log := rs.log.With("withdrawal_id", got.ID, "external_id", got.ExternalID)
 	if created {
 		s.met.Created(got.Chain, got.Asset)
-		log.Info("withdrawal accepted", "chain", got.Chain, "asset", got.Asset, "to", got.To, "amount_base_units", got.Amount.String())
+		log.Info("withdrawal accepted", "status", got.Status, "chain", got.Chain, "asset", got.Asset, "to", got.To, "amount_base_units", got.Amount.String())
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/withdrawals/"+got.ID)
 		return c.JSON(http.StatusCreated, s.render(got))
 	}
+	return s.replayed(c, rs, got, v)
+}
+
+// replayed answers a create whose external_id exists: 200 with it when the request is the same, 409
+// when it differs.
+func (s *Server) replayed(c echo.Context, rs *reqState, got *store.Withdrawal, v *validated) error {
+	log := rs.log.With("withdrawal_id", got.ID, "external_id", got.ExternalID)
 	if !bytes.Equal(got.RequestHash, v.hash) {
 		s.met.Replay("conflict")
 		log.Info("external_id reused with a different request")
@@ -439,8 +464,9 @@ type listJSON struct {
 	NextCursor  *string           `json:"next_cursor"`
 }
 
-// listWithdrawals serves ?external_id= (0 or 1 result) and ?status=&limit=&cursor= (newest first;
-// next_cursor is the id to pass as cursor for the next page, null on the last page).
+// listWithdrawals serves ?external_id= (0 or 1 result) and ?status=&chain=&asset=&created_from=
+// &created_to=&limit=&cursor= (newest first; next_cursor is the id to pass as cursor for the next page,
+// null on the last page; the filters must be the same on every page).
 func (s *Server) listWithdrawals(c echo.Context) error {
 	q := c.QueryParams()
 	rs := state(c)
@@ -449,9 +475,35 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 	if q.Has("status") {
 		st := strings.ToUpper(q.Get("status"))
 		if !store.ValidStatus(st) {
-			return newErr(CodeInvalidParameter, "status", "status must be one of PENDING, SIGNING, SIGNED, BROADCASTED, CONFIRMED, FAILED, CANCELED")
+			return newErr(CodeInvalidParameter, "status", "status must be one of AWAITING_APPROVAL, PENDING, SIGNING, SIGNED, BROADCASTED, CONFIRMED, FAILED, CANCELED")
 		}
 		f.Status = store.Status(st)
+	}
+	if q.Has("chain") {
+		if s.chains[q.Get("chain")] == nil {
+			return newErr(CodeInvalidParameter, "chain", "unknown chain; GET /v1/chains lists them")
+		}
+		f.Chain = q.Get("chain")
+	}
+	if q.Has("asset") {
+		a := q.Get("asset")
+		if a == "" || len(a) > 32 {
+			return newErr(CodeInvalidParameter, "asset", "asset must be an asset symbol")
+		}
+		f.Asset = a
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_from", &f.CreatedFrom}, {"created_to", &f.CreatedTo}} {
+		if !q.Has(p.name) {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, q.Get(p.name))
+		if err != nil {
+			return newErr(CodeInvalidParameter, p.name, p.name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+		}
+		*p.dst = t
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
@@ -477,7 +529,8 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if w != nil && (f.Status == "" || w.Status == f.Status) {
+		if w != nil && (f.Status == "" || w.Status == f.Status) && (f.Chain == "" || w.Chain == f.Chain) && (f.Asset == "" || w.Asset == f.Asset) &&
+			(f.CreatedFrom.IsZero() || !w.CreatedAt.Before(f.CreatedFrom)) && (f.CreatedTo.IsZero() || w.CreatedAt.Before(f.CreatedTo)) {
 			out.Withdrawals = append(out.Withdrawals, s.render(w))
 		}
 		return c.JSON(http.StatusOK, out)
@@ -507,17 +560,17 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 		return err
 	}
 	notCancelable := func(st store.Status) error {
-		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only PENDING, SIGNED and BROADCASTED withdrawals can be canceled")
+		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only AWAITING_APPROVAL, PENDING, SIGNED and BROADCASTED withdrawals can be canceled")
 	}
 	if w.Status == store.Signed || w.Status == store.Broadcasted {
 		return s.cancelSigned(c, w) // api/cancel.go
 	}
-	if w.Status != store.Pending {
+	if w.Status != store.Pending && w.Status != store.AwaitingApproval {
 		return notCancelable(w.Status)
 	}
 	ctx := c.Request().Context()
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
-		return s.st.Transition(ctx, tx, w.ID, store.Pending, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
+		return s.st.Transition(ctx, tx, w.ID, w.Status, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
 	})
 	conflict := errors.Is(err, store.ErrConflict)
 	if err != nil && !conflict {

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/keys"
 	"github.com/sluice-custody/sluice/internal/keys/source"
 	"github.com/sluice-custody/sluice/internal/nonce"
+	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
 	"github.com/sluice-custody/sluice/internal/queue/outbox"
@@ -32,6 +33,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/telemetry"
+	"github.com/sluice-custody/sluice/internal/webhook"
 	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/signer"
 )
@@ -283,9 +285,24 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	log := a.Log.With("service", name)
 	switch name {
 	case "api":
-		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry,
-			Ready:  func(ctx context.Context) error { return service.Ready(ctx, a.checks()) },
-			Tracer: telemetry.Tracer(a.TracerProvider, telemetry.ScopeAPI)},
+		nodes := make(map[string]policy.Node, len(a.Chains))
+		for name, c := range a.Chains {
+			nodes[name] = c
+		}
+		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
+			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
+		hooks, err := webhook.New(webhook.Deps{Store: a.Store, AllowPrivate: a.Cfg.Webhooks.AllowPrivate}, log.With("component", "webhooks"),
+			metricsOf(a, "webhook", webhook.NewMetrics))
+		if err != nil {
+			return nil, err
+		}
+		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry, Policy: pol,
+			WebhooksAllowPrivate: a.Cfg.Webhooks.AllowPrivate,
+			Ready:                func(ctx context.Context) error { return service.Ready(ctx, a.checks()) },
+			Tracer:               telemetry.Tracer(a.TracerProvider, telemetry.ScopeAPI)},
 			log, metricsOf(a, name, api.NewMetrics))
 		if err != nil {
 			return nil, err
@@ -293,7 +310,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
 		}
-		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }}, nil
+		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, hooks.Run}, nil
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
 		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{},

@@ -644,6 +644,16 @@ func (c *Client) CallContract(ctx context.Context, msg ethereum.CallMsg, block *
 	return v, err
 }
 
+// CodeAt returns the code at addr at block (nil: latest); empty for an account without code.
+func (c *Client) CodeAt(ctx context.Context, addr common.Address, block *big.Int) ([]byte, error) {
+	var v []byte
+	err := c.do(ctx, "eth_getCode", func(ctx context.Context, e *ethclient.Client) (err error) {
+		v, err = e.CodeAt(ctx, addr, block)
+		return err
+	})
+	return v, err
+}
+
 // SendTransaction submits a signed transaction. A node that already has it counts as success.
 func (c *Client) SendTransaction(ctx context.Context, tx *types.Transaction) error {
 	return c.do(ctx, "eth_sendRawTransaction", func(ctx context.Context, e *ethclient.Client) error {

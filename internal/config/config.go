@@ -27,6 +27,7 @@ type Config struct {
 	Services map[string]Service `yaml:"services"`
 	Chains   []Chain            `yaml:"chains"`
 	Alerts   Alerts             `yaml:"alerts"` // see alerts.go
+	Webhooks Webhooks           `yaml:"webhooks"`
 	Metrics  Metrics            `yaml:"metrics"`
 	Tracing  Tracing            `yaml:"tracing"`
 }
@@ -506,4 +507,11 @@ func (ch *Chain) Asset(sym string) (*Asset, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Webhooks tunes webhook delivery (internal/webhook), which the api service runs.
+type Webhooks struct {
+	// AllowPrivate accepts endpoints resolving to loopback, private or link-local addresses. Off by
+	// default: a client could otherwise make Sluice call into our own network (SSRF).
+	AllowPrivate bool `yaml:"allow_private"`
 }

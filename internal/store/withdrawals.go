@@ -13,18 +13,21 @@ import (
 // Status is a withdrawal's lifecycle state.
 type Status string
 
-// The lifecycle: PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED / CANCELED. One
-// transition leaves CONFIRMED: CONFIRMED → BROADCASTED (reason "reorged: …", by recovery), when the
+// The lifecycle: [AWAITING_APPROVAL →] PENDING → SIGNING → SIGNED → BROADCASTED → CONFIRMED, or FAILED /
+// CANCELED. A withdrawal the policy holds (internal/policy) starts in AWAITING_APPROVAL, with no tx-request
+// message: approvers release it to PENDING (and the message is sent then) or reject it to CANCELED.
+// One transition leaves CONFIRMED: CONFIRMED → BROADCASTED (reason "reorged: …", by recovery), when the
 // confirming block left the canonical chain deeper than the confirmation depth (ReopenReorged, the
 // only writer of that transition); the transaction is then followed to depth again.
 const (
-	Pending     Status = "PENDING"
-	Signing     Status = "SIGNING"
-	Signed      Status = "SIGNED"
-	Broadcasted Status = "BROADCASTED"
-	Confirmed   Status = "CONFIRMED"
-	Failed      Status = "FAILED"
-	Canceled    Status = "CANCELED"
+	AwaitingApproval Status = "AWAITING_APPROVAL"
+	Pending          Status = "PENDING"
+	Signing          Status = "SIGNING"
+	Signed           Status = "SIGNED"
+	Broadcasted      Status = "BROADCASTED"
+	Confirmed        Status = "CONFIRMED"
+	Failed           Status = "FAILED"
+	Canceled         Status = "CANCELED"
 )
 
 // Terminal reports whether no further transition can happen, but for a deep reorg re-opening a
@@ -34,7 +37,7 @@ func (s Status) Terminal() bool { return s == Confirmed || s == Failed || s == C
 // ValidStatus reports whether s names a status.
 func ValidStatus(s string) bool {
 	switch Status(s) {
-	case Pending, Signing, Signed, Broadcasted, Confirmed, Failed, Canceled:
+	case AwaitingApproval, Pending, Signing, Signed, Broadcasted, Confirmed, Failed, Canceled:
 		return true
 	}
 	return false
@@ -115,26 +118,76 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 // enqueue so the tx-request message commits with the row. When (client, external_id) exists already it
 // returns that withdrawal and created=false; concurrent identical posts thus make one withdrawal.
 func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue func(tx *sql.Tx) error) (*Withdrawal, bool, error) {
+	return s.CreateWithdrawalChecked(ctx, w, nil, func(tx *sql.Tx, _ Status) error { return enqueue(tx) })
+}
+
+// Admission is what the policy decides for a new withdrawal: the status it starts in (PENDING, or
+// AWAITING_APPROVAL with the reason and the number of distinct approvers that release it).
+type Admission struct {
+	Status            Status
+	Reason            string
+	RequiredApprovals int
+}
+
+// CreateWithdrawalChecked is CreateWithdrawal with admit run first inside the transaction (nil admits
+// as PENDING): it may lock rows to consume limits atomically with the insert, and its error rolls
+// everything back and is returned as is (wrapped), unless (client, external_id) exists already, which
+// is a replay and returns that withdrawal, created=false. enqueue is told the admitted status.
+func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admit func(tx *sql.Tx) (Admission, error),
+	enqueue func(tx *sql.Tx, st Status) error) (*Withdrawal, bool, error) {
 	// The row is fully known here (timestamps included), so a new withdrawal is returned as inserted
 	// without reading it back: the create path is the API's hot path.
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	adm := Admission{Status: Pending}
+	var admitErr error
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		if admit != nil {
+			a, err := admit(tx)
+			if err != nil {
+				admitErr = err
+				return err
+			}
+			adm = a
+		}
+		if adm.Status != Pending && adm.Status != AwaitingApproval {
+			return fmt.Errorf("admission to %s: a withdrawal starts PENDING or AWAITING_APPROVAL", adm.Status)
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO withdrawals (id, client_id, external_id, request_hash, chain, asset,
-			to_address, amount, status, correlation_id, traceparent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,NULLIF(?, ''),?,?)`,
-			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, w.Amount.String(), Pending, w.CorrelationID, w.Traceparent, now, now)
+			to_address, to_edge, amount, status, correlation_id, traceparent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,NULLIF(?, ''),?,?)`,
+			w.ID, w.ClientID, w.ExternalID, w.RequestHash, w.Chain, w.Asset, w.To, AddressEdge(w.To), w.Amount.String(), adm.Status, w.CorrelationID, w.Traceparent, now, now)
 		if err != nil {
 			return err
 		}
-		if err := s.addHistory(ctx, tx, w.ID, "", Pending, "accepted", ActorAPI,
+		reason := "accepted"
+		if adm.Status == AwaitingApproval {
+			reason = "held for approval: " + adm.Reason
+			if _, err := tx.ExecContext(ctx, `INSERT INTO withdrawal_holds (withdrawal_id, required_approvals, reason) VALUES (?,?,?)`,
+				w.ID, max(adm.RequiredApprovals, 1), truncate(adm.Reason, 255)); err != nil {
+				return fmt.Errorf("hold of %s: %w", w.ID, err)
+			}
+		}
+		if err := s.addHistory(ctx, tx, w.ID, "", adm.Status, reason, ActorAPI,
 			&Transitioned{Chain: w.Chain, Asset: w.Asset, CreatedAt: now}); err != nil {
 			return err
 		}
-		return enqueue(tx)
+		if adm.Status == AwaitingApproval {
+			if err := emitEvent(ctx, tx, w.ID, "", adm.Status, adm.Reason); err != nil {
+				return err
+			}
+		}
+		return enqueue(tx, adm.Status)
 	})
 	if err == nil {
 		created := *w
-		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = Pending, 0, now, now
+		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = adm.Status, 0, now, now
 		return &created, true, nil
+	}
+	if admitErr != nil {
+		// A refused replay of an accepted withdrawal is still a replay: the limits it consumed are its own.
+		if got, gerr := s.WithdrawalByExternalID(ctx, w.ClientID, w.ExternalID); gerr == nil {
+			return got, false, nil
+		}
+		return nil, false, fmt.Errorf("admit withdrawal %s: %w", w.ExternalID, err)
 	}
 	if !IsDuplicate(err) {
 		return nil, false, fmt.Errorf("create withdrawal %s: %w", w.ExternalID, err)
@@ -144,6 +197,15 @@ func (s *Store) CreateWithdrawal(ctx context.Context, w *Withdrawal, enqueue fun
 		return nil, false, fmt.Errorf("load replayed withdrawal %s: %w", w.ExternalID, err)
 	}
 	return got, false, nil
+}
+
+// AddressEdge is the first and last four hex characters of a 0x address, lower-cased (withdrawals.to_edge,
+// which the address-poisoning check looks up); "" for anything else.
+func AddressEdge(a string) string {
+	if len(a) != 42 {
+		return ""
+	}
+	return strings.ToLower(a[2:6] + a[38:])
 }
 
 // GetWithdrawal loads one withdrawal by id.
@@ -182,8 +244,13 @@ func (s *Store) oneWithdrawal(ctx context.Context, q querier, where string, args
 type ListFilter struct {
 	ClientID int64
 	Status   Status
-	Limit    int
-	Cursor   string
+	Chain    string
+	Asset    string
+	// CreatedFrom (inclusive) and CreatedTo (exclusive) bound created_at; zero is unbounded.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+	Limit       int
+	Cursor      string
 }
 
 // ListWithdrawals returns a page of a client's withdrawals, newest first.
@@ -193,6 +260,22 @@ func (s *Store) ListWithdrawals(ctx context.Context, f ListFilter) ([]*Withdrawa
 	if f.Status != "" {
 		where = append(where, "w.status = ?")
 		args = append(args, f.Status)
+	}
+	if f.Chain != "" {
+		where = append(where, "w.chain = ?")
+		args = append(args, f.Chain)
+	}
+	if f.Asset != "" {
+		where = append(where, "w.asset = ?")
+		args = append(args, f.Asset)
+	}
+	if !f.CreatedFrom.IsZero() {
+		where = append(where, "w.created_at >= ?")
+		args = append(args, f.CreatedFrom.UTC())
+	}
+	if !f.CreatedTo.IsZero() {
+		where = append(where, "w.created_at < ?")
+		args = append(args, f.CreatedTo.UTC())
 	}
 	if f.Cursor != "" {
 		// ids are time-ordered (UUIDv7), so id order is creation order.
@@ -240,10 +323,14 @@ const (
 	ActorMonitor     Actor = "monitor"
 	ActorRecovery    Actor = "recovery"
 	ActorOperator    Actor = "operator"
+	// ActorApprover is an API key with the withdrawals:approve scope releasing or rejecting a held
+	// withdrawal; the history reason names the key.
+	ActorApprover Actor = "approver"
 )
 
 // Transition moves withdrawal id from status from to status to inside tx, only if it is still in from,
-// and records the reason. It returns ErrConflict when another worker moved it first.
+// and records the reason and, for the changes clients hear of, the webhook event (the outbox: it commits
+// with the change or not at all). It returns ErrConflict when another worker moved it first.
 func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string, actor Actor, c Change) error {
 	set := []string{"status = ?", "version = version + 1"}
 	args := []any{to}
@@ -280,7 +367,42 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("withdrawal %s %s→%s: %w", id, from, to, ErrConflict)
 	}
-	return s.addHistory(ctx, tx, id, from, to, reason, actor, nil)
+	if err := s.addHistory(ctx, tx, id, from, to, reason, actor, nil); err != nil {
+		return err
+	}
+	if to == Failed || to == Canceled {
+		if err := releaseLimits(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return emitEvent(ctx, tx, id, from, to, reason)
+}
+
+// releaseLimits gives back what withdrawal id took of its client's rolling 24 h total (internal/policy)
+// when it fails or is canceled: nothing was paid, so nothing counts. The consumption row is deleted, so a
+// withdrawal is released at most once.
+func releaseLimits(ctx context.Context, tx *sql.Tx, id string) error {
+	var (
+		client               int64
+		chain, asset, amount string
+		bucket               time.Time
+	)
+	err := tx.QueryRowContext(ctx, `SELECT client_id, chain, asset, bucket, CAST(amount AS CHAR) FROM policy_consumptions
+		WHERE withdrawal_id = ? FOR UPDATE`, id).Scan(&client, &chain, &asset, &bucket, &amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // it took nothing: created before its client had limits
+	}
+	if err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE policy_usage SET amount = amount - CAST(? AS DECIMAL(65,0)) WHERE client_id = ? AND chain = ? AND asset = ? AND bucket = ?`,
+		amount, client, chain, asset, bucket); err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM policy_consumptions WHERE withdrawal_id = ?`, id); err != nil {
+		return fmt.Errorf("release limits of %s: %w", id, err)
+	}
+	return nil
 }
 
 // addHistory records a status change of withdrawal id made in tx: every change passes here, so it is

@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/store"
+)
+
+// Action is what a recipient check does when it matches.
+type Action string
+
+// The actions.
+const (
+	Reject Action = "reject"
+	Hold   Action = "hold"
+	Allow  Action = "allow"
+)
+
+// DefaultActions are the recipient checks' actions unless configured otherwise.
+var DefaultActions = map[Rule]Action{
+	RuleOwnWallet:   Reject,
+	RuleReserved:    Reject,
+	RuleTokenSelf:   Reject,
+	RuleContract:    Hold,
+	RuleBlacklisted: Reject,
+	RulePoisoning:   Hold,
+}
+
+// Node is what the checks ask of a chain's node (an *ethclient.Client has both).
+type Node interface {
+	CodeAt(ctx context.Context, account common.Address, blockNumber *big.Int) ([]byte, error)
+	CallContract(ctx context.Context, call ethereum.CallMsg, blockNumber *big.Int) ([]byte, error)
+}
+
+// ChainInfo is what the checks know of a configured chain.
+type ChainInfo struct {
+	// Own are our hot wallets and main account: paying them is not a withdrawal.
+	Own []common.Address
+	// Tokens maps an asset symbol to its contract (absent: the native coin).
+	Tokens map[string]common.Address
+	// Node answers eth_getCode and eth_call; nil skips the checks that need it.
+	Node Node
+}
+
+// Recipients runs the recipient checks.
+type Recipients struct {
+	Chains  map[string]ChainInfo
+	Actions map[Rule]Action // missing rules take DefaultActions
+	// PoisoningWindow is how far back a client's destinations are compared (default 30 days).
+	PoisoningWindow time.Duration
+	// Timeout bounds the node calls of one check (default 3 s): a slow node refuses nothing, it fails
+	// the request with a 5xx the client retries.
+	Timeout time.Duration
+}
+
+func (rc *Recipients) action(r Rule) Action {
+	if a, ok := rc.Actions[r]; ok {
+		return a
+	}
+	return DefaultActions[r]
+}
+
+// The selectors of the stablecoin blacklists: USDT's isBlackListed(address) and USDC's
+// isBlacklisted(address).
+var blacklistSelectors = [][]byte{
+	{0xe4, 0x7d, 0x60, 0x60}, // isBlackListed(address)
+	{0xfe, 0x57, 0x5a, 0x87}, // isBlacklisted(address)
+}
+
+// Check runs the checks in order; the first that matches with Reject refuses, Hold reasons accumulate.
+func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (string, error) {
+	ci := rc.Chains[r.Chain]
+	var holds []string
+	match := func(rule Rule, msg string) error {
+		switch rc.action(rule) {
+		case Reject:
+			return &Breach{Rule: rule, Field: "to", Message: msg}
+		case Hold:
+			holds = append(holds, msg+" (rule "+string(rule)+")")
+		}
+		return nil
+	}
+	to := r.To
+	for _, a := range ci.Own {
+		if a == to {
+			if err := match(RuleOwnWallet, "destination "+to.Hex()+" is one of our own wallets"); err != nil {
+				return "", err
+			}
+		}
+	}
+	if reserved(to) {
+		if err := match(RuleReserved, "destination "+to.Hex()+" is the zero address or a precompile"); err != nil {
+			return "", err
+		}
+	}
+	token, isToken := ci.Tokens[r.Asset]
+	if isToken && token == to {
+		if err := match(RuleTokenSelf, "destination "+to.Hex()+" is the "+r.Asset+" contract itself"); err != nil {
+			return "", err
+		}
+	}
+	if ci.Node != nil {
+		timeout := rc.Timeout
+		if timeout <= 0 {
+			timeout = 3 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if !isToken && rc.action(RuleContract) != Allow {
+			code, err := ci.Node.CodeAt(cctx, to, nil)
+			if err != nil {
+				return "", fmt.Errorf("recipient check eth_getCode %s: %w", to.Hex(), err)
+			}
+			if len(code) > 0 {
+				if err := match(RuleContract, "destination "+to.Hex()+" is a contract, which may not accept the native coin"); err != nil {
+					return "", err
+				}
+			}
+		}
+		if isToken && rc.action(RuleBlacklisted) != Allow {
+			for _, sel := range blacklistSelectors {
+				data := append(append([]byte{}, sel...), common.LeftPadBytes(to.Bytes(), 32)...)
+				out, err := ci.Node.CallContract(cctx, ethereum.CallMsg{To: &token, Data: data}, nil)
+				// A token without that function reverts or returns nothing: that says nothing about the
+				// recipient. Only a well-formed true is a match.
+				if err != nil || len(out) != 32 {
+					if err != nil && cctx.Err() != nil {
+						return "", fmt.Errorf("recipient check blacklist %s: %w", to.Hex(), err)
+					}
+					continue
+				}
+				if new(big.Int).SetBytes(out).Cmp(big.NewInt(1)) == 0 {
+					if err := match(RuleBlacklisted, "destination "+to.Hex()+" is blacklisted by the "+r.Asset+" contract; the transfer would revert"); err != nil {
+						return "", err
+					}
+					break
+				}
+			}
+		}
+	}
+	if rc.action(RulePoisoning) != Allow {
+		similar, err := rc.lookalike(ctx, st, r)
+		if err != nil {
+			return "", err
+		}
+		if similar != "" {
+			if err := match(RulePoisoning, "destination "+to.Hex()+" looks like "+similar+", a recent destination, but differs in the middle"); err != nil {
+				return "", err
+			}
+		}
+	}
+	return strings.Join(holds, "; "), nil
+}
+
+// reserved reports the zero address, the precompiles 0x01–0x0a and 0x100 (P-256 verification, RIP-7212 /
+// EIP-7951, on newer chains). 0x100 is reserved on every chain: where it is not a precompile yet, nobody
+// holds its key either.
+func reserved(a common.Address) bool {
+	var zero19 [18]byte
+	if [18]byte(a[:18]) != zero19 {
+		return false
+	}
+	n := uint16(a[18])<<8 | uint16(a[19])
+	return n <= 0x0a || n == 0x100
+}
+
+// lookalike returns a recent destination of the client on this chain that shares the first and last
+// four hex characters (store.AddressEdge) with r.To but is another address ("" for none).
+func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request) (string, error) {
+	window := rc.PoisoningWindow
+	if window <= 0 {
+		window = 30 * 24 * time.Hour
+	}
+	edge := store.AddressEdge(r.To.Hex())
+	// Two ranges of idx_withdrawals_to_edge (client_id, chain, to_edge, to_address), either side of the
+	// destination itself: paying one address many times must not make this a scan of those payments.
+	since, to := time.Now().UTC().Add(-window), r.To.Hex()
+	rows, err := st.DB.QueryContext(ctx, `(SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address < ? AND created_at > ? LIMIT 1)
+		UNION ALL (SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address > ? AND created_at > ? LIMIT 1)`,
+		r.ClientID, r.Chain, edge, to, since, r.ClientID, r.Chain, edge, to, since)
+	if err != nil {
+		return "", fmt.Errorf("recent destinations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return "", err
+		}
+		if !strings.EqualFold(a, r.To.Hex()) {
+			return a, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("recent destinations: %w", err)
+	}
+	return "", nil
+}
+
+// ChainsFromConfig builds the checks' view of the configured chains: the hot wallets as our own
+// addresses (plus extra, e.g. the main account of each chain, by chain name), the token contracts, and
+// the node of each chain from nodes (absent: the checks needing a node are skipped on that chain).
+func ChainsFromConfig(chains []config.Chain, extra map[string][]common.Address, nodes map[string]Node) map[string]ChainInfo {
+	out := make(map[string]ChainInfo, len(chains))
+	for _, ch := range chains {
+		ci := ChainInfo{Tokens: map[string]common.Address{}, Node: nodes[ch.Name]}
+		for _, a := range ch.HotWallets {
+			ci.Own = append(ci.Own, a.Common())
+		}
+		ci.Own = append(ci.Own, extra[ch.Name]...)
+		for _, a := range ch.Assets {
+			if !a.Native() {
+				ci.Tokens[a.Symbol] = a.Address.Common()
+			}
+		}
+		out[ch.Name] = ci
+	}
+	return out
+}

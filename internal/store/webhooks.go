@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EventType names a webhook event, derived from the status change that produced it.
+func EventType(from, to Status) string {
+	switch {
+	case from == Confirmed && to != Confirmed:
+		return "withdrawal.reorged"
+	case to == Signed:
+		return "withdrawal.signed"
+	case to == Broadcasted:
+		return "withdrawal.broadcasted"
+	case to == Confirmed:
+		return "withdrawal.confirmed"
+	case to == Failed:
+		return "withdrawal.failed"
+	case to == Canceled:
+		return "withdrawal.canceled"
+	case to == AwaitingApproval:
+		return "withdrawal.awaiting_approval"
+	}
+	return "" // PENDING and SIGNING are internal steps
+}
+
+// emitEvent writes the webhook event of withdrawal id's change from → to, and one delivery per enabled
+// endpoint of its client, inside tx: the outbox of the change. Nothing is written for a change without
+// an event type or a client without endpoints. Transitions of one withdrawal are serialized by its row
+// lock (the conditional UPDATE holds it to commit), so the per-(endpoint, withdrawal) seq cannot race.
+func emitEvent(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string) error {
+	typ := EventType(from, to)
+	if typ == "" {
+		return nil
+	}
+	eid, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("event id: %w", err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var prev any
+	if from != "" {
+		prev = string(from)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, client_id, withdrawal_id, type, payload, created_at)
+		SELECT ?, w.client_id, w.id, ?, JSON_OBJECT('id', ?, 'type', ?, 'created_at', ?, 'data', JSON_OBJECT(
+			'withdrawal_id', w.id, 'external_id', w.external_id, 'chain', w.chain, 'asset', w.asset,
+			'to', w.to_address, 'amount_base_units', w.amount, 'status', w.status, 'previous_status', ?,
+			'reason', ?, 'tx_hash', t.tx_hash, 'block_number', w.block_number, 'error_type', w.error_type,
+			'error_message', w.error_message)), ?
+		FROM withdrawals w LEFT JOIN sent_transactions t ON t.id = w.sent_tx_id
+		WHERE w.id = ? AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.client_id = w.client_id AND e.enabled)`,
+		eid.String(), typ, eid.String(), typ, now.Format("2006-01-02T15:04:05.000000Z"), prev, reason, now, id)
+	if err != nil {
+		return fmt.Errorf("webhook event of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, withdrawal_id, seq, next_attempt_at, created_at)
+		SELECT ?, e.id, ?, 1 + COALESCE((SELECT MAX(d.seq) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.withdrawal_id = ?), 0), ?, ?
+		FROM webhook_endpoints e JOIN withdrawals w ON w.client_id = e.client_id WHERE w.id = ? AND e.enabled`,
+		eid.String(), id, id, now, now, id); err != nil {
+		return fmt.Errorf("webhook deliveries of %s: %w", id, err)
+	}
+	return nil
+}
+
+// WebhookEndpoint is a client's webhook receiver.
+type WebhookEndpoint struct {
+	ID            int64
+	ClientID      int64
+	URL           string
+	Secret        string
+	PrevSecret    string    // "" when none is still valid
+	PrevExpiresAt time.Time // zero when none
+	Enabled       bool
+	CreatedAt     time.Time
+}
+
+// AddWebhookEndpoint registers url with secret for client.
+func (s *Store) AddWebhookEndpoint(ctx context.Context, clientID int64, url, secret string) (*WebhookEndpoint, error) {
+	res, err := s.DB.ExecContext(ctx, `INSERT INTO webhook_endpoints (client_id, url, secret) VALUES (?,?,?)`, clientID, url, secret)
+	if err != nil {
+		return nil, fmt.Errorf("add webhook endpoint: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, err
+	}
+	return s.WebhookEndpoint(ctx, clientID, id)
+}
+
+// RotateWebhookSecret makes secret the endpoint's signing secret; the previous one keeps signing too
+// until overlap has passed, so receivers can switch without missing a delivery.
+func (s *Store) RotateWebhookSecret(ctx context.Context, clientID, id int64, secret string, overlap time.Duration) (*WebhookEndpoint, error) {
+	res, err := s.DB.ExecContext(ctx, `UPDATE webhook_endpoints SET prev_secret = secret, prev_expires_at = ?, secret = ?
+		WHERE id = ? AND client_id = ?`, time.Now().UTC().Add(overlap), secret, id, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("rotate webhook secret: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound
+	}
+	return s.WebhookEndpoint(ctx, clientID, id)
+}
+
+const endpointCols = `id, client_id, url, secret, COALESCE(prev_secret, ''), prev_expires_at, enabled, created_at`
+
+func scanEndpoint(r scanner) (*WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	var exp sql.NullTime
+	if err := r.Scan(&e.ID, &e.ClientID, &e.URL, &e.Secret, &e.PrevSecret, &exp, &e.Enabled, &e.CreatedAt); err != nil {
+		return nil, err
+	}
+	if exp.Valid {
+		e.PrevExpiresAt = exp.Time
+	}
+	if e.PrevSecret != "" && !time.Now().Before(e.PrevExpiresAt) {
+		e.PrevSecret, e.PrevExpiresAt = "", time.Time{}
+	}
+	return &e, nil
+}
+
+// WebhookEndpoint loads one of client's endpoints.
+func (s *Store) WebhookEndpoint(ctx context.Context, clientID, id int64) (*WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.DB.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ? AND client_id = ?`, id, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load webhook endpoint %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// WebhookEndpoints lists client's endpoints.
+func (s *Store) WebhookEndpoints(ctx context.Context, clientID int64) ([]*WebhookEndpoint, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE client_id = ? ORDER BY id`, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []*WebhookEndpoint
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// WebhookDelivery is one event to deliver to one endpoint.
+type WebhookDelivery struct {
+	ID             int64
+	EventID        string
+	EventType      string
+	WithdrawalID   string
+	Seq            int
+	State          string // pending, delivered, dead
+	Attempts       int
+	LastStatusCode *int
+	LastError      string
+	NextAttemptAt  time.Time
+	CreatedAt      time.Time
+	DeliveredAt    *time.Time
+	Payload        []byte
+	Endpoint       *WebhookEndpoint
+}
+
+// ClaimWebhookDeliveries takes up to limit due deliveries whose earlier deliveries (same endpoint and
+// withdrawal) are all done, and moves each one's next attempt ahead by lease so that no other dispatcher
+// takes it meanwhile. The candidates are read without locks (a locking read with SKIP LOCKED would skip
+// a claimed earlier delivery and so see a later one as next); each is then taken by a conditional
+// update that only one dispatcher wins. A claimed earlier delivery is still pending, so it keeps
+// blocking its successors until its outcome is recorded.
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease time.Duration) ([]*WebhookDelivery, error) {
+	now := time.Now().UTC()
+	rows, err := s.DB.QueryContext(ctx, `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.next_attempt_at,
+		d.created_at, ev.payload, e.id, e.client_id, e.url, e.secret, COALESCE(e.prev_secret, ''), e.prev_expires_at, e.enabled, e.created_at
+		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+			WHERE p.endpoint_id = d.endpoint_id AND p.withdrawal_id = d.withdrawal_id AND p.seq < d.seq AND p.state = 'pending')
+		ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("due webhook deliveries: %w", err)
+	}
+	var cands []*WebhookDelivery
+	for rows.Next() {
+		var d WebhookDelivery
+		var e WebhookEndpoint
+		var exp sql.NullTime
+		var payload string
+		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &d.NextAttemptAt, &d.CreatedAt, &payload,
+			&e.ID, &e.ClientID, &e.URL, &e.Secret, &e.PrevSecret, &exp, &e.Enabled, &e.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("due webhook deliveries: %w", err)
+		}
+		if exp.Valid && now.Before(exp.Time) {
+			e.PrevExpiresAt = exp.Time
+		} else {
+			e.PrevSecret = ""
+		}
+		d.Payload, d.Endpoint = []byte(payload), &e
+		cands = append(cands, &d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("due webhook deliveries: %w", err)
+	}
+	out := cands[:0]
+	for _, d := range cands {
+		res, err := s.DB.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending' AND next_attempt_at = ?`,
+			now.Add(lease), d.ID, d.NextAttemptAt)
+		if err != nil {
+			return out, fmt.Errorf("claim webhook delivery %d: %w", d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// WebhookAttempt is the outcome of one delivery attempt.
+type WebhookAttempt struct {
+	StatusCode int // 0: no HTTP answer
+	Error      string
+	Latency    time.Duration
+	CreatedAt  time.Time
+}
+
+// RecordWebhookAttempt logs an attempt of delivery id and sets its state: delivered, or pending until
+// next, or dead (next zero).
+func (s *Store) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttempt, delivered bool, next time.Time) error {
+	var code any
+	if a.StatusCode != 0 {
+		code = a.StatusCode
+	}
+	msg := truncate(a.Error, 255)
+	now := time.Now().UTC()
+	return s.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, status_code, error, latency_ms) VALUES (?,?,?,?)`,
+			id, code, msg, a.Latency.Milliseconds()); err != nil {
+			return fmt.Errorf("log webhook attempt %d: %w", id, err)
+		}
+		var err error
+		switch {
+		case delivered:
+			_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, last_status_code = ?,
+				last_error = NULL, delivered_at = ? WHERE id = ?`, code, now, id)
+		case next.IsZero():
+			_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'dead', attempts = attempts + 1, last_status_code = ?,
+				last_error = ? WHERE id = ?`, code, msg, id)
+		default:
+			_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = ?, last_error = ?,
+				next_attempt_at = ? WHERE id = ?`, code, msg, next.UTC(), id)
+		}
+		if err != nil {
+			return fmt.Errorf("update webhook delivery %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// WebhookDeliveries lists the deliveries of client's endpoint, newest first, with state "" for all
+// (the dead-letter view is state "dead").
+func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int64, state string, limit int) ([]*WebhookDelivery, error) {
+	q := `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code, COALESCE(d.last_error, ''),
+		d.next_attempt_at, d.created_at, d.delivered_at
+		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE e.client_id = ? AND d.endpoint_id = ?`
+	args := []any{clientID, endpointID}
+	if state != "" {
+		q += ` AND d.state = ?`
+		args = append(args, state)
+	}
+	args = append(args, limit)
+	rows, err := s.DB.QueryContext(ctx, q+` ORDER BY d.id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []*WebhookDelivery
+	for rows.Next() {
+		var d WebhookDelivery
+		var code sql.NullInt64
+		var done sql.NullTime
+		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
+			&d.NextAttemptAt, &d.CreatedAt, &done); err != nil {
+			return nil, err
+		}
+		if code.Valid {
+			c := int(code.Int64)
+			d.LastStatusCode = &c
+		}
+		if done.Valid {
+			d.DeliveredAt = &done.Time
+		}
+		out = append(out, &d)
+	}
+	return out, rows.Err()
+}
+
+// WebhookAttempts returns the attempts of a delivery, oldest first.
+func (s *Store) WebhookAttempts(ctx context.Context, deliveryID int64) ([]WebhookAttempt, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT COALESCE(status_code, 0), error, latency_ms, created_at FROM webhook_attempts
+		WHERE delivery_id = ? ORDER BY id`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("webhook attempts of %d: %w", deliveryID, err)
+	}
+	defer rows.Close()
+	var out []WebhookAttempt
+	for rows.Next() {
+		var a WebhookAttempt
+		var ms int64
+		if err := rows.Scan(&a.StatusCode, &a.Error, &ms, &a.CreatedAt); err != nil {
+			return nil, err
+		}
+		a.Latency = time.Duration(ms) * time.Millisecond
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
