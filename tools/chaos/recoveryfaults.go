@@ -35,8 +35,8 @@ var (
 	surgeTip      = big.NewInt(1_300_000_000)
 	normalTip     = big.NewInt(1_000_000) // the devchain's floor before any surge (geth's default, 0.001 gwei)
 	surgeFor      = 8 * time.Second
-	reorgDepth    = uint64(3) // below the run's confirmations (12 by default): the monitor rides it out
-	foreignTipWei = big.NewInt(2_000_000_000)
+	reorgDepth    = uint64(3)                 // below the run's confirmations (12 by default): the monitor rides it out
+	foreignTipWei = big.NewInt(5_000_000_000) // over a 10% replacement of anything Sluice signs in a run
 	// silentDropRate is the share of sends drawn for a silent drop until DroppedSends are spent: with a
 	// few hundred sends a run, the budget is spent in the first part of the run, while there is time
 	// to recover.
@@ -76,9 +76,10 @@ func formatFaultPlan(plan []plannedFault) string {
 // injected is what the recovery faults did, for the verdict and the breakdown.
 type injected struct {
 	mu         sync.Mutex
+	surging    int // surges under way: the floor comes down when the last one ends
 	surges     int
 	reorgs     int
-	reorgedTxs int                    // transactions in the blocks a reorg dropped
+	reorgedTxs int                    // the hot wallet's transactions in the blocks a reorg dropped
 	foreign    map[uint64]common.Hash // nonce → the foreign transaction the harness sent at it
 	unfrozen   int
 	problems   []string
@@ -104,7 +105,8 @@ func (r *run) faultLoop(ctx context.Context, plan []plannedFault, start time.Tim
 		}
 		switch p.kind {
 		case faultFeeSurge:
-			r.feeSurge(ctx)
+			// On its own: its surgeFor must not push the next fault's time back.
+			go r.feeSurge(ctx)
 		case faultForeign:
 			// The operator part waits for recovery's alert, up to 2 minutes: not on the schedule's time.
 			go r.foreignNonce(ctx)
@@ -122,8 +124,21 @@ func (r *run) feeSurge(ctx context.Context) {
 		r.inj.note(true, "fee surge: %v", err)
 		return
 	}
+	r.inj.mu.Lock()
+	r.inj.surging++
+	r.inj.mu.Unlock()
 	r.logf("fee surge: the node's tip floor is %s wei for %s", surgeTip, surgeFor)
 	sleepCtx(ctx, surgeFor)
+	r.inj.mu.Lock()
+	r.inj.surging--
+	last := r.inj.surging == 0
+	r.inj.mu.Unlock()
+	if !last {
+		r.inj.mu.Lock()
+		r.inj.surges++
+		r.inj.mu.Unlock()
+		return // a later surge overlaps this one: it lowers the floor
+	}
 	// Lowered on a fresh context: a surge left on would stall the rest of the run.
 	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -137,15 +152,28 @@ func (r *run) feeSurge(ctx context.Context) {
 	r.logf("fee surge over: the node's tip floor is back to %s wei", normalTip)
 }
 
-// foreignNonce signs, with the hot wallet's key, a zero-value self-transfer at the wallet's pending
-// nonce and sends it straight to the node: a transaction Sluice did not sign takes a nonce Sluice
-// allocates next. Then it acts as the operator: once recovery's nonce_conflict alert is open (the wallet
+// foreignNonce signs, with the hot wallet's key, a zero-value self-transfer at the wallet's first unmined
+// nonce and sends it straight to the node, with a tip high enough to replace what Sluice has in the
+// pool at that nonce: a transaction Sluice did not sign takes a nonce Sluice already used. (At the
+// pending nonce instead, the signer, which allocates past the chain's pending nonce, would simply move
+// on and nothing would conflict.) It waits up to 5 s for Sluice to have a transaction pending, so that
+// there is one to conflict with. Then it acts as the operator: once recovery's nonce_conflict alert is open (the wallet
 // is frozen, freeze_on_conflict being the default), it unfreezes the wallet.
 func (r *run) foreignNonce(ctx context.Context) {
-	n, err := r.eth.PendingNonceAt(ctx, r.hot)
-	if err != nil {
-		r.inj.note(true, "foreign nonce: pending nonce: %v", err)
-		return
+	var n uint64
+	for range 50 {
+		latest, err := r.eth.NonceAt(ctx, r.hot, nil)
+		if err != nil {
+			r.inj.note(true, "foreign nonce: nonce: %v", err)
+			return
+		}
+		n = latest
+		if pending, err := r.eth.PendingNonceAt(ctx, r.hot); err == nil && pending > latest {
+			break
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return
+		}
 	}
 	head, err := r.eth.HeaderByNumber(ctx, nil)
 	if err != nil {
@@ -222,7 +250,12 @@ func (r *run) reorg(ctx context.Context) {
 		dropped := 0
 		for b := parent.Number.Uint64() + 1; b <= head.Number.Uint64(); b++ {
 			if blk, err := r.eth.BlockByNumber(ctx, new(big.Int).SetUint64(b)); err == nil {
-				dropped += len(blk.Transactions())
+				signer := types.LatestSignerForChainID(r.chainID)
+				for _, tx := range blk.Transactions() {
+					if from, err := types.Sender(signer, tx); err == nil && from == r.hot {
+						dropped++
+					}
+				}
 			}
 		}
 		if err := r.chain.Fork(parent.Hash()); err != nil {
@@ -238,7 +271,7 @@ func (r *run) reorg(ctx context.Context) {
 		r.inj.reorgs++
 		r.inj.reorgedTxs += dropped
 		r.inj.mu.Unlock()
-		r.logf("reorg: blocks %d–%d (%d transactions) left the chain; forked at %d after %d tries, %d blocks sealed on it",
+		r.logf("reorg: blocks %d–%d (%d hot wallet transactions) left the chain; forked at %d after %d tries, %d blocks sealed on it",
 			parent.Number.Uint64()+1, head.Number.Uint64(), dropped, parent.Number.Uint64(), attempt+1, reorgDepth+1)
 		return
 	}
@@ -280,7 +313,13 @@ func (r *run) recoveryCounts(ctx context.Context, scrapes map[string][]byte, dlq
 	c.Bumped = sumMetric(scrapes, "sluice_recovery_bumps_total")
 	c.Resent = sumMetric(scrapes, "sluice_recovery_resent_total")
 	c.GapsFilled = sumMetric(scrapes, "sluice_recovery_gaps_filled_total")
-	c.Reorged = sumMetric(scrapes, "sluice_recovery_deep_reorgs_total") + sumMetric(scrapes, "sluice_monitor_reorgs_total")
+	// A shallow reorg is ridden out before the confirmation depth, where no counter sees it: its
+	// transactions count as reorged when the harness saw them in the dropped blocks (they must still end
+	// CONFIRMED, which the balances check). Deep reorgs and the monitor's at-depth finds come on top.
+	r.inj.mu.Lock()
+	c.Reorged = r.inj.reorgedTxs
+	r.inj.mu.Unlock()
+	c.Reorged += sumMetric(scrapes, "sluice_recovery_deep_reorgs_total") + sumMetric(scrapes, "sluice_monitor_reorgs_total")
 	var bumpedDB, gapsDB int
 	// Attempts beyond a transaction's first are replacements at its nonce (recovery's bumps and the
 	// broadcaster's re-fees at send).
