@@ -10,7 +10,8 @@
 //
 // --profile picks the run's size (default or ci, see chaos.Profile); the other flags override single
 // values of it. It prints a breakdown and one summary line, and exits 1 if anyone was paid twice, a
-// withdrawal was lost, the hot wallet's nonces have a gap, or a replay made a second withdrawal; 2 if
+// withdrawal was lost, the hot wallet's nonces have a gap, a replay made a second withdrawal, a key was
+// found, or a dead-letter queue still holds messages at the end; 2 if
 // the run could not be carried out, or did less than it was asked (a planned kill skipped). Whenever it
 // does not pass, it prints the seed and the command that replays the run.
 package main
