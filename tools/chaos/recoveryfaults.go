@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"slices"
@@ -108,8 +109,7 @@ func (r *run) faultLoop(ctx context.Context, plan []plannedFault, start time.Tim
 			// On its own: its surgeFor must not push the next fault's time back.
 			go r.feeSurge(ctx)
 		case faultForeign:
-			// The operator part waits for recovery's alert, up to 2 minutes: not on the schedule's time.
-			go r.foreignNonce(ctx)
+			r.foreignNonce(ctx)
 		case faultReorg:
 			r.reorg(ctx)
 		}
@@ -196,7 +196,12 @@ func (r *run) foreignNonce(ctx context.Context) {
 	r.inj.foreign[n] = tx.Hash()
 	r.inj.mu.Unlock()
 	r.logf("foreign nonce: sent %s at the hot wallet's nonce %d, straight to the node", tx.Hash().Hex(), n)
+	// The operator waits for recovery's alert, up to 2 minutes: not on the schedule's time.
+	go r.unfreezeOnAlert(ctx, n)
+}
 
+// unfreezeOnAlert is the operator: once recovery's nonce_conflict alert is open, it lifts the freeze.
+func (r *run) unfreezeOnAlert(ctx context.Context, n uint64) {
 	// The operator: wait for the alert, then unfreeze. A conflict needs Sluice to have a transaction at
 	// that nonce; if the signer had not reached it yet, the foreign one simply moved the wallet on and no
 	// alert comes (the verdict still accounts for the nonce).
@@ -235,6 +240,7 @@ func (r *run) foreignNonce(ctx context.Context) {
 // The simulated node forks only with an empty pool, so it seals a block first and forks right after,
 // retrying for a few seconds.
 func (r *run) reorg(ctx context.Context) {
+	r.clearForeign(ctx)
 	deadline := time.Now().Add(10 * time.Second)
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		r.chain.Commit()
@@ -276,6 +282,31 @@ func (r *run) reorg(ctx context.Context) {
 		return
 	}
 	r.inj.note(true, "reorg: the node's pool was never empty long enough to fork in 10 s")
+}
+
+// clearForeign waits (up to 15 s) until the foreign transaction, if one was sent, is mined deeper than
+// a reorg reaches: a reorg that drops it puts it back in the pool next to Sluice's re-sends of the
+// transaction it replaced, and which of the two mines is then a coin toss — a run where Sluice's wins
+// never exercises the conflict.
+func (r *run) clearForeign(ctx context.Context) {
+	r.inj.mu.Lock()
+	hashes := slices.Collect(maps.Values(r.inj.foreign))
+	r.inj.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, h := range hashes {
+		for time.Now().Before(deadline) {
+			rc, err := r.eth.TransactionReceipt(ctx, h)
+			if err == nil {
+				head, herr := r.eth.BlockNumber(ctx)
+				if herr == nil && rc.BlockNumber.Uint64()+reorgDepth < head {
+					break
+				}
+			}
+			if !sleepCtx(ctx, 300*time.Millisecond) {
+				return
+			}
+		}
+	}
 }
 
 // recoveryCounts is what the recovery service did, from the metrics scraped before shutdown and the
