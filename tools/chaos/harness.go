@@ -120,6 +120,8 @@ type run struct {
 	eth     *ethclient.Client // straight to the node, never through the proxy
 	proxy   *FaultProxy
 	hot     common.Address
+	hotKey  *ecdsa.PrivateKey // the harness signs the foreign transaction with it (RecoveryFaults.ForeignNonces)
+	inj     injected
 	addrs   contracts.Addresses
 	chainID *big.Int
 	dbName  string
@@ -141,7 +143,8 @@ type run struct {
 }
 
 func newRun(o Options) *run {
-	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string][]*proc{}, kills: map[string]int{}}
+	return &run{o: o, start: time.Now(), rng: mrand.New(mrand.NewPCG(o.Seed, streamWorkload)), procs: map[string][]*proc{}, kills: map[string]int{},
+		inj: injected{foreign: map[uint64]common.Hash{}}}
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -157,8 +160,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Queue != "mysql" && o.Queue != "sqs" {
 		return nil, fmt.Errorf("--queue %q: mysql or sqs", o.Queue)
 	}
-	if o.Recovery.Any() {
-		return nil, fmt.Errorf("recovery faults %+v: the harness does not inject them yet (they come with the recovery service)", o.Recovery)
+	if o.Recovery.Cancels > 0 {
+		return nil, fmt.Errorf("recovery faults: %d cancels asked for; the harness does not inject cancels yet", o.Recovery.Cancels)
+	}
+	if o.Recovery.Reorgs > 0 && o.Confirmations <= reorgDepth {
+		return nil, fmt.Errorf("--reorgs: a reorg is %d blocks deep, below the confirmations; --confirmations %d leaves no room", reorgDepth, o.Confirmations)
 	}
 	for _, k := range o.KillServices {
 		if !slices.Contains(services, k) {
@@ -171,6 +177,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	r := newRun(o)
 	defer r.teardown()
+	r.logf("recovery faults: %d fee surges, %d silently dropped sends, %d foreign nonces, %d reorgs of %d blocks",
+		o.Recovery.FeeSurges, o.Recovery.DroppedSends, o.Recovery.ForeignNonces, o.Recovery.Reorgs, reorgDepth)
 	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d instances of each service, %d kills, fault rate %.2f, %d confirmations",
 		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Instances, o.Kills, o.FaultRate, o.Confirmations)
 	if err := r.setup(ctx); err != nil {
@@ -201,6 +209,7 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	r.hot = crypto.PubkeyToAddress(hotKey.PublicKey)
+	r.hotKey = hotKey
 	r.keys = []secretKey{{"funder", crypto.FromECDSA(funder)}, {"hot wallet", crypto.FromECDSA(hotKey)}}
 	r.chain, err = devchain.Start(devchain.Options{ChainID: 31337, BlockInterval: o.BlockTime, GasLimit: 30_000_000,
 		Alloc: types.GenesisAlloc{crypto.PubkeyToAddress(funder.PublicKey): {Balance: units(2_000_000, 18)}}})
@@ -224,6 +233,7 @@ func (r *run) setup(ctx context.Context) error {
 
 	// The key, in an encrypted keystore the signer opens with a password from its environment.
 	password := randomHex(16)
+	freezeOnConflict := true
 	ks, err := keys.NewKeystore(filepath.Join(o.Dir, "keystore"), password, keys.WithLightScrypt())
 	if err != nil {
 		return err
@@ -234,7 +244,8 @@ func (r *run) setup(ctx context.Context) error {
 	ks.Close()
 
 	// The fault proxy in front of the node: every service talks to the chain through it.
-	r.proxy = NewFaultProxy(ProxyOptions{Target: r.chain.URL, Rate: o.FaultRate, SendRate: o.SendFaultRate, Seed: o.Seed})
+	r.proxy = NewFaultProxy(ProxyOptions{Target: r.chain.URL, Rate: o.FaultRate, SendRate: o.SendFaultRate, Seed: o.Seed,
+		SilentDrops: o.Recovery.DroppedSends, SilentDropRate: silentDropRate})
 	if err := r.proxy.Start("127.0.0.1:0"); err != nil {
 		return err
 	}
@@ -267,6 +278,9 @@ func (r *run) setup(ctx context.Context) error {
 				{Symbol: "USDT", Decimals: 6, Address: config.Address(r.addrs.USDT)},
 			},
 			HotWallets: []config.Address{config.Address(r.hot)},
+			// The production default, kept: the foreign transaction freezes the wallet and the harness
+			// lifts the freeze as an operator would, once the alert is open (foreignNonce).
+			Recovery: config.Recovery{FreezeOnConflict: &freezeOnConflict},
 		}},
 	}
 	if o.Queue == "sqs" {
@@ -463,6 +477,7 @@ func freePorts(n int) ([]string, error) {
 const (
 	streamWorkload = 0x776f726b6c6f6164 // recipients, amounts, assets, replays
 	streamKills    = 0x6b696c6c73636864 // the kill schedule
+	streamRecovery = 0x7265636f76657279 // the recovery faults' schedule
 )
 
 // seededKey derives a private key from the seed: chaos keys only ever hold dev-chain money.

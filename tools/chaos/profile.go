@@ -15,7 +15,8 @@ import (
 //     build and the backing services, on a shared 2-core machine.
 //
 // Both fault the RPC at 10%, replay 10% of the withdrawals to the API and send 10% of the withdrawal
-// requests again once they are signed. Every Recovery fault is off: they come with the recovery service.
+// requests again once they are signed. Both inject the recovery faults (fee surges, silently dropped
+// sends, one foreign transaction at the hot wallet's nonce, shallow reorgs); ci a few of each.
 func Profile(name string) (Options, error) {
 	o := Options{
 		Withdrawals:   500,
@@ -33,6 +34,7 @@ func Profile(name string) (Options, error) {
 		BlockTime:     time.Second,
 		KillServices:  slices.Clone(services),
 		Instances:     DefaultInstances,
+		Recovery:      RecoveryFaults{FeeSurges: 3, DroppedSends: 10, ForeignNonces: 1, Reorgs: 3},
 	}
 	switch name {
 	case "default", "":
@@ -44,6 +46,7 @@ func Profile(name string) (Options, error) {
 		// claim, which waits out the 60 s lease. The stall rule (90 s without a change) ends a hopeless
 		// wait sooner, so the timeout only has to leave a slow machine room.
 		o.Timeout = 3 * time.Minute
+		o.Recovery = RecoveryFaults{FeeSurges: 2, DroppedSends: 5, ForeignNonces: 1, Reorgs: 2}
 	default:
 		return Options{}, fmt.Errorf("profile %q: default or ci", name)
 	}
@@ -55,15 +58,15 @@ func Profile(name string) (Options, error) {
 }
 
 // RecoveryFaults are the faults the recovery service exists to ride out, injected on top of the kills
-// and the RPC faults. Each is a count of injections per run. They are all zero in every profile, and Run
-// refuses a run that asks for one, until the recovery service (its own issue) lands and the harness
-// learns to inject them; then the ci profile turns them on.
+// and the RPC faults. Each is a count of injections per run (recoveryfaults.go).
 type RecoveryFaults struct {
-	FeeSurges     int // the base fee jumps above the fee cap of transactions in flight: they must be bumped
-	DroppedSends  int // the node drops a pending transaction from its pool: it must be sent again
+	FeeSurges     int // the node's tip floor jumps above the signed tips for a while: pooled ones are dropped, sends refused, then bumped
+	DroppedSends  int // the proxy answers a send with its hash without forwarding it: it must be sent again
 	ForeignNonces int // a transaction Sluice did not sign takes one of the hot wallet's nonces
 	Reorgs        int // a shallow reorg (fewer blocks than the confirmations) drops mined withdrawals
-	Cancels       int // withdrawals canceled over the API while they are in flight
+	// Cancels of in-flight withdrawals over the API: off and refused until
+	// POST /v1/withdrawals/{id}/cancel handles SIGNED and BROADCASTED withdrawals (its own work).
+	Cancels int
 }
 
 // Any reports whether any recovery fault is asked for.

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // Fault kinds the proxy injects.
@@ -29,10 +32,13 @@ const (
 	// FaultSendAcceptedDropped forwards an eth_sendRawTransaction, lets the node accept it, and then
 	// closes the connection instead of answering: the caller sees a failure for a transaction the node has.
 	FaultSendAcceptedDropped = "send_accepted_response_dropped"
+	// FaultSendSilentlyDropped answers an eth_sendRawTransaction with the transaction's hash, as a node
+	// that accepted it would, without forwarding it: the node never hears of it (RecoveryFaults.DroppedSends).
+	FaultSendSilentlyDropped = "send_silently_dropped"
 )
 
 // FaultKinds lists every kind, in report order.
-var FaultKinds = []string{FaultDrop, FaultDelay, FaultHTTP503, FaultRPCError, FaultSendAcceptedDropped}
+var FaultKinds = []string{FaultDrop, FaultDelay, FaultHTTP503, FaultRPCError, FaultSendAcceptedDropped, FaultSendSilentlyDropped}
 
 // ProxyOptions configure a FaultProxy.
 type ProxyOptions struct {
@@ -50,6 +56,12 @@ type ProxyOptions struct {
 	// order in which different requests arrive: the same transaction's send gets the same fault in
 	// every run with the seed, however the services' other calls interleave with it.
 	Seed uint64
+	// SilentDrops is how many single eth_sendRawTransaction requests, at most, are answered with the
+	// transaction's hash and never forwarded; SilentDropRate is the share of the sends the other faults
+	// left alone that are drawn for it, until the budget is spent. Drawn from a stream of their own, so
+	// that turning them on does not move any other fault.
+	SilentDrops    int
+	SilentDropRate float64
 	// Client forwards requests (default: a client with a 30 s timeout).
 	Client *http.Client
 }
@@ -78,6 +90,7 @@ type FaultProxy struct {
 	calls    map[string]int // JSON-RPC calls forwarded or faulted, by method
 	faults   map[string]int
 	byMethod map[string]map[string]int // kind → method → count
+	silent   int                       // sends answered without forwarding so far
 }
 
 // NewFaultProxy makes a proxy; Start it to listen.
@@ -229,12 +242,18 @@ func (p *FaultProxy) decide(reqs []rpcReq, batch bool) fault {
 		sends = sends || r.Method == "eth_sendRawTransaction"
 	}
 	rng := rand.New(rand.NewPCG(p.opts.Seed^key, p.seen[key]))
+	silentRng := rand.New(rand.NewPCG(p.opts.Seed^key^streamSilentDrops, p.seen[key]))
 	p.seen[key]++
 	rate := p.opts.Rate
 	if sends {
 		rate = p.opts.SendRate
 	}
 	if rate <= 0 || rng.Float64() >= rate {
+		if sends && !batch && p.silent < p.opts.SilentDrops && silentRng.Float64() < p.opts.SilentDropRate {
+			p.silent++
+			p.count(FaultSendSilentlyDropped, label)
+			return fault{kind: FaultSendSilentlyDropped}
+		}
 		return fault{}
 	}
 	var f fault
@@ -253,12 +272,49 @@ func (p *FaultProxy) decide(reqs []rpcReq, batch bool) fault {
 	case FaultRPCError:
 		f.rpcErr = rng.IntN(len(rpcErrors))
 	}
-	p.faults[f.kind]++
-	if p.byMethod[f.kind] == nil {
-		p.byMethod[f.kind] = map[string]int{}
-	}
-	p.byMethod[f.kind][label]++
+	p.count(f.kind, label)
 	return f
+}
+
+// count records one fault; p.mu is held.
+func (p *FaultProxy) count(kind, label string) {
+	p.faults[kind]++
+	if p.byMethod[kind] == nil {
+		p.byMethod[kind] = map[string]int{}
+	}
+	p.byMethod[kind][label]++
+}
+
+// streamSilentDrops keeps the silent-drop draws apart from the other faults' draws.
+const streamSilentDrops = 0x73696c656e746472
+
+// answerSent answers a send with the hash of the transaction it carries, as a node that took it would.
+// A body it cannot read is forwarded after all (ok false).
+func answerSent(w http.ResponseWriter, req rpcReq) (ok bool) {
+	var params []string
+	if json.Unmarshal(req.Params, &params) != nil || len(params) != 1 {
+		return false
+	}
+	raw, err := hexutil.Decode(params[0])
+	if err != nil {
+		return false
+	}
+	var tx types.Transaction
+	if tx.UnmarshalBinary(raw) != nil {
+		return false
+	}
+	id := req.ID
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  string          `json:"result"`
+	}{"2.0", id, tx.Hash().Hex()})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+	return true
 }
 
 // ServeHTTP forwards one HTTP request, or injects a fault.
@@ -275,6 +331,10 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	kind := f.kind
 	switch kind {
+	case FaultSendSilentlyDropped:
+		if answerSent(w, reqs[0]) {
+			return
+		}
 	case FaultDrop:
 		hangUp(w)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"sort"
@@ -33,7 +34,9 @@ type Result struct {
 	RPCFaults    int
 	NonceGaps    int
 	KeyHits      int // places a private key the run generated was found in (logs, metrics, rows, messages)
-	Instances    int // processes per service
+	Recovery     recoveryCounts
+	Injected     string // the recovery faults carried out, for the breakdown
+	Instances    int    // processes per service
 	Duration     time.Duration
 
 	LostBy      map[string]int // lost withdrawals by their last status
@@ -60,6 +63,7 @@ type NonceReport struct {
 	Holes           []uint64 // nonces below the highest recorded or mined one that nothing was recorded for
 	Unmined         []uint64 // recorded nonces at or above the mined nonce: waiting behind a hole, or stuck
 	Foreign         []uint64 // mined nonces whose recorded transaction has no receipt under any attempt
+	Injected        []uint64 // nonces the harness's own foreign transaction took (RecoveryFaults.ForeignNonces): not gaps
 	Orphans         int      // recorded transactions no withdrawal points at
 	StuckInPool     uint64   // pending − mined after the wait
 	AttemptsPerSent float64
@@ -79,15 +83,16 @@ type QueueReport struct {
 
 // Violated reports whether the run found money paid twice, lost, a nonce gap or a duplicate withdrawal.
 func (res *Result) Violated() bool {
-	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0 || res.KeyHits > 0
+	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0 || res.KeyHits > 0 || res.Recovery.DLQLeft > 0
 }
 
 // Summary is the one-line result.
 func (res *Result) Summary() string {
 	return fmt.Sprintf("withdrawals %d, instances %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, "+
-		"rpc faults %d, nonce gaps %d, key hits %d, duration %ds",
+		"rpc faults %d, nonce gaps %d, key hits %d, bumped %d, resent %d, gaps filled %d, reorged %d, dlq left %d, duration %ds",
 		res.Withdrawals, res.Instances, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults,
-		res.NonceGaps, res.KeyHits, int(res.Duration.Round(time.Second).Seconds()))
+		res.NonceGaps, res.KeyHits, res.Recovery.Bumped, res.Recovery.Resent, res.Recovery.GapsFilled, res.Recovery.Reorged,
+		res.Recovery.DLQLeft, int(res.Duration.Round(time.Second).Seconds()))
 }
 
 // Breakdown is the human-readable detail printed before the summary.
@@ -102,12 +107,17 @@ func (res *Result) Breakdown() string {
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
 	fmt.Fprintf(&b, "resent       withdrawal requests: %s\n", res.Resent)
 	n := res.Nonce
-	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, orphan txs %d, attempts/tx %.2f\n",
-		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), n.Orphans, n.AttemptsPerSent)
+	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, injected foreign %s, orphan txs %d, attempts/tx %.2f\n",
+		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), short(n.Injected), n.Orphans, n.AttemptsPerSent)
 	if n.Leases != "" {
 		fmt.Fprintf(&b, "nonce leases %s\n", n.Leases)
 	}
 	fmt.Fprintf(&b, "key scan     %s\n", res.KeyScan)
+	fmt.Fprintf(&b, "recovery     faults: %s; bumped %d, resent %d, gaps filled %d, reorged %d (metrics and database), dlq left %d, parked %d\n",
+		res.Injected, res.Recovery.Bumped, res.Recovery.Resent, res.Recovery.GapsFilled, res.Recovery.Reorged, res.Recovery.DLQLeft, len(res.Recovery.Parked))
+	for _, p := range res.Recovery.Parked {
+		fmt.Fprintf(&b, "parked       %s\n", p)
+	}
 	fmt.Fprintf(&b, "withdrawals  confirmed %d, failed %d, canceled %d, not terminal %d, lost by status %s\n", res.Confirmed, res.Failed,
 		res.Canceled, res.Withdrawals-res.Confirmed-res.Failed-res.Canceled, orNone(res.LostBy))
 	for _, s := range res.Incomplete {
@@ -168,7 +178,13 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	r.logf("posting %d withdrawals at %.0f/s (%.0f%% replayed, %.0f%% resent once signed); %d kills, one every ~%s", len(specs),
 		o.PostRate, 100*o.ReplayShare, 100*o.ResendShare, o.Kills, gap.Round(100*time.Millisecond))
 	r.logf("kill schedule (from the seed; times after the first post): %s", formatSchedule(plan, o.Instances))
-	go r.killLoop(killCtx, plan, time.Now(), killsDone)
+	faultPlan := recoverySchedule(o.Seed, o.Recovery, postFor)
+	r.logf("recovery faults (from the seed; times after the first post): %s; %d sends silently dropped at most",
+		formatFaultPlan(faultPlan), o.Recovery.DroppedSends)
+	faultsDone := make(chan struct{})
+	postStart := time.Now()
+	go r.killLoop(killCtx, plan, postStart, killsDone)
+	go r.faultLoop(killCtx, faultPlan, postStart, faultsDone)
 	var resent ResendReport
 	resendDone := make(chan struct{})
 	resendCtx, stopResend := context.WithCancel(ctx)
@@ -178,6 +194,7 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	r.logf("all posted")
 	<-killsDone
 	r.logf("kills done: %s", FormatCounts(r.kills, services))
+	<-faultsDone
 	for _, p := range r.allProcs() {
 		if !p.running() {
 			if err := p.start(); err != nil {
@@ -228,6 +245,19 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res.Queue.DLQDepth = r.dlqDepth(ctx)
+	if res.Recovery, err = r.recoveryCounts(ctx, scrapes, res.Queue.DLQDepth); err != nil {
+		return nil, err
+	}
+	if res.Recovery.DLQLeft > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("dlq left: %d messages still in a DLQ at the end (%s): recovery did not drain them",
+			res.Recovery.DLQLeft, orNone(res.Queue.DLQDepth)))
+	}
+	r.inj.mu.Lock()
+	res.Injected = fmt.Sprintf("fee surges %d, silently dropped sends %d, foreign nonces %d (wallet unfrozen %d), reorgs %d (%d txs in dropped blocks)",
+		r.inj.surges, r.proxy.Counts()[FaultSendSilentlyDropped], len(r.inj.foreign), r.inj.unfrozen, r.inj.reorgs, r.inj.reorgedTxs)
+	res.Incomplete = append(res.Incomplete, r.inj.incomplete...)
+	res.Problems = append(res.Problems, r.inj.problems...)
+	r.inj.mu.Unlock()
 	if res.KeyScan, err = r.scanForKeys(ctx, scrapes); err != nil {
 		return nil, err
 	}
@@ -405,8 +435,19 @@ func (r *run) checkNonces(ctx context.Context, res *Result) error {
 	for nonce := range hashes {
 		top = max(top, nonce+1)
 	}
+	r.inj.mu.Lock()
+	injectedAt := maps.Clone(r.inj.foreign)
+	r.inj.mu.Unlock()
 	for nonce := uint64(0); nonce < top; nonce++ {
 		hs, ok := hashes[nonce]
+		if h, inj := injectedAt[nonce]; inj && nonce < n.Mined {
+			// The harness's own transaction, not Sluice's: whatever Sluice recorded at this nonce could
+			// never mine. It is accounted for only if it is what the chain holds.
+			if _, err := r.eth.TransactionReceipt(ctx, h); err == nil {
+				n.Injected = append(n.Injected, nonce)
+				continue
+			}
+		}
 		switch {
 		case !ok:
 			n.Holes = append(n.Holes, nonce)

@@ -10,7 +10,8 @@
 //
 // --profile picks the run's size (default or ci, see chaos.Profile); the other flags override single
 // values of it. It prints a breakdown and one summary line, and exits 1 if anyone was paid twice, a
-// withdrawal was lost, the hot wallet's nonces have a gap, or a replay made a second withdrawal; 2 if
+// withdrawal was lost, the hot wallet's nonces have a gap, a replay made a second withdrawal, a key was
+// found, or a dead-letter queue still holds messages at the end; 2 if
 // the run could not be carried out, or did less than it was asked (a planned kill skipped). Whenever it
 // does not pass, it prints the seed and the command that replays the run.
 package main
@@ -71,6 +72,10 @@ func flags(o *chaos.Options, profile *string, seed *uint64, killServices *string
 	fs.StringVar(&o.SQSEndpoint, "sqs-endpoint", os.Getenv("SLUICE_TEST_SQS_ENDPOINT"), "SQS endpoint (emulator) for --queue sqs")
 	fs.BoolVar(&o.KeepDB, "keep-db", false, "keep the run's database even when the run passes")
 	fs.StringVar(killServices, "kill-services", *killServices, "comma-separated services the kills choose from")
+	fs.IntVar(&o.Recovery.FeeSurges, "fee-surges", o.Recovery.FeeSurges, "times the node's tip floor is raised above the signed fees for a few seconds")
+	fs.IntVar(&o.Recovery.DroppedSends, "dropped-sends", o.Recovery.DroppedSends, "eth_sendRawTransaction calls the proxy answers with the hash without forwarding")
+	fs.IntVar(&o.Recovery.ForeignNonces, "foreign-nonces", o.Recovery.ForeignNonces, "transactions the harness signs with the hot key at its pending nonce, outside Sluice")
+	fs.IntVar(&o.Recovery.Reorgs, "reorgs", o.Recovery.Reorgs, "shallow reorgs (3 blocks, fewer than the confirmations)")
 	return fs
 }
 
