@@ -35,8 +35,9 @@ chaos:
 	./scripts/chaos.sh $(CHAOS_FLAGS)
 
 # The short chaos run CI makes on every landing (.ci/run): 200 withdrawals, two instances of every
-# service, 8 kills (each service twice), the same faults and verdict, under 3 minutes. A failure prints its seed and the `make chaos` command
-# that replays it. CHAOS_FLAGS add to the profile: CHAOS_FLAGS="--queue sqs --seed 42".
+# service, 10 kills (each service twice), the same faults (RPC faults, fee surges, dropped sends, a
+# foreign transaction at our nonce, shallow reorgs) and verdict, about 2 minutes. A failure prints its
+# seed and the `make chaos` command that replays it. CHAOS_FLAGS add to the profile: CHAOS_FLAGS="--queue sqs --seed 42".
 chaos-ci:
 	./scripts/chaos.sh --profile ci $(CHAOS_FLAGS)
 
