@@ -461,3 +461,72 @@ func TestStaleClaimIsReclaimed(t *testing.T) {
 		t.Fatalf("history %+v (%v)", h, err)
 	}
 }
+
+// allowanceGone is the node just after a reorg dropped the approve: the allowance read when the round
+// starts covers the batch, then it is gone, so the simulation's transferFroms all fail.
+type allowanceGone struct {
+	signer.Chain
+	batch    common.Address
+	n        int
+	simulate int
+}
+
+func (c *allowanceGone) CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error) {
+	if msg.To != nil && *msg.To == c.batch {
+		c.simulate++
+		args, err := bindings.NewBatchTransfer().GetABI().Methods["batchTransfer"].Inputs.Unpack(msg.Data[4:])
+		if err != nil {
+			return nil, err
+		}
+		return bindings.NewBatchTransfer().GetABI().Methods["batchTransfer"].Outputs.Pack(make([]bool, len(args[1].([]common.Address))))
+	}
+	if len(msg.Data) >= 4 && common.Bytes2Hex(msg.Data[:4]) == "dd62ed3e" { // allowance(owner, spender)
+		c.n++
+		if c.n > 1 {
+			return make([]byte, 32), nil
+		}
+	}
+	return c.Chain.CallContract(ctx, msg, block)
+}
+
+// A simulation in which every transferFrom fails for want of allowance (the approve was reorged out
+// between the round's allowance check and the simulation) fails nobody: the round gives the
+// withdrawals back to PENDING, to be batched once the allowance is there.
+func TestTokenBatchWithoutAllowanceFailsNobody(t *testing.T) {
+	e := batchEnv(t, "gas")
+	var ws []*store.Withdrawal
+	for i := 0; i < 5; i++ { // min_batch: batched at once
+		ws = append(ws, e.Withdraw("USDT", testenv.NewAccount(t).Address, 1_000_000+int64(i)))
+	}
+	s := e.Signer()
+	if n := batchOnce(t, s, e); n != 0 { // the approve
+		t.Fatalf("signed %d before the allowance exists", n)
+	}
+	approve := e.One(queue.SignedTx)
+	if err := e.Broadcaster().Handle(e.Ctx, approve); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.Queue.Delete(e.Ctx, queue.SignedTx, approve)
+	e.WaitMinedNonce(1)
+
+	d := e.SignerDeps()
+	gone := &allowanceGone{Chain: e.Client, batch: e.Contracts.BatchTransfer}
+	cd := d.Chains["local"]
+	cd.Client = gone
+	d.Chains["local"] = cd
+	if n, err := e.NewSigner(d).BatchOnce(e.Ctx); err == nil || n != 0 || !txerr.IsRetryable(err) {
+		t.Fatalf("batch round: %d signed, err %v; want nothing signed and a retryable error", n, err)
+	}
+	if gone.simulate == 0 {
+		t.Fatal("the batch was never simulated: the test did not reach the path it is for")
+	}
+	for _, w := range ws {
+		if got := e.Get(w.ID); got.Status != store.Pending {
+			t.Fatalf("withdrawal %s is %s (%s), want PENDING", w.ID, got.Status, got.ErrorMessage)
+		}
+	}
+	// With the allowance back, the same withdrawals are batched and paid.
+	if n := batchOnce(t, s, e); n != len(ws) {
+		t.Fatalf("batch moved %d, want %d", n, len(ws))
+	}
+}

@@ -532,6 +532,15 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		}
 		data, failed, err = BuildERC20(ctx, c, from, contract, token, transfersOf(ws))
 		failMsg = "token transfer to this recipient reverts (batch simulation: transferFrom failed)"
+		if err == nil && len(failed) > 0 {
+			// A transferFrom that fails in the simulation condemns its recipient only when the allowance
+			// covers the batch. Just after a reorg drops the approve, or while it is not mined, every item
+			// fails for want of allowance: failing them for good would be wrong, so the round gives them
+			// back (retryable) and they are batched again once the allowance is there (chaos seed 502).
+			if err := s.allowanceCovers(ctx, cd, from, token, contract, new(big.Int).Add(sum, inflight)); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err != nil {
 		return 0, err
@@ -728,5 +737,22 @@ func (s *Signer) approve(ctx context.Context, log *slog.Logger, cd ChainDeps, fr
 	}
 	s.m.TransactionSigned(cd.Config.Name, "approve")
 	log.Info("approve signed for the batch contract", "spender", spender, "amount", amount, "tx_hash", st.Hash, "nonce", st.Nonce)
+	return nil
+}
+
+// allowanceCovers reports, as a retryable error, an allowance of from to the batch contract below need.
+func (s *Signer) allowanceCovers(ctx context.Context, cd ChainDeps, from, token, batch common.Address, need *big.Int) error {
+	out, err := cd.Client.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: erc20Allowance(from, batch)}, nil)
+	if err != nil {
+		return fmt.Errorf("allowance of %s to %s: %w", from, batch, err)
+	}
+	allowance, err := decodeAllowance(out)
+	if err != nil {
+		return err
+	}
+	if allowance.Cmp(need) < 0 {
+		return txerr.New(txerr.Network, "allowance_not_ready", fmt.Errorf("allowance of %s to %s is %s, the batch and those in flight need %s: batching later",
+			from, batch, allowance, need))
+	}
 	return nil
 }
