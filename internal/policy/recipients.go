@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/store"
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 // Action is what a recipient check does when it matches.
@@ -59,6 +61,11 @@ type Recipients struct {
 	// Timeout bounds the node calls of one check (default 3 s): a slow node refuses nothing, it fails
 	// the request with a 5xx the client retries.
 	Timeout time.Duration
+
+	// lacks remembers which blacklist function a token does not have (key: token address and
+	// selector), learnt from its revert: a token's code does not grow a function, so asking again on
+	// every create would only double the node calls on the API's hot path.
+	lacks sync.Map
 }
 
 func (rc *Recipients) action(r Rule) Action {
@@ -127,14 +134,20 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 		}
 		if isToken && rc.action(RuleBlacklisted) != Allow {
 			for _, sel := range blacklistSelectors {
+				key := string(token.Bytes()) + string(sel)
+				if _, lacks := rc.lacks.Load(key); lacks {
+					continue
+				}
 				data := append(append([]byte{}, sel...), common.LeftPadBytes(to.Bytes(), 32)...)
 				out, err := ci.Node.CallContract(cctx, ethereum.CallMsg{To: &token, Data: data}, nil)
 				// A token without that function reverts or returns nothing: that says nothing about the
-				// recipient. Only a well-formed true is a match.
+				// recipient, and never will. Any other failure (the node down, a timeout) is not an
+				// answer: the check fails rather than pass unchecked. Only a well-formed true is a match.
+				if err != nil && txerr.Classify(err) != txerr.ExecutionReverted {
+					return "", fmt.Errorf("recipient check blacklist %s: %w", to.Hex(), err)
+				}
 				if err != nil || len(out) != 32 {
-					if err != nil && cctx.Err() != nil {
-						return "", fmt.Errorf("recipient check blacklist %s: %w", to.Hex(), err)
-					}
+					rc.lacks.Store(key, true)
 					continue
 				}
 				if new(big.Int).SetBytes(out).Cmp(big.NewInt(1)) == 0 {

@@ -1,9 +1,15 @@
 package policy
 
 import (
+	"context"
+	"errors"
+	"math/big"
 	"testing"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
 func TestReserved(t *testing.T) {
@@ -30,5 +36,71 @@ func TestBreachNamesRule(t *testing.T) {
 	b := &Breach{Rule: RuleDailyTotal, Field: "amount", Message: "too much"}
 	if b.Error() != "too much (rule daily_total)" {
 		t.Fatal(b.Error())
+	}
+}
+
+// blacklistNode is a token that has isBlacklisted (USDC's) but not isBlackListed (USDT's), or a node
+// that is down.
+type blacklistNode struct {
+	calls   map[string]int
+	down    error
+	listed  common.Address
+	missing []byte
+}
+
+func (n *blacklistNode) CodeAt(context.Context, common.Address, *big.Int) ([]byte, error) {
+	return nil, nil
+}
+
+func (n *blacklistNode) CallContract(_ context.Context, msg ethereum.CallMsg, _ *big.Int) ([]byte, error) {
+	sel := string(msg.Data[:4])
+	n.calls[sel]++
+	if n.down != nil {
+		return nil, n.down
+	}
+	if sel == string(n.missing) {
+		return nil, txerr.New(txerr.ExecutionReverted, "", errors.New("execution reverted"))
+	}
+	out := make([]byte, 32)
+	if common.BytesToAddress(msg.Data[4:36]) == n.listed {
+		out[31] = 1
+	}
+	return out, nil
+}
+
+// The blacklist check asks a token once about a function it does not have, and fails closed when the
+// node cannot answer: a node down must not let a blacklisted recipient through unchecked.
+func TestBlacklistCheck(t *testing.T) {
+	token := common.HexToAddress("0x00000000000000000000000000000000000000c0")
+	listed := common.HexToAddress("0x00000000000000000000000000000000000000b1")
+	clean := common.HexToAddress("0x00000000000000000000000000000000000000b2")
+	usdt, usdc := string(blacklistSelectors[0]), string(blacklistSelectors[1])
+	newRC := func(n Node) *Recipients {
+		return &Recipients{Chains: map[string]ChainInfo{"c": {Tokens: map[string]common.Address{"USDC": token}, Node: n}},
+			Actions: map[Rule]Action{RulePoisoning: Allow}}
+	}
+	check := func(rc *Recipients, to common.Address) error {
+		_, err := rc.Check(context.Background(), nil, Request{Chain: "c", Asset: "USDC", To: to, Amount: big.NewInt(1)})
+		return err
+	}
+
+	n := &blacklistNode{calls: map[string]int{}, listed: listed, missing: blacklistSelectors[0]}
+	rc := newRC(n)
+	var b *Breach
+	if err := check(rc, listed); !errors.As(err, &b) || b.Rule != RuleBlacklisted {
+		t.Fatalf("blacklisted recipient: %v, want a %s breach", err, RuleBlacklisted)
+	}
+	for range 3 {
+		if err := check(rc, clean); err != nil {
+			t.Fatalf("clean recipient: %v", err)
+		}
+	}
+	if n.calls[usdt] != 1 || n.calls[usdc] != 4 {
+		t.Fatalf("calls isBlackListed %d, isBlacklisted %d; want 1 (then remembered as missing) and 4", n.calls[usdt], n.calls[usdc])
+	}
+
+	down := &blacklistNode{calls: map[string]int{}, down: errors.New("connection refused")}
+	if err := check(newRC(down), listed); err == nil || errors.As(err, &b) {
+		t.Fatalf("node down: %v, want an error that is not a refusal", err)
 	}
 }
