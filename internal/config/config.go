@@ -30,6 +30,8 @@ type Config struct {
 	Webhooks Webhooks           `yaml:"webhooks"`
 	Metrics  Metrics            `yaml:"metrics"`
 	Tracing  Tracing            `yaml:"tracing"`
+	// AccountMgr tunes the account manager (see fleet.go).
+	AccountMgr AccountMgr `yaml:"accountmgr"`
 }
 
 // Metrics tunes what the process exports besides its counters.
@@ -113,6 +115,12 @@ type Chain struct {
 	BatchContract Address   `yaml:"batch_contract"` // zero when not deployed
 	Assets        []Asset   `yaml:"assets"`
 	HotWallets    []Address `yaml:"hot_wallets"`
+	// MainAccount tops up the hot wallets (accountmgr); its key signs only top-ups, never withdrawals.
+	// Zero: no top-ups on this chain.
+	MainAccount Address `yaml:"main_account"`
+	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
+	// FAILS with INSUFFICIENT_FUNDS (default 1h).
+	FundsDeadline Duration `yaml:"funds_deadline"`
 	Batching      Batching  `yaml:"batching"`
 	Recovery      Recovery  `yaml:"recovery"` // see recovery.go and alerts.go
 	// Finality is when a mined transaction counts as final: FinalityDepth (the default) at the
@@ -163,6 +171,19 @@ type Asset struct {
 	Symbol   string  `yaml:"symbol"`
 	Decimals uint8   `yaml:"decimals"`
 	Address  Address `yaml:"address"`
+	// MaxWithdrawal is the largest single withdrawal of the asset, in base units (zero: no maximum); a
+	// larger one is refused at the API with 422.
+	MaxWithdrawal Wei `yaml:"max_withdrawal"`
+	// TopUp is the balance every hot wallet keeps of this asset (accountmgr), in base units.
+	TopUp TopUp `yaml:"top_up"`
+}
+
+// TopUp is one asset's balance band per hot wallet: below Min it is topped up to Target from the main
+// account; above Max (when set) the excess is swept back to the main account. All zero: not managed.
+type TopUp struct {
+	Min    Wei `yaml:"min"`
+	Target Wei `yaml:"target"`
+	Max    Wei `yaml:"max"`
 }
 
 // Native reports whether the asset is the chain's own coin.
