@@ -121,8 +121,8 @@ type Chain struct {
 	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
 	// FAILS with INSUFFICIENT_FUNDS (default 1h).
 	FundsDeadline Duration `yaml:"funds_deadline"`
-	Batching      Batching  `yaml:"batching"`
-	Recovery      Recovery  `yaml:"recovery"` // see recovery.go and alerts.go
+	Batching      Batching `yaml:"batching"`
+	Recovery      Recovery `yaml:"recovery"` // see recovery.go and alerts.go
 	// Finality is when a mined transaction counts as final: FinalityDepth (the default) at the
 	// confirmations, FinalityFinalized at the confirmations and once the node's `finalized` block has
 	// reached its block.
