@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+)
+
+// Outflow is what is committed to leave one hot wallet in one asset and has not left it on chain yet:
+// transfers signed from the wallet whose transaction is not mined. A wallet's spendable balance is its
+// balance on chain minus its Outflow; the signer picks wallets by it and accountmgr counts it into a
+// wallet's deficit. One query for both, so they never disagree.
+type Outflow struct {
+	Chain  string
+	From   string // checksummed or lower-case as stored
+	Asset  string
+	Amount *big.Int // base units
+	Count  int      // transfers
+}
+
+// Outflows returns chain's outflows per (wallet, asset): withdrawals whose sent transaction is still
+// SIGNED or BROADCASTED (once mined, the balance on chain already shows them).
+func (s *Store) Outflows(ctx context.Context, chain string) ([]Outflow, error) {
+	rows, err := s.DB.QueryContext(ctx, `
+		SELECT w.from_address, w.asset, w.amount
+		FROM withdrawals w JOIN sent_transactions st ON st.id = w.sent_tx_id
+		WHERE w.chain = ? AND st.status IN (?, ?)`, chain, TxSigned, TxBroadcasted)
+	if err != nil {
+		return nil, fmt.Errorf("outflows of %s: %w", chain, err)
+	}
+	defer rows.Close()
+	type key struct{ from, asset string }
+	sums := map[key]*Outflow{}
+	var order []key
+	for rows.Next() {
+		var from, asset, amount string
+		if err := rows.Scan(&from, &asset, &amount); err != nil {
+			return nil, fmt.Errorf("outflows of %s: %w", chain, err)
+		}
+		v, ok := new(big.Int).SetString(amount, 10)
+		if !ok {
+			return nil, fmt.Errorf("outflows of %s: amount %q is not an integer", chain, amount)
+		}
+		k := key{from, asset}
+		o := sums[k]
+		if o == nil {
+			o = &Outflow{Chain: chain, From: from, Asset: asset, Amount: new(big.Int)}
+			sums[k] = o
+			order = append(order, k)
+		}
+		o.Amount.Add(o.Amount, v)
+		o.Count++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outflows of %s: %w", chain, err)
+	}
+	out := make([]Outflow, 0, len(order))
+	for _, k := range order {
+		out = append(out, *sums[k])
+	}
+	return out, nil
+}
