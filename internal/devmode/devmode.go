@@ -85,15 +85,16 @@ type Stack struct {
 	Config    *config.Config
 	APIKey    string
 	APIURL    string
-	// AdminURL is the admin API's and dashboard's base URL; AdminPassword is the password of the first
-	// operator, "admin" (role admin), made afresh at each start.
-	AdminURL      string
-	AdminPassword string
 	HotWallet common.Address
 	Contracts contracts.Addresses
 	mysql     *embedded.MySQL
 	redis     *embedded.Redis
 	tmpKeys   string // the keystore directory Start made, removed on Close
+
+	// AdminURL is the admin API's and dashboard's base URL; AdminPassword is the password of the first
+	// operator, "admin" (role admin), made afresh at each start.
+	AdminURL      string
+	AdminPassword string
 }
 
 // Native and token asset symbols of the dev chain.
