@@ -193,7 +193,7 @@ func (s *Server) postAction(c echo.Context) error {
 		exp := now.Add(s.d.ApprovalTTL)
 		res.Status, res.ExpiresAt = ActionAwaitingApproval, &exp
 		resp, _ := json.Marshal(res)
-		err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+		err := s.auditTx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO action_requests (request_id, body_hash, action, target, requested_by, status,
 				request, http_status, response, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				req.RequestID, bodyHash(req, by), req.Action, req.Target, by, ActionAwaitingApproval, string(reqJSON),
@@ -217,7 +217,7 @@ func (s *Server) postAction(c echo.Context) error {
 		s.met.Action(req.Action, ActionAwaitingApproval)
 		return c.JSON(http.StatusAccepted, res)
 	}
-	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.auditTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO action_requests (request_id, body_hash, action, target, requested_by, status,
 			request, lease_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			req.RequestID, bodyHash(req, by), req.Action, req.Target, by, statusDoing, string(reqJSON), now.Add(actionLease), now, now); err != nil {
@@ -350,7 +350,7 @@ func (s *Server) recordOutcome(c echo.Context, req ActionRequest, res ActionResu
 		detail["approved_by"] = res.ApprovedBy
 	}
 	now := s.now().UTC()
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE action_requests SET status = ?, http_status = ?, response = ?, lease_until = NULL, updated_at = ?
 			WHERE request_id = ?`, res.Status, status, string(body), now, req.RequestID); err != nil {
 			return fmt.Errorf("record action outcome: %w", err)
@@ -502,7 +502,7 @@ func (s *Server) approve(c echo.Context) error {
 	var act *storedAction
 	resume := false  // approved before, action left doing by a crash: perform it again
 	expired := false // found expired: the new state commits, then 409
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		resume, expired = false, false
 		var err error
 		if a, err = s.approvalByID(ctx, tx, id, true); err != nil {
@@ -612,7 +612,7 @@ func (s *Server) reject(c echo.Context) error {
 	remote := c.RealIP()
 	var a *approvalRow
 	expired := false
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		expired = false
 		var err error
 		if a, err = s.approvalByID(ctx, tx, id, true); err != nil {

@@ -86,7 +86,7 @@ type Server struct {
 	now     func() time.Time
 	specs   map[string]ActionSpec
 	roles   *roleCache
-	auditMu sync.Mutex // serializes this process's appends (the audit_head row lock serializes all)
+	auditMu sync.Mutex // serializes this process's audit appends (auditTx)
 }
 
 // New checks d (a missing dependency is an error naming it) and builds the server and its routes. A nil
