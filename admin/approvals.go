@@ -143,11 +143,7 @@ func (s *Server) postAction(c echo.Context) error {
 	if err := checkRole(c, spec.Role); err != nil {
 		return err
 	}
-	if !req.DryRun {
-		if err := checkRequestID(req.RequestID); err != nil {
-			return err
-		}
-	} else if req.RequestID != "" {
+	if !req.DryRun || req.RequestID != "" {
 		if err := checkRequestID(req.RequestID); err != nil {
 			return err
 		}
@@ -259,7 +255,7 @@ func (s *Server) replay(c echo.Context, spec ActionSpec, req ActionRequest, by s
 		return true, conflict(CodeInProgress, "request "+req.RequestID+" is being performed; ask again in a minute")
 	}
 	// Left doing by a crash: take the lease and perform it again.
-	by, ok, err := s.takeLease(ctx, req.RequestID)
+	performer, ok, err := s.takeLease(ctx, req.RequestID)
 	if err != nil {
 		return true, err
 	}
@@ -271,10 +267,10 @@ func (s *Server) replay(c echo.Context, spec ActionSpec, req ActionRequest, by s
 		return true, s.recordFailure(c, req, ActionResult{RequestID: req.RequestID, Action: req.Action, Target: req.Target, RequestedBy: a.by}, err)
 	}
 	res := ActionResult{RequestID: req.RequestID, Action: req.Action, Target: req.Target, Plan: plan, RequestedBy: a.by}
-	if i := strings.IndexByte(by, '+'); i > 0 {
-		res.RequestedBy, res.ApprovedBy = by[:i], by[i+1:]
+	if i := strings.IndexByte(performer, '+'); i > 0 {
+		res.RequestedBy, res.ApprovedBy = performer[:i], performer[i+1:]
 	}
-	return true, s.perform(c, spec, req, res, by)
+	return true, s.perform(c, spec, req, res, performer)
 }
 
 // takeLease claims a doing request whose lease has passed; by is whom to perform it for.
