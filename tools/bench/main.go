@@ -49,6 +49,7 @@ var (
 	gasLimit    = flag.Uint64("gas-limit", 30_000_000, "block gas limit")
 	modeTimeout = flag.Duration("mode-timeout", 5*time.Minute, "give up on a mode after this long")
 	verbose     = flag.Bool("v", false, "log the services at info level")
+	intakeOnly  = flag.Bool("intake-only", false, "measure only the API's intake (plain, default, policy+webhooks; -instances too unless 1), not inclusion")
 	instances   = flag.Int("instances", 2, "also measure intake and batched inclusion with this many instances of every service "+
 		"(API, signer with its batcher, broadcaster, monitor) on one database, Redis and chain; 1 skips it")
 )
@@ -101,17 +102,32 @@ func run() error {
 	fmt.Printf("chain: %s, block time %s, block gas limit %d\n", ch.URL, *blockTime, *gasLimit)
 
 	ctx := context.Background()
-	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1)
+	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1, intakeDefault)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
 	printAPI(apiRes)
 	var apiN apiResult
 	if *instances > 1 {
-		if apiN, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, *instances); err != nil {
+		if apiN, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, *instances, intakeDefault); err != nil {
 			return fmt.Errorf("api, %d instances: %w", *instances, err)
 		}
 		printAPI(apiN)
+	}
+	intake, err := intakeVariants(ctx, log, ch, funder, dsn, redisAddr)
+	if err != nil {
+		return err
+	}
+	if *intakeOnly {
+		res := map[string]any{"api_req_per_sec": round1(apiRes.perSec), "api_p50_ms": round1(apiRes.p50), "api_p99_ms": round1(apiRes.p99)}
+		if *instances > 1 {
+			res["instances"] = *instances
+			res["instances_api_req_per_sec"] = round1(apiN.perSec)
+		}
+		intake.addTo(res)
+		b, _ := json.Marshal(res)
+		fmt.Printf("RESULT %s\n", b)
+		return nil
 	}
 
 	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false, 1)
@@ -180,6 +196,7 @@ func run() error {
 		res["instances_paid_twice"] = onN.PaidTwice
 		res["instances_unpaid"] = onN.Unpaid
 	}
+	intake.addTo(res)
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
 	return nil
@@ -189,8 +206,8 @@ func round(f float64) int64    { return int64(f + 0.5) }
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 func printAPI(r apiResult) {
-	fmt.Printf("API intake, %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
-		r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors)
+	fmt.Printf("API intake (%s), %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
+		r.variant, r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors)
 }
 
 func printMode(m modeResult) {
@@ -227,37 +244,56 @@ func withDB(dsn, name string) string {
 }
 
 // stack starts a Sluice dev stack on the shared chain, with its own database and hot wallet.
-func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string) (*devmode.Stack, error) {
+func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string,
+	opts ...app.Option) (*devmode.Stack, error) {
 	return devmode.Start(ctx, devmode.Options{RPC: ch.URL, FundingKey: funder, APIAddr: freeAddr(), BlockTime: *blockTime,
 		Confirmations: 1, DatabaseDSN: withDB(dsn, db), RedisAddr: redisAddr, APIKey: "sk_bench_" + strings.Repeat("0", 24),
-		Concurrency: 8}, log)
+		Concurrency: 8, AppOptions: opts}, log)
 }
 
 type apiResult struct {
+	variant       intakeVariant
 	instances     int
+	held          int // withdrawals created AWAITING_APPROVAL (policy+webhooks)
+	delivered     int // their withdrawal.awaiting_approval events the local receiver got
 	n, errors     int
 	perSec        float64
 	p50, p99      float64
 	firstAccepted time.Time
 }
 
-func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int) (apiResult, error) {
+func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int,
+	variant intakeVariant) (apiResult, error) {
 	db := "sluice_bench_api"
 	if n > 1 {
 		db = fmt.Sprintf("sluice_bench_api_%d", n)
 	}
-	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db)
+	if variant != intakeDefault {
+		db += "_" + strings.ReplaceAll(string(variant), "+", "_")
+	}
+	var opts []app.Option
+	if variant == intakePlain {
+		opts = append(opts, app.WithoutPolicy())
+	}
+	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db, opts...)
 	if err != nil {
 		return apiResult{}, err
 	}
 	defer st.Close()
+	var recv *receiver
+	if variant == intakePolicyWebhooks {
+		if recv, err = policyAndWebhooks(ctx, st); err != nil {
+			return apiResult{}, err
+		}
+		defer recv.Close()
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	urls := []string{st.APIURL}
 	apps := []*app.App{st.App}
 	for range n - 1 {
-		a, url, err := extraInstance(ctx, st, log)
+		a, url, err := extraInstance(ctx, st, log, opts...)
 		if err != nil {
 			return apiResult{}, err
 		}
@@ -279,17 +315,27 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 		if i%2 == 1 {
 			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 		}
+		if variant == intakePolicyWebhooks && i%heldEvery == 0 {
+			reqs[i].amount = heldAmount // above the approval threshold: held, and a webhook event
+		}
 	}
-	return post(urls, st.APIKey, "api", reqs)
+	r, err := post(urls, st.APIKey, "api", reqs)
+	r.variant = variant
+	if err != nil || recv == nil {
+		return r, err
+	}
+	r.held = (len(reqs) + heldEvery - 1) / heldEvery
+	r.delivered, err = recv.wait(r.held, 60*time.Second)
+	return r, err
 }
 
 // extraInstance opens one more instance of every service on st's database, Redis, queue and chain, as
 // a second process would: its own connections, metrics and API port. It shares st's key handle: a
 // second process would open the same keystore.
-func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger) (*app.App, string, error) {
+func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger, opts ...app.Option) (*app.App, string, error) {
 	cfg := *st.Config
 	cfg.API.Listen = freeAddr()
-	a, err := app.Open(ctx, &cfg, log)
+	a, err := app.Open(ctx, &cfg, log, opts...)
 	if err != nil {
 		return nil, "", fmt.Errorf("second instance: %w", err)
 	}
