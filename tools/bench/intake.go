@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,43 +43,67 @@ const (
 	heldAmount = "1000"
 )
 
-var intakeRuns = flag.Int("intake-runs", 1, "measure plain and policy+webhooks intake this many times each, alternately, and report the medians")
+var (
+	intakeRuns     = flag.Int("intake-runs", 1, "measure each intake variant this many times, in turn, and report the medians")
+	intakeVariantF = flag.String("intake-variants", "plain,policy+webhooks", "the intake variants measured besides the default one (plain, default, policy+webhooks)")
+)
 
-// intakeResult is the medians of the plain and policy+webhooks intake runs.
+// intakeResult is the medians of the intake variants' runs.
 type intakeResult struct {
-	plain, policy           apiResult
-	plainRuns, policyRuns   []float64
-	held, delivered, misses int
+	med             map[intakeVariant]apiResult
+	runs            map[intakeVariant][]float64
+	n               int
+	held, delivered int
 }
 
-// intakeVariants measures the intake without the policy and with the policy and webhooks on, *intakeRuns
-// times each, alternately, so that a change of the machine's load touches both alike.
+// intakeVariants measures each of -intake-variants *intakeRuns times, in turn, so that a change of the
+// machine's load touches them alike.
 func intakeVariants(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string) (intakeResult, error) {
-	var plain, pol []apiResult
-	for range max(*intakeRuns, 1) {
-		r, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1, intakePlain)
-		if err != nil {
-			return intakeResult{}, fmt.Errorf("api, plain: %w", err)
+	out := intakeResult{med: map[intakeVariant]apiResult{}, runs: map[intakeVariant][]float64{}, n: max(*intakeRuns, 1)}
+	all := map[intakeVariant][]apiResult{}
+	var order []intakeVariant
+	for _, v := range strings.Split(*intakeVariantF, ",") {
+		switch v := intakeVariant(strings.TrimSpace(v)); v {
+		case intakePlain, intakeDefault, intakePolicyWebhooks:
+			order = append(order, v)
+		case "":
+		default:
+			return out, fmt.Errorf("-intake-variants: unknown variant %q", v)
 		}
-		printAPI(r)
-		plain = append(plain, r)
-		if r, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, 1, intakePolicyWebhooks); err != nil {
-			return intakeResult{}, fmt.Errorf("api, policy+webhooks: %w", err)
+	}
+	for range out.n {
+		for _, v := range order {
+			r, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1, v)
+			if err != nil {
+				return out, fmt.Errorf("api, %s: %w", v, err)
+			}
+			printAPI(r)
+			if v == intakePolicyWebhooks {
+				fmt.Printf("  webhooks: %d withdrawals held, %d withdrawal.awaiting_approval events received and verified\n", r.held, r.delivered)
+				out.held += r.held
+				out.delivered += r.delivered
+			}
+			all[v] = append(all[v], r)
+			out.runs[v] = append(out.runs[v], round1(r.perSec))
 		}
-		printAPI(r)
-		fmt.Printf("  webhooks: %d withdrawals held, %d withdrawal.awaiting_approval events received and verified\n", r.held, r.delivered)
-		pol = append(pol, r)
 	}
-	out := intakeResult{plain: median(plain), policy: median(pol)}
-	for i := range plain {
-		out.plainRuns = append(out.plainRuns, round1(plain[i].perSec))
-		out.policyRuns = append(out.policyRuns, round1(pol[i].perSec))
-		out.held += pol[i].held
-		out.delivered += pol[i].delivered
+	for v, rs := range all {
+		out.med[v] = median(rs)
+		fmt.Printf("intake %s: median %.0f req/s (runs %v)\n", v, out.med[v].perSec, out.runs[v])
 	}
-	fmt.Printf("intake: plain %.0f req/s (runs %v), policy+webhooks %.0f req/s (runs %v): %.1f%% below plain (medians)\n",
-		out.plain.perSec, out.plainRuns, out.policy.perSec, out.policyRuns, out.belowPct())
+	if out.has(intakePlain, intakePolicyWebhooks) {
+		fmt.Printf("intake with policy+webhooks: %.1f%% below plain (medians)\n", out.belowPct())
+	}
 	return out, nil
+}
+
+func (r intakeResult) has(vs ...intakeVariant) bool {
+	for _, v := range vs {
+		if _, ok := r.med[v]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func median(rs []apiResult) apiResult {
@@ -87,20 +112,27 @@ func median(rs []apiResult) apiResult {
 	return s[len(s)/2]
 }
 
-func (r intakeResult) belowPct() float64 { return 100 * (1 - r.policy.perSec/r.plain.perSec) }
+func (r intakeResult) belowPct() float64 {
+	return 100 * (1 - r.med[intakePolicyWebhooks].perSec/r.med[intakePlain].perSec)
+}
 
 // addTo adds the intake fields to the RESULT line. They are kept together here, apart from the other
 // fields, so that other measurements can join the line without touching these.
 func (r intakeResult) addTo(res map[string]any) {
-	res["api_plain_req_per_sec"] = round1(r.plain.perSec)
-	res["api_plain_p99_ms"] = round1(r.plain.p99)
-	res["api_policy_webhooks_req_per_sec"] = round1(r.policy.perSec)
-	res["api_policy_webhooks_p50_ms"] = round1(r.policy.p50)
-	res["api_policy_webhooks_p99_ms"] = round1(r.policy.p99)
-	res["api_policy_webhooks_below_plain_pct"] = round1(r.belowPct())
-	res["api_policy_webhooks_held"] = r.held
-	res["api_policy_webhooks_delivered"] = r.delivered
-	res["intake_runs"] = len(r.plainRuns)
+	names := map[intakeVariant]string{intakePlain: "api_plain", intakeDefault: "api_default", intakePolicyWebhooks: "api_policy_webhooks"}
+	for v, m := range r.med {
+		res[names[v]+"_req_per_sec"] = round1(m.perSec)
+		res[names[v]+"_p50_ms"] = round1(m.p50)
+		res[names[v]+"_p99_ms"] = round1(m.p99)
+	}
+	if r.has(intakePolicyWebhooks) {
+		res["api_policy_webhooks_held"] = r.held
+		res["api_policy_webhooks_delivered"] = r.delivered
+	}
+	if r.has(intakePlain, intakePolicyWebhooks) {
+		res["api_policy_webhooks_below_plain_pct"] = round1(r.belowPct())
+	}
+	res["intake_runs"] = r.n
 }
 
 // policyAndWebhooks gives the bench client limits on both assets and a webhook endpoint on a local
