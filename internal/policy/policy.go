@@ -243,11 +243,21 @@ func decide(r Request, l *Limits, hold string) (store.Admission, error) {
 	return held(adm, hold, 1), nil
 }
 
-// consumeLocked runs last in the create transaction: it locks the policy row, so that concurrent
-// creates of one client and asset are serialized from here to their commit, checks that the limits
-// decided on are still the row's (else the create runs again: store.ErrStale), then the velocity and
-// the rolling 24 h total, and consumes r's amount.
+// consumeLocked runs last in the create transaction: it records what r takes, then locks the policy
+// row, so that concurrent creates of one client and asset are serialized from there to their commit,
+// checks that the limits decided on are still the row's (else the create runs again: store.ErrStale),
+// then the velocity, and consumes r's amount only if the rolling 24 h total allows it. Under the lock run
+// only the lock itself, the velocity count when set, one conditional insert and the commit.
 func (e *Engine) consumeLocked(ctx context.Context, tx *sql.Tx, r Request, decided *Limits) error {
+	now := e.now().UTC()
+	bucket := now.Truncate(time.Minute)
+	if decided.DailyLimit != nil {
+		// Keyed by the withdrawal: no other create touches it, so it is written before the lock.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_consumptions (withdrawal_id, client_id, chain, asset, bucket, amount)
+			VALUES (?,?,?,?,?,?)`, r.WithdrawalID, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
+			return fmt.Errorf("policy consumption: %w", err)
+		}
+	}
 	l, err := loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, true)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.equal(decided)) {
 		if e.cache != nil {
@@ -258,10 +268,9 @@ func (e *Engine) consumeLocked(ctx context.Context, tx *sql.Tx, r Request, decid
 	if err != nil {
 		return err
 	}
-	now := e.now().UTC()
 	if l.PerMinute != nil {
 		// At most per_minute rows are in the window (the rest were refused), so this range is short. The
-		// withdrawal being created is in it (inserted earlier in this transaction): it counts itself.
+		// withdrawal being created is in it (inserted earlier in this transaction) and is left out.
 		var lastMinute int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM withdrawals
 			WHERE client_id = ? AND chain = ? AND asset = ? AND created_at > ? AND id <> ?`,
@@ -276,9 +285,27 @@ func (e *Engine) consumeLocked(ctx context.Context, tx *sql.Tx, r Request, decid
 	if l.DailyLimit == nil {
 		return nil
 	}
+	// The sum and the consumption in one statement, run after the lock is held: under READ COMMITTED its
+	// read sees every earlier holder's commit. The current minute's bucket counts whole, the one 24 h ago
+	// does not: the window is 23 h 59 min to 24 h long, never longer. Amounts are compared as
+	// DECIMAL(65,0), exactly (a string parameter would be compared as a double).
+	res, err := tx.ExecContext(ctx, `INSERT INTO policy_usage (client_id, chain, asset, bucket, amount)
+		SELECT ?, ?, ?, ?, CAST(? AS DECIMAL(65,0)) FROM DUAL
+		WHERE (SELECT COALESCE(SUM(u.amount), 0) FROM policy_usage u WHERE u.client_id = ? AND u.chain = ? AND u.asset = ? AND u.bucket > ?)
+			+ CAST(? AS DECIMAL(65,0)) <= CAST(? AS DECIMAL(65,0))
+		ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)`,
+		r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String(),
+		r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour), r.Amount.String(), l.DailyLimit.String())
+	if err != nil {
+		return fmt.Errorf("policy usage: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("policy usage: %w", err)
+	} else if n > 0 {
+		return nil
+	}
+	// Refused: read the total for the message (still under the lock).
 	var total string
-	// The current minute's bucket counts whole, the one 24 h ago does not: the window is
-	// 23 h 59 min to 24 h long, never longer.
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_usage
 		WHERE client_id = ? AND chain = ? AND asset = ? AND bucket > ?`,
 		r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour)).Scan(&total); err != nil {
@@ -288,15 +315,12 @@ func (e *Engine) consumeLocked(ctx context.Context, tx *sql.Tx, r Request, decid
 	if !ok {
 		return fmt.Errorf("policy usage: bad sum %q", total)
 	}
-	if after := new(big.Int).Add(used, r.Amount); after.Cmp(l.DailyLimit) > 0 {
-		left := new(big.Int).Sub(l.DailyLimit, used)
-		if left.Sign() < 0 {
-			left.SetInt64(0)
-		}
-		return &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
-			"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
+	left := new(big.Int).Sub(l.DailyLimit, used)
+	if left.Sign() < 0 {
+		left.SetInt64(0)
 	}
-	return consume(ctx, tx, r, now)
+	return &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
+		"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
 }
 
 // equal reports whether l and o set the same limits.
@@ -305,21 +329,6 @@ func (l *Limits) equal(o *Limits) bool {
 	return eqInt(l.MaxAmount, o.MaxAmount) && eqInt(l.DailyLimit, o.DailyLimit) && eqInt(l.ApprovalThreshold, o.ApprovalThreshold) &&
 		eqInt(l.TwoPersonThreshold, o.TwoPersonThreshold) &&
 		(l.PerMinute == nil) == (o.PerMinute == nil) && (l.PerMinute == nil || *l.PerMinute == *o.PerMinute)
-}
-
-// consume adds r's amount to its minute's usage and records what it took, under the policy row's lock;
-// store.Transition gives it back when the withdrawal fails or is canceled.
-func consume(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
-	bucket := now.Truncate(time.Minute)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_usage (client_id, chain, asset, bucket, amount) VALUES (?,?,?,?,?)
-		ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)`, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
-		return fmt.Errorf("policy usage: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_consumptions (withdrawal_id, client_id, chain, asset, bucket, amount)
-		VALUES (?,?,?,?,?,?)`, r.WithdrawalID, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
-		return fmt.Errorf("policy consumption: %w", err)
-	}
-	return nil
 }
 
 func checkLists(to string, denied, allowed, anyAllow bool) error {

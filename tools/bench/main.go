@@ -221,8 +221,9 @@ func round(f float64) int64    { return int64(f + 0.5) }
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 func printAPI(r apiResult) {
-	fmt.Printf("API intake (%s), %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
-		r.variant, r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors)
+	fmt.Printf("API intake (%s), %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx); "+
+		"CPU per request %.0f µs here + %.0f µs database\n",
+		r.variant, r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors, r.cpuPerReq.self, r.cpuPerReq.db)
 }
 
 func printMode(m modeResult) {
@@ -275,6 +276,7 @@ type apiResult struct {
 	perSec        float64
 	p50, p99      float64
 	firstAccepted time.Time
+	cpuPerReq     cpuUse // CPU per accepted request: this process (API, chain, clients) and the database server
 }
 
 func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int,
@@ -296,8 +298,8 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 	}
 	defer st.Close()
 	var recv *receiver
-	if variant == intakePolicyWebhooks {
-		if recv, err = policyAndWebhooks(ctx, st); err != nil {
+	if variant == intakePolicyWebhooks || variant == intakePolicyDaily {
+		if recv, err = policyAndWebhooks(ctx, st, variant == intakePolicyDaily); err != nil {
 			return apiResult{}, err
 		}
 		defer recv.Close()
@@ -330,7 +332,7 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 		if i%2 == 1 {
 			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 		}
-		if variant == intakePolicyWebhooks && i%heldEvery == 0 {
+		if recv != nil && i%heldEvery == 0 {
 			reqs[i].amount = heldAmount // above the approval threshold: held, and a webhook event
 		}
 	}
@@ -402,7 +404,7 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuNow()
 	for c := 0; c < *apiConc; c++ {
 		wg.Add(1)
 		go func() {
@@ -452,13 +454,14 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuNow().sub(cpu0)
 	if len(lat) < len(reqs) {
 		return apiResult{}, fmt.Errorf("%d of %d requests never accepted (first error: %v)", len(reqs)-len(lat), len(reqs), firstErr)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first}, nil
+	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first,
+		cpuPerReq: cpu.perReq(len(lat))}, nil
 }
 
 // fundAccounts gives each address 1 wei from the funder through atomic Multicall3 batches, so the
