@@ -933,7 +933,7 @@ func TestOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(r.raw, &doc); err != nil {
 		t.Fatalf("openapi.json: %v", err)
 	}
-	if !strings.HasPrefix(doc.OpenAPI, "3.0.") {
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
 		t.Fatalf("openapi %q", doc.OpenAPI)
 	}
 	// Every route served is documented, and every documented route is served.

@@ -18,7 +18,8 @@ import (
 )
 
 // Every response the api tests receive through env.do is checked against openapi.json with
-// kin-openapi (the document is OpenAPI 3.0.3; see docs/integration.md). A response of a documented
+// kin-openapi (the document is OpenAPI 3.1.0, whose schemas kin-openapi checks as JSON Schema 2020-12;
+// see docs/integration.md). A response of a documented
 // route whose status or body the document does not describe fails the test that received it.
 
 var (
@@ -103,11 +104,33 @@ func TestSpecValidationBites(t *testing.T) {
 	if !checked || err != nil {
 		t.Errorf("a valid 422: %v", err)
 	}
+	// OpenAPI 3.1: null is allowed where the type array has "null", and only there.
+	w := func(status, amount, from string) []byte {
+		return []byte(`{"id":"0190c7a4-0000-7000-8000-000000000001","external_id":"x","chain":"local","asset":"USDT",
+			"to":"0x00000000000000000000000000000000000000b1","amount":` + amount + `,"status":` + status + `,"from":` + from + `,
+			"nonce":null,"tx_hash":null,"batch_id":null,"block_number":null,"confirmations":null,"error":null,
+			"created_at":"2026-01-01T00:00:00.000000Z","updated_at":"2026-01-01T00:00:00.000000Z"}`)
+	}
+	if checked, err := specError(req, nil, 201, h, w(`"PENDING"`, `"12.5"`, `null`)); !checked || err != nil {
+		t.Errorf("a valid 201 with nulls: %v", err)
+	}
+	for _, bad := range [][]byte{w(`null`, `"12.5"`, `null`), w(`"PENDING"`, `12.5`, `null`), w(`"PENDING"`, `"1"`, `7`)} {
+		if checked, err := specError(req, nil, 201, h, bad); !checked || err == nil {
+			t.Errorf("%s passed validation", bad)
+		}
+	}
 }
 
 func TestOpenAPIDocumentLoads(t *testing.T) {
 	if _, err := openAPIRouter(); err != nil {
 		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
+	if err != nil || !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi.json is not OpenAPI 3.1 (%v)", err)
+	}
+	if bytes.Contains(openAPIDoc, []byte(`"nullable"`)) {
+		t.Fatal("openapi.json uses nullable, which OpenAPI 3.1 ignores: use a type array with \"null\"")
 	}
 }
 

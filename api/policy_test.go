@@ -432,3 +432,31 @@ func TestPolicyCache(t *testing.T) {
 		t.Fatalf("exactly at the limit through the cache: %d %s", r.status, r.raw)
 	}
 }
+
+// TestPolicyLimitsChangedUnderCache: the total is consumed last in the create transaction, under the
+// policy row's lock, against the limits the create was decided on; when the row says otherwise (an
+// operator lowered the total or the maximum while the cache still held the old row), the create runs
+// again on the row's limits, so a changed 24 h total or maximum bites at once, cache or not.
+func TestPolicyLimitsChangedUnderCache(t *testing.T) {
+	e := newPolicyEnv(t, func(d *Deps) {
+		eng, err := policy.New(policy.Deps{Store: d.Store, CacheTTL: time.Hour}, nil, policy.NopMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Policy = eng
+	})
+	e.setLimits(policy.Limits{DailyLimit: usdt(100_000_000), MaxAmount: usdt(50_000_000)})
+	if r := e.post(aliceKey, body("s1", "amount", "10")); r.status != http.StatusCreated {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	e.setLimits(policy.Limits{DailyLimit: usdt(15_000_000), MaxAmount: usdt(8_000_000)})
+	expectBreach(t, e.post(aliceKey, body("s2", "amount", "9")), CodeLimitExceeded, "amount", policy.RuleMaxAmount)
+	expectBreach(t, e.post(aliceKey, body("s3", "amount", "5.000001")), CodeLimitExceeded, "amount", policy.RuleDailyTotal)
+	if r := e.post(aliceKey, body("s4", "amount", "5")); r.status != http.StatusCreated {
+		t.Fatalf("exactly at the new total: %d %s", r.status, r.raw)
+	}
+	var n int
+	if err := e.st.DB.QueryRow(`SELECT COUNT(*) FROM withdrawals WHERE external_id IN ('s2','s3')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refused creates left %d rows (%v)", n, err)
+	}
+}

@@ -69,6 +69,8 @@ type App struct {
 	// TracerProvider makes the process's spans; nil when tracing is off (tracing.endpoint empty).
 	TracerProvider trace.TracerProvider
 	closeTracing   func(context.Context) error // flushes the provider Open made; nil otherwise
+
+	noPolicy bool // WithoutPolicy: the API admits every valid request (tools/bench's baseline)
 }
 
 // Option changes how Open builds an App.
@@ -78,6 +80,12 @@ type Option func(*App)
 // (tests hand in one with an in-memory exporter). The caller shuts tp down.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(a *App) { a.TracerProvider = tp }
+}
+
+// WithoutPolicy runs the API with no policy engine: no limits, lists, approvals or recipient checks.
+// Only tools/bench uses it, to measure what the policy costs the intake against the same stack without it.
+func WithoutPolicy() Option {
+	return func(a *App) { a.noPolicy = true }
 }
 
 // Open connects to everything cfg names. Keys are opened only for services that sign.
@@ -297,6 +305,9 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
 		if err != nil {
 			return nil, err
+		}
+		if a.noPolicy {
+			pol = nil
 		}
 		hooks, err := webhook.New(webhook.Deps{Store: a.Store, AllowPrivate: a.Cfg.Webhooks.AllowPrivate}, log.With("component", "webhooks"),
 			metricsOf(a, "webhook", webhook.NewMetrics))

@@ -54,6 +54,13 @@ func (c *viewCache) get(ctx context.Context, tx *sql.Tx, client int64, now time.
 	return v, nil
 }
 
+// drop forgets client's view: its next create reads the limits and lists again.
+func (c *viewCache) drop(client int64) {
+	c.mu.Lock()
+	delete(c.m, client)
+	c.mu.Unlock()
+}
+
 func loadView(ctx context.Context, db *sql.Tx, client int64) (*clientView, error) {
 	v := &clientView{limits: map[[2]string]*Limits{}, deny: map[string]bool{}, allow: map[string]bool{}}
 	rows, err := db.QueryContext(ctx, `SELECT client_id, address, kind FROM address_lists WHERE client_id IN (0, ?)`, client)

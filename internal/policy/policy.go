@@ -142,21 +142,39 @@ func (e *Engine) Precheck(ctx context.Context, r Request) (hold string, err erro
 	return hold, err
 }
 
-// Admit runs inside the create transaction, before the insert: destination lists, then (under the
-// policy row's lock) the per-withdrawal maximum, velocity and rolling 24 h total, then the approval
-// thresholds. hold is Precheck's hold reason, if any. A refusal is a *Breach.
+// Admit runs inside the create transaction, before the insert: destination lists, the per-withdrawal
+// maximum and the approval thresholds. With a rolling 24 h total or a velocity limit set, the returned
+// Admission's Finish runs last in that transaction, after the inserts: it locks the policy row, reads
+// the limits again and counts and consumes the total under that lock, so the lock is held only for
+// those few statements and the commit. hold is Precheck's hold reason, if any. A refusal is a *Breach,
+// from Admit or from Finish.
 func (e *Engine) Admit(ctx context.Context, tx *sql.Tx, r Request, hold string) (store.Admission, error) {
 	adm, err := e.admit(ctx, tx, r, hold)
+	e.decided(adm, err)
+	if err != nil || adm.Finish == nil {
+		return adm, err
+	}
+	finish := adm.Finish
+	adm.Finish = func(tx *sql.Tx) error {
+		err := finish(tx)
+		e.decided(adm, err)
+		return err
+	}
+	return adm, nil
+}
+
+// decided counts a decision once: an Admission with a Finish is counted when Finish has run.
+func (e *Engine) decided(adm store.Admission, err error) {
 	var b *Breach
 	switch {
 	case errors.As(err, &b):
 		e.met.Decision(string(b.Rule), "refused")
-	case err == nil && adm.Status == store.AwaitingApproval:
+	case err != nil || adm.Finish != nil:
+	case adm.Status == store.AwaitingApproval:
 		e.met.Decision("approval", "held")
-	case err == nil:
+	default:
 		e.met.Decision("", "accepted")
 	}
-	return adm, err
 }
 
 func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) (store.Admission, error) {
@@ -192,65 +210,29 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 		}
 		l, err = loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, false)
 	}
-	// Only the 24 h total and the velocity count need creates of one client and asset serialized: the
-	// row is locked (and re-read, the lock being taken on the latest version) only when one is set, so a
-	// client with only a maximum and thresholds creates in parallel.
 	if errors.Is(err, store.ErrNotFound) {
 		return held(adm, hold, 1), nil
-	}
-	if err == nil && (l.DailyLimit != nil || l.PerMinute != nil) {
-		l, err = loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, true)
-		if errors.Is(err, store.ErrNotFound) {
-			return held(adm, hold, 1), nil
-		}
 	}
 	if err != nil {
 		return adm, err
 	}
+	if adm, err = decide(r, l, hold); err != nil {
+		return adm, err
+	}
+	// Only the 24 h total and the velocity count need creates of one client and asset serialized: a
+	// client with only a maximum and thresholds creates in parallel.
+	if l.DailyLimit != nil || l.PerMinute != nil {
+		adm.Finish = func(tx *sql.Tx) error { return e.consumeLocked(ctx, tx, r, l) }
+	}
+	return adm, nil
+}
+
+// decide applies l's maximum and approval thresholds to r.
+func decide(r Request, l *Limits, hold string) (store.Admission, error) {
+	adm := store.Admission{Status: store.Pending}
 	if l.MaxAmount != nil && r.Amount.Cmp(l.MaxAmount) > 0 {
 		return adm, &Breach{Rule: RuleMaxAmount, Field: "amount", Message: fmt.Sprintf(
 			"amount %s exceeds the per-withdrawal maximum %s of rule max_amount", r.Amount, l.MaxAmount)}
-	}
-	now := e.now().UTC()
-	if l.PerMinute != nil {
-		// At most per_minute rows are in the window (the rest were refused), so this range is short.
-		var lastMinute int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM withdrawals
-			WHERE client_id = ? AND chain = ? AND asset = ? AND created_at > ?`,
-			r.ClientID, r.Chain, r.Asset, now.Add(-time.Minute)).Scan(&lastMinute); err != nil {
-			return adm, fmt.Errorf("policy velocity: %w", err)
-		}
-		if lastMinute >= *l.PerMinute {
-			return adm, &Breach{Rule: RuleVelocity, Field: "amount", Message: fmt.Sprintf(
-				"%d withdrawals of %s on %s in the last minute reach the rule velocity limit of %d per minute", lastMinute, r.Asset, r.Chain, *l.PerMinute)}
-		}
-	}
-	if l.DailyLimit != nil {
-		var total string
-		// The current minute's bucket counts whole, the one 24 h ago does not: the window is
-		// 23 h 59 min to 24 h long, never longer.
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_usage
-			WHERE client_id = ? AND chain = ? AND asset = ? AND bucket > ?`,
-			r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour)).Scan(&total); err != nil {
-			return adm, fmt.Errorf("policy usage: %w", err)
-		}
-		used, ok := new(big.Int).SetString(total, 10)
-		if !ok {
-			return adm, fmt.Errorf("policy usage: bad sum %q", total)
-		}
-		if after := new(big.Int).Add(used, r.Amount); after.Cmp(l.DailyLimit) > 0 {
-			left := new(big.Int).Sub(l.DailyLimit, used)
-			if left.Sign() < 0 {
-				left.SetInt64(0)
-			}
-			return adm, &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
-				"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
-		}
-	}
-	if l.DailyLimit != nil {
-		if err := consume(ctx, tx, r, now); err != nil {
-			return adm, err
-		}
 	}
 	switch {
 	case l.TwoPersonThreshold != nil && r.Amount.Cmp(l.TwoPersonThreshold) > 0:
@@ -261,19 +243,92 @@ func (e *Engine) admit(ctx context.Context, tx *sql.Tx, r Request, hold string) 
 	return held(adm, hold, 1), nil
 }
 
-// consume adds r's amount to its minute's usage and records what it took, under the policy row's lock;
-// store.Transition gives it back when the withdrawal fails or is canceled.
-func consume(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
+// consumeLocked runs last in the create transaction: it records what r takes, then locks the policy
+// row, so that concurrent creates of one client and asset are serialized from there to their commit,
+// checks that the limits decided on are still the row's (else the create runs again: store.ErrStale),
+// then the velocity, and consumes r's amount only if the rolling 24 h total allows it. Under the lock run
+// only the lock itself, the velocity count when set, one conditional insert and the commit.
+func (e *Engine) consumeLocked(ctx context.Context, tx *sql.Tx, r Request, decided *Limits) error {
+	now := e.now().UTC()
 	bucket := now.Truncate(time.Minute)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_usage (client_id, chain, asset, bucket, amount) VALUES (?,?,?,?,?)
-		ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)`, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
+	if decided.DailyLimit != nil {
+		// Keyed by the withdrawal: no other create touches it, so it is written before the lock.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_consumptions (withdrawal_id, client_id, chain, asset, bucket, amount)
+			VALUES (?,?,?,?,?,?)`, r.WithdrawalID, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
+			return fmt.Errorf("policy consumption: %w", err)
+		}
+	}
+	l, err := loadLimits(ctx, tx, r.ClientID, r.Chain, r.Asset, true)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.equal(decided)) {
+		if e.cache != nil {
+			e.cache.drop(r.ClientID)
+		}
+		return store.ErrStale
+	}
+	if err != nil {
+		return err
+	}
+	if l.PerMinute != nil {
+		// At most per_minute rows are in the window (the rest were refused), so this range is short. The
+		// withdrawal being created is in it (inserted earlier in this transaction) and is left out.
+		var lastMinute int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM withdrawals
+			WHERE client_id = ? AND chain = ? AND asset = ? AND created_at > ? AND id <> ?`,
+			r.ClientID, r.Chain, r.Asset, now.Add(-time.Minute), r.WithdrawalID).Scan(&lastMinute); err != nil {
+			return fmt.Errorf("policy velocity: %w", err)
+		}
+		if lastMinute >= *l.PerMinute {
+			return &Breach{Rule: RuleVelocity, Field: "amount", Message: fmt.Sprintf(
+				"%d withdrawals of %s on %s in the last minute reach the rule velocity limit of %d per minute", lastMinute, r.Asset, r.Chain, *l.PerMinute)}
+		}
+	}
+	if l.DailyLimit == nil {
+		return nil
+	}
+	// The sum and the consumption in one statement, run after the lock is held: under READ COMMITTED its
+	// read sees every earlier holder's commit. The current minute's bucket counts whole, the one 24 h ago
+	// does not: the window is 23 h 59 min to 24 h long, never longer. Amounts are compared as
+	// DECIMAL(65,0), exactly (a string parameter would be compared as a double).
+	res, err := tx.ExecContext(ctx, `INSERT INTO policy_usage (client_id, chain, asset, bucket, amount)
+		SELECT ?, ?, ?, ?, CAST(? AS DECIMAL(65,0)) FROM DUAL
+		WHERE (SELECT COALESCE(SUM(u.amount), 0) FROM policy_usage u WHERE u.client_id = ? AND u.chain = ? AND u.asset = ? AND u.bucket > ?)
+			+ CAST(? AS DECIMAL(65,0)) <= CAST(? AS DECIMAL(65,0))
+		ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)`,
+		r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String(),
+		r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour), r.Amount.String(), l.DailyLimit.String())
+	if err != nil {
 		return fmt.Errorf("policy usage: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO policy_consumptions (withdrawal_id, client_id, chain, asset, bucket, amount)
-		VALUES (?,?,?,?,?,?)`, r.WithdrawalID, r.ClientID, r.Chain, r.Asset, bucket, r.Amount.String()); err != nil {
-		return fmt.Errorf("policy consumption: %w", err)
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("policy usage: %w", err)
+	} else if n > 0 {
+		return nil
 	}
-	return nil
+	// Refused: read the total for the message (still under the lock).
+	var total string
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM policy_usage
+		WHERE client_id = ? AND chain = ? AND asset = ? AND bucket > ?`,
+		r.ClientID, r.Chain, r.Asset, now.Add(-24*time.Hour)).Scan(&total); err != nil {
+		return fmt.Errorf("policy usage: %w", err)
+	}
+	used, ok := new(big.Int).SetString(total, 10)
+	if !ok {
+		return fmt.Errorf("policy usage: bad sum %q", total)
+	}
+	left := new(big.Int).Sub(l.DailyLimit, used)
+	if left.Sign() < 0 {
+		left.SetInt64(0)
+	}
+	return &Breach{Rule: RuleDailyTotal, Field: "amount", Message: fmt.Sprintf(
+		"amount %s exceeds what is left (%s) of the 24 h total %s of rule daily_total", r.Amount, left, l.DailyLimit)}
+}
+
+// equal reports whether l and o set the same limits.
+func (l *Limits) equal(o *Limits) bool {
+	eqInt := func(a, b *big.Int) bool { return (a == nil) == (b == nil) && (a == nil || a.Cmp(b) == 0) }
+	return eqInt(l.MaxAmount, o.MaxAmount) && eqInt(l.DailyLimit, o.DailyLimit) && eqInt(l.ApprovalThreshold, o.ApprovalThreshold) &&
+		eqInt(l.TwoPersonThreshold, o.TwoPersonThreshold) &&
+		(l.PerMinute == nil) == (o.PerMinute == nil) && (l.PerMinute == nil || *l.PerMinute == *o.PerMinute)
 }
 
 func checkLists(to string, denied, allowed, anyAllow bool) error {

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -66,6 +68,66 @@ type Recipients struct {
 	// selector), learnt from its revert: a token's code does not grow a function, so asking again on
 	// every create would only double the node calls on the API's hot path.
 	lacks sync.Map
+	// contracts remembers the destinations found to have code (key: chain and address), for
+	// ContractTTL: see hasCode for why only that answer is kept.
+	contracts codeCache
+	// ContractTTL is how long an address found to have code is taken to still have it without asking
+	// the node again (default DefaultContractTTL; negative: always ask).
+	ContractTTL time.Duration
+}
+
+// DefaultContractTTL is how long a destination found to be a contract is remembered.
+const DefaultContractTTL = time.Hour
+
+// codeCache holds, per chain and address, until when the address is known to have code.
+type codeCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (c *codeCache) has(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp, ok := c.m[key]
+	return ok && now.Before(exp)
+}
+
+func (c *codeCache) put(key string, exp time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 100_000 {
+		c.m = map[string]time.Time{} // bounded: dropping it all costs one eth_getCode per contract again
+	}
+	c.m[key] = exp
+}
+
+// hasCode asks the node whether to has code, remembering a yes for ContractTTL. A no is never kept:
+// an address without code can have code from the next block on — a contract deployed to it (CREATE2
+// to a precomputed address) or an EIP-7702 delegation (the designator 0xef0100‖delegate is code,
+// and it runs on a plain transfer, which may revert) — and a kept no would let a native transfer to it
+// through unheld. A yes stays true for contracts (since EIP-6780 SELFDESTRUCT removes code only in
+// the transaction that created it); for a 7702 delegation later cleared, a kept yes can only hold a
+// transfer that would have passed, which is the safe side.
+func (rc *Recipients) hasCode(ctx context.Context, chain string, node Node, to common.Address) (bool, error) {
+	key := chain + ":" + string(to.Bytes())
+	now := time.Now()
+	if rc.ContractTTL >= 0 && rc.contracts.has(key, now) {
+		return true, nil
+	}
+	code, err := node.CodeAt(ctx, to, nil)
+	if err != nil {
+		return false, err
+	}
+	if len(code) == 0 {
+		return false, nil
+	}
+	if ttl := rc.ContractTTL; ttl >= 0 {
+		if ttl == 0 {
+			ttl = DefaultContractTTL
+		}
+		rc.contracts.put(key, now.Add(ttl))
+	}
+	return true, nil
 }
 
 func (rc *Recipients) action(r Rule) Action {
@@ -114,6 +176,28 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 			return "", err
 		}
 	}
+	// The look-alike query runs beside the node calls: a create waits for the slower of the two, not both.
+	type found struct {
+		similar string
+		err     error
+	}
+	var look chan found
+	if rc.action(RulePoisoning) != Allow {
+		look = make(chan found, 1)
+		go func() {
+			similar, err := rc.lookalike(ctx, st, r)
+			look <- found{similar, err}
+		}()
+	}
+	wait := func() (found, bool) {
+		if look == nil {
+			return found{}, false
+		}
+		f := <-look
+		look = nil
+		return f, true
+	}
+	defer wait() // a refusal from a node check returns early: the query's connection goes back first
 	if ci.Node != nil {
 		timeout := rc.Timeout
 		if timeout <= 0 {
@@ -122,11 +206,11 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if !isToken && rc.action(RuleContract) != Allow {
-			code, err := ci.Node.CodeAt(cctx, to, nil)
+			isContract, err := rc.hasCode(cctx, r.Chain, ci.Node, to)
 			if err != nil {
 				return "", fmt.Errorf("recipient check eth_getCode %s: %w", to.Hex(), err)
 			}
-			if len(code) > 0 {
+			if isContract {
 				if err := match(RuleContract, "destination "+to.Hex()+" is a contract, which may not accept the native coin"); err != nil {
 					return "", err
 				}
@@ -159,13 +243,12 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 			}
 		}
 	}
-	if rc.action(RulePoisoning) != Allow {
-		similar, err := rc.lookalike(ctx, st, r)
-		if err != nil {
-			return "", err
+	if f, ok := wait(); ok {
+		if f.err != nil {
+			return "", f.err
 		}
-		if similar != "" {
-			if err := match(RulePoisoning, "destination "+to.Hex()+" looks like "+similar+", a recent destination, but differs in the middle"); err != nil {
+		if f.similar != "" {
+			if err := match(RulePoisoning, "destination "+to.Hex()+" looks like "+f.similar+", a recent destination, but differs in the middle"); err != nil {
 				return "", err
 			}
 		}
@@ -192,32 +275,21 @@ func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request)
 	if window <= 0 {
 		window = 30 * 24 * time.Hour
 	}
-	edge := store.AddressEdge(r.To.Hex())
-	// Two ranges of idx_withdrawals_to_edge (client_id, chain, to_edge, to_address), either side of the
-	// destination itself: paying one address many times must not make this a scan of those payments.
+	// One index range of idx_withdrawals_to_edge (client_id, chain, to_edge, to_address), split around
+	// the destination itself by "to_address <> ?": paying one address many times must not make this a
+	// scan of those payments.
 	since, to := time.Now().UTC().Add(-window), r.To.Hex()
-	rows, err := st.DB.QueryContext(ctx, `(SELECT to_address FROM withdrawals
-		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address < ? AND created_at > ? LIMIT 1)
-		UNION ALL (SELECT to_address FROM withdrawals
-		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address > ? AND created_at > ? LIMIT 1)`,
-		r.ClientID, r.Chain, edge, to, since, r.ClientID, r.Chain, edge, to, since)
-	if err != nil {
+	var a string
+	err := st.DB.QueryRowContext(ctx, `SELECT to_address FROM withdrawals
+		WHERE client_id = ? AND chain = ? AND to_edge = ? AND to_address <> ? AND created_at > ? LIMIT 1`,
+		r.ClientID, r.Chain, store.AddressEdge(to), to, since).Scan(&a)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
 		return "", fmt.Errorf("recent destinations: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return "", err
-		}
-		if !strings.EqualFold(a, r.To.Hex()) {
-			return a, nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("recent destinations: %w", err)
-	}
-	return "", nil
+	return a, nil
 }
 
 // ChainsFromConfig builds the checks' view of the configured chains: the hot wallets as our own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum"
@@ -102,5 +103,65 @@ func TestBlacklistCheck(t *testing.T) {
 	down := &blacklistNode{calls: map[string]int{}, down: errors.New("connection refused")}
 	if err := check(newRC(down), listed); err == nil || errors.As(err, &b) {
 		t.Fatalf("node down: %v, want an error that is not a refusal", err)
+	}
+}
+
+// codeNode answers eth_getCode from a map, counting the calls per address.
+type codeNode struct {
+	code  map[common.Address][]byte
+	calls map[common.Address]int
+}
+
+func (n *codeNode) CodeAt(_ context.Context, a common.Address, _ *big.Int) ([]byte, error) {
+	n.calls[a]++
+	return n.code[a], nil
+}
+
+func (n *codeNode) CallContract(context.Context, ethereum.CallMsg, *big.Int) ([]byte, error) {
+	return nil, errors.New("not used")
+}
+
+// A destination found to be a contract is remembered (a contract keeps its code); one without code is
+// asked about on every create, since it can get code at any block (a CREATE2 deployment, an EIP-7702
+// delegation), and the moment it does, native transfers to it are held.
+func TestContractCheckRemembersOnlyCode(t *testing.T) {
+	contract := common.HexToAddress("0x00000000000000000000000000000000000c0de1")
+	eoa := common.HexToAddress("0x0000000000000000000000000000000000000e0a")
+	n := &codeNode{code: map[common.Address][]byte{contract: {0x60, 0x80}}, calls: map[common.Address]int{}}
+	rc := &Recipients{Chains: map[string]ChainInfo{"c": {Tokens: map[string]common.Address{}, Node: n}},
+		Actions: map[Rule]Action{RulePoisoning: Allow}}
+	check := func(to common.Address) string {
+		t.Helper()
+		hold, err := rc.Check(context.Background(), nil, Request{Chain: "c", Asset: "ETH", To: to, Amount: big.NewInt(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hold
+	}
+	for range 3 {
+		if h := check(contract); !strings.Contains(h, string(RuleContract)) {
+			t.Fatalf("contract destination not held: %q", h)
+		}
+		if h := check(eoa); h != "" {
+			t.Fatalf("EOA destination held: %q", h)
+		}
+	}
+	if n.calls[contract] != 1 || n.calls[eoa] != 3 {
+		t.Fatalf("eth_getCode calls: contract %d (want 1, then remembered), EOA %d (want 3)", n.calls[contract], n.calls[eoa])
+	}
+	// The EOA gets an EIP-7702 delegation: the next create sees it at once.
+	n.code[eoa] = append([]byte{0xef, 0x01, 0x00}, contract.Bytes()...)
+	if h := check(eoa); !strings.Contains(h, string(RuleContract)) {
+		t.Fatalf("delegated EOA not held: %q", h)
+	}
+	// With the memory off, every create asks.
+	rc2 := &Recipients{Chains: rc.Chains, Actions: rc.Actions, ContractTTL: -1}
+	for range 2 {
+		if _, err := rc2.Check(context.Background(), nil, Request{Chain: "c", Asset: "ETH", To: contract, Amount: big.NewInt(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.calls[contract] != 3 {
+		t.Fatalf("ContractTTL -1: %d calls, want 3", n.calls[contract])
 	}
 }

@@ -331,3 +331,64 @@ func (s *Store) WebhookAttempts(ctx context.Context, deliveryID int64) ([]Webhoo
 	}
 	return out, rows.Err()
 }
+
+// DeadLetterFilter selects dead-lettered deliveries: of one client and endpoint when set (0: all), older
+// than the delivery id Before (0: from the newest), at most Limit (1–500; 0 is 50).
+type DeadLetterFilter struct {
+	ClientID   int64
+	EndpointID int64
+	Before     int64
+	Limit      int
+}
+
+// DeadWebhookDeliveries lists the dead-lettered deliveries of every client, newest first: those that
+// failed for DeadAfter (24 h) and are no longer tried. It is the operators' view (the admin API shows
+// it); a client sees its own through WebhookDeliveries with state "dead". Each carries its endpoint's
+// id, client and URL, never its secrets; WebhookAttempts gives its attempts. Page with Before = the
+// last id returned.
+func (s *Store) DeadWebhookDeliveries(ctx context.Context, f DeadLetterFilter) ([]*WebhookDelivery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	f.Limit = min(f.Limit, 500)
+	q := `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code, COALESCE(d.last_error, ''),
+		d.next_attempt_at, d.created_at, ev.payload, e.id, e.client_id, e.url, e.enabled, e.created_at
+		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.state = 'dead'`
+	var args []any
+	if f.ClientID != 0 {
+		q += ` AND e.client_id = ?`
+		args = append(args, f.ClientID)
+	}
+	if f.EndpointID != 0 {
+		q += ` AND d.endpoint_id = ?`
+		args = append(args, f.EndpointID)
+	}
+	if f.Before != 0 {
+		q += ` AND d.id < ?`
+		args = append(args, f.Before)
+	}
+	rows, err := s.DB.QueryContext(ctx, q+` ORDER BY d.id DESC LIMIT ?`, append(args, f.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("dead webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []*WebhookDelivery
+	for rows.Next() {
+		var d WebhookDelivery
+		var e WebhookEndpoint
+		var code sql.NullInt64
+		var payload string
+		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
+			&d.NextAttemptAt, &d.CreatedAt, &payload, &e.ID, &e.ClientID, &e.URL, &e.Enabled, &e.CreatedAt); err != nil {
+			return nil, fmt.Errorf("dead webhook deliveries: %w", err)
+		}
+		if code.Valid {
+			c := int(code.Int64)
+			d.LastStatusCode = &c
+		}
+		d.Payload, d.Endpoint = []byte(payload), &e
+		out = append(out, &d)
+	}
+	return out, rows.Err()
+}

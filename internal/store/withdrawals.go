@@ -127,13 +127,34 @@ type Admission struct {
 	Status            Status
 	Reason            string
 	RequiredApprovals int
+	// Finish, when set, runs last in the create transaction, after the withdrawal, its history and its
+	// message are written: what it locks (a policy row, to consume a limit) is then held only for its own
+	// statements and the commit. An error from it rolls everything back as admit's would; ErrStale has
+	// the whole create run again from admit.
+	Finish func(tx *sql.Tx) error
 }
 
+// ErrStale is returned by an Admission's Finish when what admit decided on changed before Finish
+// locked it: the create is run again from the start.
+var ErrStale = errors.New("admission decided on stale data")
+
 // CreateWithdrawalChecked is CreateWithdrawal with admit run first inside the transaction (nil admits
-// as PENDING): it may lock rows to consume limits atomically with the insert, and its error rolls
-// everything back and is returned as is (wrapped), unless (client, external_id) exists already, which
-// is a replay and returns that withdrawal, created=false. enqueue is told the admitted status.
+// as PENDING) and its Admission's Finish run last: together they may lock rows to consume limits
+// atomically with the insert, and their error rolls everything back and is returned as is (wrapped),
+// unless (client, external_id) exists already, which is a replay and returns that withdrawal,
+// created=false. enqueue is told the admitted status.
 func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admit func(tx *sql.Tx) (Admission, error),
+	enqueue func(tx *sql.Tx, st Status) error) (*Withdrawal, bool, error) {
+	for attempt := 0; ; attempt++ {
+		got, created, err := s.createChecked(ctx, w, admit, enqueue)
+		if errors.Is(err, ErrStale) && attempt < 3 {
+			continue
+		}
+		return got, created, err
+	}
+}
+
+func (s *Store) createChecked(ctx context.Context, w *Withdrawal, admit func(tx *sql.Tx) (Admission, error),
 	enqueue func(tx *sql.Tx, st Status) error) (*Withdrawal, bool, error) {
 	// The row is fully known here (timestamps included), so a new withdrawal is returned as inserted
 	// without reading it back: the create path is the API's hot path.
@@ -141,6 +162,7 @@ func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admi
 	adm := Admission{Status: Pending}
 	var admitErr error
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		admitErr = nil
 		if admit != nil {
 			a, err := admit(tx)
 			if err != nil {
@@ -175,12 +197,24 @@ func (s *Store) CreateWithdrawalChecked(ctx context.Context, w *Withdrawal, admi
 				return err
 			}
 		}
-		return enqueue(tx, adm.Status)
+		if err := enqueue(tx, adm.Status); err != nil {
+			return err
+		}
+		if adm.Finish != nil {
+			if err := adm.Finish(tx); err != nil {
+				admitErr = err
+				return err
+			}
+		}
+		return nil
 	})
 	if err == nil {
 		created := *w
 		created.Status, created.Version, created.CreatedAt, created.UpdatedAt = adm.Status, 0, now, now
 		return &created, true, nil
+	}
+	if errors.Is(err, ErrStale) {
+		return nil, false, err
 	}
 	if admitErr != nil {
 		// A refused replay of an accepted withdrawal is still a replay: the limits it consumed are its own.

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -49,13 +51,27 @@ var (
 	gasLimit    = flag.Uint64("gas-limit", 30_000_000, "block gas limit")
 	modeTimeout = flag.Duration("mode-timeout", 5*time.Minute, "give up on a mode after this long")
 	verbose     = flag.Bool("v", false, "log the services at info level")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (chain included: it runs in this process) to this file")
+	intakeOnly  = flag.Bool("intake-only", false, "measure only the API's intake variants (-intake-variants), not inclusion")
 	instances   = flag.Int("instances", 2, "also measure intake and batched inclusion with this many instances of every service "+
 		"(API, signer with its batcher, broadcaster, monitor) on one database, Redis and chain; 1 skips it")
 )
 
 func main() {
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -101,17 +117,32 @@ func run() error {
 	fmt.Printf("chain: %s, block time %s, block gas limit %d\n", ch.URL, *blockTime, *gasLimit)
 
 	ctx := context.Background()
-	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1)
+	if *intakeOnly {
+		intake, err := intakeVariants(ctx, log, ch, funder, dsn, redisAddr)
+		if err != nil {
+			return err
+		}
+		res := map[string]any{}
+		intake.addTo(res)
+		b, _ := json.Marshal(res)
+		fmt.Printf("RESULT %s\n", b)
+		return nil
+	}
+	apiRes, err := apiBench(ctx, log, ch, funder, dsn, redisAddr, 1, intakeDefault)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
 	printAPI(apiRes)
 	var apiN apiResult
 	if *instances > 1 {
-		if apiN, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, *instances); err != nil {
+		if apiN, err = apiBench(ctx, log, ch, funder, dsn, redisAddr, *instances, intakeDefault); err != nil {
 			return fmt.Errorf("api, %d instances: %w", *instances, err)
 		}
 		printAPI(apiN)
+	}
+	intake, err := intakeVariants(ctx, log, ch, funder, dsn, redisAddr)
+	if err != nil {
+		return err
 	}
 
 	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false, 1)
@@ -180,6 +211,7 @@ func run() error {
 		res["instances_paid_twice"] = onN.PaidTwice
 		res["instances_unpaid"] = onN.Unpaid
 	}
+	intake.addTo(res)
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
 	return nil
@@ -189,8 +221,9 @@ func round(f float64) int64    { return int64(f + 0.5) }
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 func printAPI(r apiResult) {
-	fmt.Printf("API intake, %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx)\n",
-		r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors)
+	fmt.Printf("API intake (%s), %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx); "+
+		"CPU per request %.0f µs here + %.0f µs database\n",
+		r.variant, r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors, r.cpuPerReq.self, r.cpuPerReq.db)
 }
 
 func printMode(m modeResult) {
@@ -227,37 +260,57 @@ func withDB(dsn, name string) string {
 }
 
 // stack starts a Sluice dev stack on the shared chain, with its own database and hot wallet.
-func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string) (*devmode.Stack, error) {
+func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string,
+	opts ...app.Option) (*devmode.Stack, error) {
 	return devmode.Start(ctx, devmode.Options{RPC: ch.URL, FundingKey: funder, APIAddr: freeAddr(), BlockTime: *blockTime,
 		Confirmations: 1, DatabaseDSN: withDB(dsn, db), RedisAddr: redisAddr, APIKey: "sk_bench_" + strings.Repeat("0", 24),
-		Concurrency: 8}, log)
+		Concurrency: 8, AppOptions: opts}, log)
 }
 
 type apiResult struct {
+	variant       intakeVariant
 	instances     int
+	held          int // withdrawals created AWAITING_APPROVAL (policy+webhooks)
+	delivered     int // their withdrawal.awaiting_approval events the local receiver got
 	n, errors     int
 	perSec        float64
 	p50, p99      float64
 	firstAccepted time.Time
+	cpuPerReq     cpuUse // CPU per accepted request: this process (API, chain, clients) and the database server
 }
 
-func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int) (apiResult, error) {
+func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int,
+	variant intakeVariant) (apiResult, error) {
 	db := "sluice_bench_api"
 	if n > 1 {
 		db = fmt.Sprintf("sluice_bench_api_%d", n)
 	}
-	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db)
+	if variant != intakeDefault {
+		db += "_" + strings.ReplaceAll(string(variant), "+", "_")
+	}
+	var opts []app.Option
+	if variant == intakePlain {
+		opts = append(opts, app.WithoutPolicy())
+	}
+	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db, opts...)
 	if err != nil {
 		return apiResult{}, err
 	}
 	defer st.Close()
+	var recv *receiver
+	if variant == intakePolicyWebhooks || variant == intakePolicyDaily {
+		if recv, err = policyAndWebhooks(ctx, st, variant == intakePolicyDaily); err != nil {
+			return apiResult{}, err
+		}
+		defer recv.Close()
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	urls := []string{st.APIURL}
 	apps := []*app.App{st.App}
 	for range n - 1 {
-		a, url, err := extraInstance(ctx, st, log)
+		a, url, err := extraInstance(ctx, st, log, opts...)
 		if err != nil {
 			return apiResult{}, err
 		}
@@ -279,18 +332,28 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 		if i%2 == 1 {
 			reqs[i] = request{asset: devmode.Native, to: randomAddr(), amount: "0.001"}
 		}
+		if recv != nil && i%heldEvery == 0 {
+			reqs[i].amount = heldAmount // above the approval threshold: held, and a webhook event
+		}
 	}
-	return post(urls, st.APIKey, "api", reqs)
+	r, err := post(urls, st.APIKey, "api", reqs)
+	r.variant = variant
+	if err != nil || recv == nil {
+		return r, err
+	}
+	r.held = (len(reqs) + heldEvery - 1) / heldEvery
+	r.delivered, err = recv.wait(r.held, 60*time.Second)
+	return r, err
 }
 
 // extraInstance opens one more instance of every service on st's database, Redis, queue and chain, as
 // a second process would: its own connections, metrics and API port. It shares st's key handle: a
 // second process would open the same keystore.
-func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger) (*app.App, string, error) {
+func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger, opts ...app.Option) (*app.App, string, error) {
 	cfg := *st.Config
 	cfg.API.Listen = freeAddr()
 	cfg.API.AdminListen = freeAddr()
-	a, err := app.Open(ctx, &cfg, log)
+	a, err := app.Open(ctx, &cfg, log, opts...)
 	if err != nil {
 		return nil, "", fmt.Errorf("second instance: %w", err)
 	}
@@ -304,9 +367,12 @@ type request struct {
 	amount string
 }
 
+// randomAddr is a fresh address nobody holds a key of (random bytes: deriving one from a key cost the
+// bench seconds of CPU per mode).
 func randomAddr() common.Address {
-	k, _ := crypto.GenerateKey()
-	return crypto.PubkeyToAddress(k.PublicKey)
+	var a common.Address
+	_, _ = rand.Read(a[:])
+	return a
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
@@ -339,7 +405,7 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuNow()
 	for c := 0; c < *apiConc; c++ {
 		wg.Add(1)
 		go func() {
@@ -389,13 +455,14 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuNow().sub(cpu0)
 	if len(lat) < len(reqs) {
 		return apiResult{}, fmt.Errorf("%d of %d requests never accepted (first error: %v)", len(reqs)-len(lat), len(reqs), firstErr)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first}, nil
+	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first,
+		cpuPerReq: cpu.perReq(len(lat))}, nil
 }
 
 // fundAccounts gives each address 1 wei from the funder through atomic Multicall3 batches, so the

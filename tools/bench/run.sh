@@ -11,6 +11,8 @@ trap cleanup EXIT
 ./scripts/services.sh up "$dir" >&2
 # shellcheck disable=SC1091
 source "$dir/env"
+SLUICE_BENCH_DB_PID=$(cat "$dir/mysql.pid" 2>/dev/null || true)
+export SLUICE_BENCH_DB_PID
 export GOFLAGS=${GOFLAGS:--mod=mod}
 go build -o "$dir/bench" ./tools/bench
 "$dir/bench" "$@"
