@@ -545,3 +545,21 @@ func (s *Store) scanWalletActions(ctx context.Context, where string, args ...any
 	}
 	return out, rows.Err()
 }
+
+// ActiveFreezes lists the frozen wallets, oldest freeze first.
+func (s *Store) ActiveFreezes(ctx context.Context) ([]Freeze, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, chain, address, reason, frozen_at, frozen_by FROM wallet_freezes WHERE active = 1 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("frozen wallets: %w", err)
+	}
+	defer rows.Close()
+	var out []Freeze
+	for rows.Next() {
+		var f Freeze
+		if err := rows.Scan(&f.ID, &f.Chain, &f.Address, &f.Reason, &f.FrozenAt, &f.FrozenBy); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
