@@ -119,10 +119,18 @@ const (
 	CodeNodeFailed = "node_unavailable"  // 503: a plan needs the node, and it did not answer
 )
 
-func badParam(field, msg string) *Error { return newError(http.StatusBadRequest, CodeInvalid, field, msg) }
-func notFound(field, msg string) *Error { return newError(http.StatusNotFound, CodeNotFound, field, msg) }
-func conflict(field, msg string) *Error { return newError(http.StatusConflict, CodeConflict, field, msg) }
-func unknown(field, msg string) *Error  { return newError(http.StatusUnprocessableEntity, CodeUnknown, field, msg) }
+func badParam(field, msg string) *Error {
+	return newError(http.StatusBadRequest, CodeInvalid, field, msg)
+}
+func notFound(field, msg string) *Error {
+	return newError(http.StatusNotFound, CodeNotFound, field, msg)
+}
+func conflict(field, msg string) *Error {
+	return newError(http.StatusConflict, CodeConflict, field, msg)
+}
+func unknown(field, msg string) *Error {
+	return newError(http.StatusUnprocessableEntity, CodeUnknown, field, msg)
+}
 
 // nodeErr is a plan that needs a node that failed: not the caller's fault, and not ours either.
 func nodeErr(chainName string, err error) *Error {
