@@ -142,9 +142,6 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		if !b.On() {
 			continue
 		}
-		if err := s.primeAllowances(ctx, cd); err != nil {
-			errs = append(errs, err)
-		}
 		groups, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
 		if err != nil {
 			errs = append(errs, err)
@@ -152,7 +149,14 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		}
 		for _, g := range groups {
 			key := name + "/" + g.Asset
-			if (g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration) || !s.batcher.due(key) {
+			if g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration {
+				// While the group fills, the wallets get the allowance its batch will need.
+				if err := s.primeAllowances(ctx, cd, g.Asset); err != nil {
+					errs = append(errs, fmt.Errorf("%s/%s: %w", name, g.Asset, err))
+				}
+				continue
+			}
+			if !s.batcher.due(key) {
 				continue
 			}
 			for ctx.Err() == nil { // drain the group while it stays ready
@@ -886,57 +890,59 @@ func (s *Signer) allowance(ctx context.Context, cd ChainDeps, from, token, spend
 	return decodeAllowance(out)
 }
 
-// primeEvery is how often the batcher looks for hot wallets holding a token with no allowance at all.
-const primeEvery = 30 * time.Second
+// primeEvery is how often the batcher looks, per token group, for hot wallets without an allowance.
+const primeEvery = time.Second
 
-// primeAllowances gives each unfrozen hot wallet that holds a batchable token and has no allowance to
-// the batch contract at all an allowance of its token balance (bounded: its own tokens, never
-// unlimited), before any withdrawal needs it, so the first token batch of a wallet does not wait a block
-// for an approve. At most every primeEvery per chain; under the token group's lock, like the batches.
-func (s *Signer) primeAllowances(ctx context.Context, cd ChainDeps) error {
+// primeAllowances runs while a token group fills (before min_batch or max_wait make it ready): every
+// unfrozen hot wallet holding the token with no allowance to the batch contract at all gets one, sized
+// as ensureAllowance sizes it (allowanceBatches times what the group holds, at most the wallet's
+// balance), so the group's first batch finds it mined instead of waiting a block for it. Under the
+// group's lock, like the batches; at most every primeEvery per group.
+func (s *Signer) primeAllowances(ctx context.Context, cd ChainDeps, assetSym string) error {
 	c := cd.Config
-	if c.BatchContract.IsZero() || c.BatchContract == c.Multicall3 || !s.batcher.primeDue(c.Name) {
+	asset, ok := c.Asset(assetSym)
+	if !ok || asset.Native() || c.BatchContract.IsZero() || c.BatchContract == c.Multicall3 || !s.batcher.primeDue(c.Name+"/"+assetSym) {
 		return nil
 	}
-	batch := c.BatchContract.Common()
+	batch, token := c.BatchContract.Common(), asset.Address.Common()
+	unlock, owner, err := s.store.TryLock(ctx, "batch/"+c.Name+"/"+assetSym)
+	if err != nil || !owner {
+		return err
+	}
+	defer unlock()
+	need, err := s.store.ClaimableAmount(ctx, c.Name, assetSym, maxItems(c.Batching, false), claimStaleAfter)
+	if err != nil || need.Sign() == 0 {
+		return err
+	}
 	var errs []error
-	for i := range c.Assets {
-		asset := &c.Assets[i]
-		if asset.Native() {
+	for _, from := range wallets(c) {
+		if err := s.checkFrozen(ctx, s.store.DB, c.Name, from.Hex()); err != nil {
 			continue
 		}
-		token := asset.Address.Common()
-		unlock, owner, err := s.store.TryLock(ctx, "batch/"+c.Name+"/"+asset.Symbol)
-		if err != nil || !owner {
+		a, err := s.allowance(ctx, cd, from, token, batch)
+		if err != nil || a.Sign() > 0 {
 			errs = append(errs, err)
 			continue
 		}
-		for _, from := range wallets(c) {
-			if err := s.checkFrozen(ctx, s.store.DB, c.Name, from.Hex()); err != nil {
-				continue
-			}
-			a, err := s.allowance(ctx, cd, from, token, batch)
-			if err != nil || a.Sign() > 0 {
-				errs = append(errs, err)
-				continue
-			}
-			mined, err := cd.Client.NonceAt(ctx, from)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if open, err := s.store.UnminedSentTxOfKind(ctx, c.ChainID, from.Hex(), token.Hex(), "approve", mined); err != nil || open {
-				errs = append(errs, err)
-				continue
-			}
-			bal, err := cd.Client.TokenBalance(ctx, token, from)
-			if err != nil || bal.Sign() == 0 {
-				errs = append(errs, err)
-				continue
-			}
-			errs = append(errs, s.approve(ctx, s.log.With("chain", c.Name, "asset", asset.Symbol, "from", from.Hex()), cd, from, token, batch, bal))
+		mined, err := cd.Client.NonceAt(ctx, from)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		unlock()
+		if open, err := s.store.UnminedSentTxOfKind(ctx, c.ChainID, from.Hex(), token.Hex(), "approve", mined); err != nil || open {
+			errs = append(errs, err)
+			continue
+		}
+		bal, err := cd.Client.TokenBalance(ctx, token, from)
+		if err != nil || bal.Sign() == 0 {
+			errs = append(errs, err)
+			continue
+		}
+		target := new(big.Int).Mul(need, big.NewInt(allowanceBatches))
+		if target.Cmp(bal) > 0 {
+			target = bal
+		}
+		errs = append(errs, s.approve(ctx, s.log.With("chain", c.Name, "asset", assetSym, "from", from.Hex()), cd, from, token, batch, target))
 	}
 	return errors.Join(errs...)
 }

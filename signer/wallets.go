@@ -150,7 +150,7 @@ func planWallets(ws []walletState, items []fundItem, c planCost) (plans []wallet
 				break
 			}
 		}
-		if fundable {
+		if fundable || len(all) == 0 { // with every wallet frozen, nothing says funds are short
 			deferred = append(deferred, i)
 		} else {
 			unfunded = append(unfunded, i)

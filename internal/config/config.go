@@ -379,6 +379,9 @@ func (c *Config) applyDefaults() {
 		if ch.RPCTimeout.Duration == 0 {
 			ch.RPCTimeout.Duration = 10 * time.Second
 		}
+		if ch.FundsDeadline.Duration == 0 {
+			ch.FundsDeadline.Duration = time.Hour
+		}
 		if ch.Fees.BaseFeeMultiplier == 0 {
 			ch.Fees.BaseFeeMultiplier = 2
 		}
@@ -497,11 +500,22 @@ func (c *Config) validate() []*keyError {
 			if a.Decimals > 77 {
 				bad(fmt.Sprintf("%s.assets[%d].decimals", at, j), "%d is too many", a.Decimals)
 			}
+			if a.MaxWithdrawal.IsSet() && a.MaxWithdrawal.Int().Sign() <= 0 {
+				bad(fmt.Sprintf("%s.assets[%d].max_withdrawal", at, j), "must be above zero (leave it out for no maximum)")
+			}
 		}
+		if ch.FundsDeadline.Duration < time.Second {
+			bad(at+".funds_deadline", "%s is below 1s", ch.FundsDeadline.Duration)
+		}
+		wallets := map[Address]bool{}
 		for j, w := range ch.HotWallets {
 			if w.IsZero() {
 				bad(fmt.Sprintf("%s.hot_wallets[%d]", at, j), "empty")
 			}
+			if wallets[w] {
+				bad(fmt.Sprintf("%s.hot_wallets[%d]", at, j), "%s listed twice", w.Hex())
+			}
+			wallets[w] = true
 		}
 	}
 	c.validateRecovery(bad)
