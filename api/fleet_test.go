@@ -31,6 +31,14 @@ func TestMaxWithdrawal(t *testing.T) {
 	if m := r.json(t); m["waiting"] != nil {
 		t.Fatalf("waiting %v, want null for a new withdrawal", m["waiting"])
 	}
+	// A withdrawal the signer marked awaiting funds shows it, and only while PENDING.
+	id := r.json(t)["id"].(string)
+	if _, err := e.st.DB.Exec(`UPDATE withdrawals SET waiting = 'awaiting_funds', waiting_since = UTC_TIMESTAMP(6) WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.do(http.MethodGet, "/v1/withdrawals/"+id, aliceKey, nil); g.json(t)["waiting"] != "awaiting_funds" {
+		t.Fatalf("waiting withdrawal: %s, want waiting awaiting_funds", g.raw)
+	}
 	// Every hot wallet of the fleet is listed.
 	c := e.do(http.MethodGet, "/v1/chains", aliceKey, nil)
 	if !strings.Contains(string(c.raw), hotAddr) || !strings.Contains(string(c.raw), "0x0000000000000000000000000000000000000007") {

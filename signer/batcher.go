@@ -818,7 +818,7 @@ func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 // signed) on top of what its batches signed but not yet settled will still take. When it does not, it
 // signs one bounded approve (enough for allowanceBatches batches of this size, at most the wallet's
 // balance) as its own recorded transaction and reports not ready; while that approve is open it reports
-// not ready. Ahead of need: when the allowance covers this batch but would not cover two more like it,
+// not ready. Ahead of need: when the allowance covers this batch but would not cover one more like it,
 // the approve is signed now, before the batch (its lower nonce is mined first and sets the allowance for
 // this batch and the next ones), so a later batch does not wait a block for it. The allowance is only
 // ever given to BatchTransfer (which moves msg.sender's own tokens), never to Multicall3.
@@ -852,7 +852,7 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 	}
 	left := new(big.Int).Sub(allowance, inflight)
 	covers := left.Cmp(need) >= 0
-	if covers && left.Cmp(new(big.Int).Mul(need, big.NewInt(3))) >= 0 {
+	if covers && left.Cmp(new(big.Int).Mul(need, big.NewInt(2))) >= 0 {
 		return true, nil
 	}
 	// An approve sets the allowance outright, and it is mined after every batch signed before it
