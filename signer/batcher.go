@@ -61,8 +61,10 @@ type batcherState struct {
 	mu      sync.Mutex
 	retryAt map[string]time.Time // per chain/asset: a group whose round failed waits until then
 	fails   map[string]int
-	// primedAt is, per chain, when primeAllowances last looked.
+	// primedAt is, per group, when primeAllowances last looked.
 	primedAt map[string]time.Time
+	// idleUntil is, per group, until when a round that found only withdrawals waiting for funds rests.
+	idleUntil map[string]time.Time
 }
 
 // primeDue reports whether chain's allowances are due for a look, and if so starts the next period.
@@ -79,11 +81,24 @@ func (b *batcherState) primeDue(chain string) bool {
 	return true
 }
 
+// fundsRecheckBatch is how often the batcher looks again at a group whose withdrawals all wait for funds.
+const fundsRecheckBatch = time.Second
+
 // due reports whether the group may run now.
 func (b *batcherState) due(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return time.Now().After(b.retryAt[key])
+	return time.Now().After(b.retryAt[key]) && time.Now().After(b.idleUntil[key])
+}
+
+// idle keeps the group from running for d (a round found nothing it could sign).
+func (b *batcherState) idle(key string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.idleUntil == nil {
+		b.idleUntil = map[string]time.Time{}
+	}
+	b.idleUntil[key] = time.Now().Add(d)
 }
 
 // outcome records a group's round: failures back off exponentially (0.5 s … 30 s), so an outage does
@@ -212,21 +227,20 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 	}
 	limit := maxItems(cd.Config.Batching, asset.Native())
 	tokenBatch := !asset.Native() && !cd.Config.BatchContract.IsZero()
-	if tokenBatch {
-		// A token group's allowance and funds checks read state that the batches signed meanwhile
-		// change: two signer instances deciding at once could each find the allowance enough for its
-		// own batch, or one sign an approve sized without the other's batch, and items would fail on
-		// chain. So one signer owns a token group at a time; the others leave it to the owner, which
-		// drains it, and take it over the moment its connection (or process) goes.
-		unlock, owner, err := s.store.TryLock(ctx, "batch/"+cd.Config.Name+"/"+assetSym)
-		if err != nil {
-			return 0, err
-		}
-		if !owner {
-			return 0, nil
-		}
-		defer unlock()
+	// The wallet choice, and a token group's allowance and funds checks, read state that the batches
+	// signed meanwhile change: two signer instances deciding at once could each give the same wallet
+	// the same funds, find the allowance enough for its own batch, or sign an approve sized without the
+	// other's batch, and transactions would fail on chain. So one signer owns a group at a time; the
+	// others leave it to the owner, which drains it, and take it over the moment its connection (or
+	// process) goes.
+	unlock, owner, err := s.store.TryLock(ctx, "batch/"+cd.Config.Name+"/"+assetSym)
+	if err != nil {
+		return 0, err
 	}
+	if !owner {
+		return 0, nil
+	}
+	defer unlock()
 	cands, err := s.store.Candidates(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter)
 	if err != nil || len(cands) == 0 {
 		return 0, err
@@ -262,6 +276,11 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 	}
 	plans, unfunded, _ := planWallets(st, items, batchCost(cd.Config, asset, f.MaxFeePerGas, limit, len(items)))
 	done += s.unfunded(ctx, log, cd, asset, st, items, unfunded, byID)
+	if len(plans) == 0 && len(unfunded) > 0 {
+		// Only withdrawals waiting for funds: look again soon, but not every poll (each look reads every
+		// wallet's balances).
+		s.batcher.idle(cd.Config.Name+"/"+assetSym, fundsRecheckBatch)
+	}
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -271,7 +290,7 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := s.signPlan(ctx, log.With("from", p.Wallet.Hex()), cd, asset, p, items, tokenBatch)
+			n, err := s.signPlan(ctx, log.With("wallet", p.Wallet.Hex()), cd, asset, p, items, tokenBatch)
 			mu.Lock()
 			defer mu.Unlock()
 			done += n
@@ -942,7 +961,7 @@ func (s *Signer) primeAllowances(ctx context.Context, cd ChainDeps, assetSym str
 		if target.Cmp(bal) > 0 {
 			target = bal
 		}
-		errs = append(errs, s.approve(ctx, s.log.With("chain", c.Name, "asset", assetSym, "from", from.Hex()), cd, from, token, batch, target))
+		errs = append(errs, s.approve(ctx, s.log.With("chain", c.Name, "asset", assetSym, "wallet", from.Hex()), cd, from, token, batch, target))
 	}
 	return errors.Join(errs...)
 }

@@ -175,7 +175,7 @@ func TestAwaitingFundsDeadline(t *testing.T) {
 	if got := e.Get(tooBig.ID); got.Status != store.Failed || got.ErrorType != string(txerr.InsufficientFunds) || !strings.Contains(got.ErrorMessage, "max_withdrawal") {
 		t.Fatalf("above max_withdrawal: %s %s %q, want FAILED INSUFFICIENT_FUNDS naming max_withdrawal", got.Status, got.ErrorType, got.ErrorMessage)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond) // past the deadline, and past the batcher's rest of a waiting group
 	if _, err := s.BatchOnce(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
