@@ -3,6 +3,19 @@
 // SIGNED and the signed-tx message, in one database transaction, before anything leaves the process. It
 // also signs again, at the same nonce with higher fees, a recorded transaction a node refused as
 // underpriced (the broadcaster, which holds no keys, asks for it).
+//
+// Invariants:
+//   - a withdrawal is signed at most once: only one worker wins its SIGNING → SIGNED move, which commits
+//     with the sent transaction (unique per wallet and nonce) and the signed-tx message;
+//   - a chain's hot wallets form a fleet; one place (wallets.go) gives each batch or single transfer to a
+//     wallet whose balance, less what it has in flight, funds it and its gas; each wallet has its own
+//     nonce stream (Redis, keyed by chain and address) and its own signed-tx ordering group, so nonces
+//     are never shared between wallets, never skipped and never used twice;
+//   - a frozen wallet is never signed with (checked again in the recording transaction);
+//   - a withdrawal no wallet can fund is never failed for it at once: it waits PENDING awaiting_funds
+//     (funds.go) and fails with INSUFFICIENT_FUNDS only past its chain's funds_deadline or above the
+//     asset's max_withdrawal;
+//   - the batch contract's allowance is bounded (never unlimited) and never given to Multicall3.
 package signer
 
 import (
