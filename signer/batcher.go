@@ -306,7 +306,7 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 // batchCost is planCost for a round of n withdrawals that may go out as a batch: the dearer of the
 // batched and single gas per transfer, so either way the wallet has the gas.
 func batchCost(c config.Chain, asset *config.Asset, maxFee *big.Int, limit, n int) planCost {
-	pc := singleCost(asset, maxFee)
+	pc := singleCost(c, asset, maxFee)
 	pc.MaxPerWallet, pc.MinShare = limit, c.Batching.MinBatch
 	contract := c.BatchContract
 	batched := uint64(GasERC20BatchedNew + GasERC20BatchedNew/4)
@@ -567,9 +567,23 @@ func route(c config.Chain, asset *config.Asset, ws []*store.Withdrawal,
 }
 
 // splitByFunded separates recipients that exist (balance or nonce) from empty accounts.
+// The lookups run lookupParallel at a time: one or two calls per recipient would otherwise make a large
+// native round wait on the node one call after another.
 func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
-	for _, w := range ws {
-		if s.recipientFunded(ctx, cd, common.HexToAddress(w.To)) {
+	ok := make([]bool, len(ws))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, lookupParallel)
+	for i, w := range ws {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok[i] = s.recipientFunded(ctx, cd, common.HexToAddress(w.To))
+		}()
+	}
+	wg.Wait()
+	for i, w := range ws {
+		if ok[i] {
 			funded = append(funded, w)
 		} else {
 			empty = append(empty, w)
@@ -577,6 +591,9 @@ func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Wi
 	}
 	return funded, empty
 }
+
+// lookupParallel bounds the concurrent recipient lookups of one round.
+const lookupParallel = 16
 
 // recipientFunded reports whether to already exists on chain (a balance or a nonce), which makes a
 // native transfer to it cheap inside a batch. One lookup per recipient: when the node cannot answer for

@@ -91,7 +91,7 @@ func (s *Signer) chooseOne(ctx context.Context, w *store.Withdrawal) (common.Add
 	if err != nil {
 		return common.Address{}, holdNone, nil, err
 	}
-	c := singleCost(asset, f.MaxFeePerGas)
+	c := singleCost(cd.Config, asset, f.MaxFeePerGas)
 	plans, unfunded, _ := planWallets(st, []fundItem{{ID: w.ID, Amount: w.Amount}}, c)
 	switch {
 	case len(plans) == 1:
@@ -101,16 +101,16 @@ func (s *Signer) chooseOne(ctx context.Context, w *store.Withdrawal) (common.Add
 	case len(unfunded) == 1:
 		return common.Address{}, holdFunds, shortOf(asset, w.Amount, st), nil
 	}
-	return common.Address{}, holdBusy, fmt.Errorf("every hot wallet able to pay has %d transactions in flight", maxInFlight), nil
+	return common.Address{}, holdBusy, fmt.Errorf("every hot wallet able to pay has %d transactions in flight (max_in_flight)", cd.Config.MaxInFlight), nil
 }
 
 // singleCost is planCost for transfers signed one per transaction.
-func singleCost(asset *config.Asset, maxFee *big.Int) planCost {
+func singleCost(c config.Chain, asset *config.Asset, maxFee *big.Int) planCost {
 	per := uint64(GasNativeSingle)
 	if !asset.Native() {
 		per = GasERC20SingleNew + GasERC20SingleNew*gasMargin/100
 	}
-	return planCost{Native: asset.Native(), MaxFee: maxFee, PerItem: per, MaxPerWallet: 1, MinShare: 1}
+	return planCost{Native: asset.Native(), MaxFee: maxFee, PerItem: per, MaxPerWallet: 1, MinShare: 1, MaxInFlight: c.MaxInFlight}
 }
 
 func allFrozen(ws []walletState) bool {

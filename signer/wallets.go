@@ -20,16 +20,13 @@ import (
 //     seen mined (store.Outflows), covers the transfer and its gas, with the gas of its transactions in
 //     flight kept aside: so no signed transaction fails for want of funds and strands its nonce;
 //   - a frozen wallet is given nothing; the chain's other wallets go on;
-//   - a wallet with maxInFlight transactions pending is given nothing more this round (a node keeps only
-//     ~16 pending per sender: see the txpool's accountslots);
+//   - a wallet with chains[].max_in_flight transactions pending (default 16: the txpool's guaranteed
+//     pending slots per sender) is given nothing more this round;
 //   - among wallets that can pay, the least loaded (fewest transactions in flight) is served first, and a
 //     round's withdrawals are shared out so that several wallets send at once;
 //   - a withdrawal that no unfrozen wallet can fund with what is left is "unfunded" (it waits
 //     awaiting_funds); one that could be funded but found no room this round is "deferred" (it waits for
 //     the next round without a note).
-
-// maxInFlight is how many transactions a wallet may have signed and not mined before it is skipped.
-const maxInFlight = 16
 
 // walletReadTimeout bounds reading every wallet's balances for one round.
 const walletReadTimeout = 10 * time.Second
@@ -63,6 +60,8 @@ type planCost struct {
 	// splitting a round into (min_batch), so a handful of withdrawals is not spread one per wallet.
 	MaxPerWallet int
 	MinShare     int
+	// MaxInFlight is the chain's max_in_flight: a wallet with that many transactions unmined gets nothing.
+	MaxInFlight int
 }
 
 // walletPlan is what one wallet pays this round: indexes into the items.
@@ -81,7 +80,7 @@ func planWallets(ws []walletState, items []fundItem, c planCost) (plans []wallet
 		}
 		r := &rem{st: w, native: new(big.Int).Set(nz(w.Native)), asset: new(big.Int).Set(nz(w.Asset))}
 		all = append(all, r)
-		if w.InFlight < maxInFlight {
+		if c.MaxInFlight <= 0 || w.InFlight < c.MaxInFlight {
 			open = append(open, r)
 		}
 	}

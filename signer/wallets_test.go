@@ -22,7 +22,8 @@ func TestPlanWallets(t *testing.T) {
 		}
 		return out
 	}
-	token := planCost{MaxFee: big.NewInt(1), PerItem: 10, Fixed: 100, MaxPerWallet: 50, MinShare: 2}
+	const maxInFlight = 16
+	token := planCost{MaxFee: big.NewInt(1), PerItem: 10, Fixed: 100, MaxPerWallet: 50, MinShare: 2, MaxInFlight: maxInFlight}
 	native := token
 	native.Native = true
 	tests := []struct {

@@ -121,8 +121,12 @@ type Chain struct {
 	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
 	// FAILS with INSUFFICIENT_FUNDS (default 1h).
 	FundsDeadline Duration `yaml:"funds_deadline"`
-	Batching      Batching `yaml:"batching"`
-	Recovery      Recovery `yaml:"recovery"` // see recovery.go and alerts.go
+	// MaxInFlight is how many transactions one hot wallet may have signed and not mined before the
+	// signer gives it no more (default 16: the txpool's guaranteed pending slots per sender on geth and
+	// bor; beyond them a node may evict a sender's transactions under load).
+	MaxInFlight int      `yaml:"max_in_flight"`
+	Batching    Batching `yaml:"batching"`
+	Recovery    Recovery `yaml:"recovery"` // see recovery.go and alerts.go
 	// Finality is when a mined transaction counts as final: FinalityDepth (the default) at the
 	// confirmations, FinalityFinalized at the confirmations and once the node's `finalized` block has
 	// reached its block.
@@ -382,6 +386,9 @@ func (c *Config) applyDefaults() {
 		if ch.FundsDeadline.Duration == 0 {
 			ch.FundsDeadline.Duration = time.Hour
 		}
+		if ch.MaxInFlight == 0 {
+			ch.MaxInFlight = 16
+		}
 		if ch.Fees.BaseFeeMultiplier == 0 {
 			ch.Fees.BaseFeeMultiplier = 2
 		}
@@ -503,6 +510,9 @@ func (c *Config) validate() []*keyError {
 			if a.MaxWithdrawal.IsSet() && a.MaxWithdrawal.Int().Sign() <= 0 {
 				bad(fmt.Sprintf("%s.assets[%d].max_withdrawal", at, j), "must be above zero (leave it out for no maximum)")
 			}
+		}
+		if ch.MaxInFlight < 1 {
+			bad(at+".max_in_flight", "%d is below 1", ch.MaxInFlight)
 		}
 		if ch.FundsDeadline.Duration < time.Second {
 			bad(at+".funds_deadline", "%s is below 1s", ch.FundsDeadline.Duration)
