@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"time"
@@ -105,6 +106,8 @@ type chainInfo struct {
 	name          string
 	confirmations uint64
 	assets        map[string]uint8 // symbol → decimals
+	// maxWithdrawal is, per asset with one, its max_withdrawal in base units: a larger amount is refused.
+	maxWithdrawal map[string]*big.Int
 }
 
 // New checks d (a missing dependency is an error naming it) and builds the server and its routes. A nil

@@ -253,7 +253,7 @@ func body(ext string, kv ...any) map[string]any {
 	return m
 }
 
-var withdrawalKeys = []string{"id", "external_id", "chain", "asset", "to", "amount", "status", "from", "nonce",
+var withdrawalKeys = []string{"id", "external_id", "chain", "asset", "to", "amount", "status", "waiting", "from", "nonce",
 	"tx_hash", "batch_id", "block_number", "confirmations", "error", "created_at", "updated_at"}
 
 func checkWithdrawalShape(t *testing.T, m map[string]any) {

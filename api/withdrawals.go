@@ -46,6 +46,7 @@ type withdrawalJSON struct {
 	To            string     `json:"to"`
 	Amount        *string    `json:"amount"`
 	Status        string     `json:"status"`
+	Waiting       *string    `json:"waiting"`
 	From          *string    `json:"from"`
 	Nonce         *uint64    `json:"nonce"`
 	TxHash        *string    `json:"tx_hash"`
@@ -95,6 +96,9 @@ func (s *Server) render(w *store.Withdrawal) *withdrawalJSON {
 		f := checksum(w.From)
 		out.From = &f
 	}
+	if w.Status == store.Pending {
+		out.Waiting = strOrNil(w.Waiting)
+	}
 	if ch := s.chains[w.Chain]; ch != nil {
 		if dec, ok := ch.assets[w.Asset]; ok && w.Amount != nil {
 			a := FormatAmount(w.Amount, dec)
@@ -136,11 +140,15 @@ func buildChains(chains []config.Chain) (map[string]*chainInfo, []byte) {
 	infos := make(map[string]*chainInfo, len(chains))
 	list := make([]chainJSON, 0, len(chains))
 	for _, ch := range chains {
-		info := &chainInfo{name: ch.Name, confirmations: ch.Confirmations, assets: make(map[string]uint8, len(ch.Assets))}
+		info := &chainInfo{name: ch.Name, confirmations: ch.Confirmations, assets: make(map[string]uint8, len(ch.Assets)),
+			maxWithdrawal: map[string]*big.Int{}}
 		cj := chainJSON{Name: ch.Name, ChainID: ch.ChainID, Confirmations: ch.Confirmations,
 			Assets: make([]assetJSON, 0, len(ch.Assets)), HotWallets: make([]string, 0, len(ch.HotWallets))}
 		for _, a := range ch.Assets {
 			info.assets[a.Symbol] = a.Decimals
+			if a.MaxWithdrawal.IsSet() && a.MaxWithdrawal.Int().Sign() > 0 {
+				info.maxWithdrawal[a.Symbol] = a.MaxWithdrawal.Int()
+			}
 			aj := assetJSON{Symbol: a.Symbol, Decimals: a.Decimals}
 			if !a.Native() {
 				addr := a.Address.Hex() // EIP-55 checksummed
@@ -317,6 +325,11 @@ func (s *Server) validate(req createRequest) (*validated, error) {
 	}
 	if v.amount, err = ParseAmount(amount, dec); err != nil {
 		return nil, err
+	}
+	if max := ch.maxWithdrawal[v.asset]; max != nil && v.amount.Cmp(max) > 0 {
+		// No hot wallet will ever be asked for more: refused now rather than accepted to fail later.
+		return nil, newErr(CodeAmountTooLarge, "amount", "amount is above the "+v.asset+" maximum per withdrawal on "+ch.name+
+			", "+FormatAmount(max, dec))
 	}
 	v.hash = requestHash(v.chain, v.asset, v.to, v.amount)
 	return &v, nil

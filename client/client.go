@@ -72,13 +72,16 @@ const (
 
 // Withdrawal is a withdrawal as the API renders it (components.schemas.Withdrawal).
 type Withdrawal struct {
-	ID            string           `json:"id"`
-	ExternalID    string           `json:"external_id"`
-	Chain         string           `json:"chain"`
-	Asset         string           `json:"asset"`
-	To            string           `json:"to"`
-	Amount        *string          `json:"amount"`
-	Status        string           `json:"status"`
+	ID         string  `json:"id"`
+	ExternalID string  `json:"external_id"`
+	Chain      string  `json:"chain"`
+	Asset      string  `json:"asset"`
+	To         string  `json:"to"`
+	Amount     *string `json:"amount"`
+	Status     string  `json:"status"`
+	// Waiting is "awaiting_funds" while a PENDING withdrawal waits for a hot wallet able to pay it
+	// (it is paid once one is topped up, or FAILS after the chain's funds_deadline); nil otherwise.
+	Waiting       *string          `json:"waiting"`
 	From          *string          `json:"from"`
 	Nonce         *uint64          `json:"nonce"`
 	TxHash        *string          `json:"tx_hash"`
@@ -89,6 +92,9 @@ type Withdrawal struct {
 	CreatedAt     string           `json:"created_at"`
 	UpdatedAt     string           `json:"updated_at"`
 }
+
+// WaitingAwaitingFunds is Withdrawal.Waiting of a withdrawal no hot wallet can fund yet.
+const WaitingAwaitingFunds = "awaiting_funds"
 
 // WithdrawalError is why a withdrawal FAILED or was CANCELED.
 type WithdrawalError struct {
@@ -171,6 +177,8 @@ type EventData struct {
 	BlockNumber     *uint64 `json:"block_number"`
 	ErrorType       *string `json:"error_type"`
 	ErrorMessage    *string `json:"error_message"`
+	// Waiting is "awaiting_funds" in a withdrawal.awaiting_funds event; nil otherwise.
+	Waiting *string `json:"waiting"`
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) (int, error) {

@@ -61,13 +61,44 @@ type batcherState struct {
 	mu      sync.Mutex
 	retryAt map[string]time.Time // per chain/asset: a group whose round failed waits until then
 	fails   map[string]int
+	// primedAt is, per group, when primeAllowances last looked.
+	primedAt map[string]time.Time
+	// idleUntil is, per group, until when a round that found only withdrawals waiting for funds rests.
+	idleUntil map[string]time.Time
 }
+
+// primeDue reports whether chain's allowances are due for a look, and if so starts the next period.
+func (b *batcherState) primeDue(chain string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.primedAt == nil {
+		b.primedAt = map[string]time.Time{}
+	}
+	if time.Since(b.primedAt[chain]) < primeEvery {
+		return false
+	}
+	b.primedAt[chain] = time.Now()
+	return true
+}
+
+// fundsRecheckBatch is how often the batcher looks again at a group whose withdrawals all wait for funds.
+const fundsRecheckBatch = time.Second
 
 // due reports whether the group may run now.
 func (b *batcherState) due(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return time.Now().After(b.retryAt[key])
+	return time.Now().After(b.retryAt[key]) && time.Now().After(b.idleUntil[key])
+}
+
+// idle keeps the group from running for d (a round found nothing it could sign).
+func (b *batcherState) idle(key string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.idleUntil == nil {
+		b.idleUntil = map[string]time.Time{}
+	}
+	b.idleUntil[key] = time.Now().Add(d)
 }
 
 // outcome records a group's round: failures back off exponentially (0.5 s … 30 s), so an outage does
@@ -126,12 +157,6 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		if !b.On() {
 			continue
 		}
-		if frozen, err := s.frozenChain(ctx, name); frozen || err != nil {
-			if err != nil {
-				errs = append(errs, err)
-			}
-			continue // a frozen wallet is not signed with: its withdrawals wait PENDING
-		}
 		groups, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
 		if err != nil {
 			errs = append(errs, err)
@@ -139,7 +164,14 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 		}
 		for _, g := range groups {
 			key := name + "/" + g.Asset
-			if (g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration) || !s.batcher.due(key) {
+			if g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration {
+				// While the group fills, the wallets get the allowance its batch will need.
+				if err := s.primeAllowances(ctx, cd, g.Asset); err != nil {
+					errs = append(errs, fmt.Errorf("%s/%s: %w", name, g.Asset, err))
+				}
+				continue
+			}
+			if !s.batcher.due(key) {
 				continue
 			}
 			for ctx.Err() == nil { // drain the group while it stays ready
@@ -182,7 +214,10 @@ func maxItems(b config.Batching, native bool) int {
 	return max(1, min(n, b.MaxSize))
 }
 
-// batchGroup claims one batch worth of withdrawals of (chain, asset) and signs them.
+// batchGroup plans one round of (chain, asset): it reads every hot wallet (balance, what is in flight,
+// frozen), places the claimable withdrawals on the wallets that can fund them (planWallets), marks those
+// none can fund awaiting_funds (or fails them past the deadline or above max_withdrawal), then claims and
+// signs each wallet's share: a batch per wallet (or singles), the wallets in parallel.
 func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) (int, error) {
 	log := s.log.With("chain", cd.Config.Name, "asset", assetSym, "component", "batcher")
 	asset, ok := cd.Config.Asset(assetSym)
@@ -191,35 +226,176 @@ func (s *Signer) batchGroup(ctx context.Context, cd ChainDeps, assetSym string) 
 		return s.claimAndSingle(ctx, log, cd, assetSym, 50)
 	}
 	limit := maxItems(cd.Config.Batching, asset.Native())
-	if !asset.Native() && !cd.Config.BatchContract.IsZero() {
-		// A token group's allowance and funds checks read state that the batches signed meanwhile
-		// change: two signer instances deciding at once could each find the allowance enough for its
-		// own batch, or one sign an approve sized without the other's batch, and items would fail on
-		// chain. So one signer owns a token group at a time; the others leave it to the owner, which
-		// drains it, and take it over the moment its connection (or process) goes.
-		unlock, owner, err := s.store.TryLock(ctx, "batch/"+cd.Config.Name+"/"+assetSym)
+	tokenBatch := !asset.Native() && !cd.Config.BatchContract.IsZero()
+	// The wallet choice, and a token group's allowance and funds checks, read state that the batches
+	// signed meanwhile change: two signer instances deciding at once could each give the same wallet
+	// the same funds, find the allowance enough for its own batch, or sign an approve sized without the
+	// other's batch, and transactions would fail on chain. So one signer owns a group at a time; the
+	// others leave it to the owner, which drains it, and take it over the moment its connection (or
+	// process) goes.
+	unlock, owner, err := s.store.TryLock(ctx, "batch/"+cd.Config.Name+"/"+assetSym)
+	if err != nil {
+		return 0, err
+	}
+	if !owner {
+		return 0, nil
+	}
+	defer unlock()
+	cands, err := s.store.Candidates(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter)
+	if err != nil || len(cands) == 0 {
+		return 0, err
+	}
+	done := 0
+	var items []fundItem
+	byID := map[string]store.Candidate{}
+	for _, c := range cands {
+		if err := tooBig(asset, c.Amount); err != nil {
+			if s.failPending(ctx, log, cd, c, err) {
+				done++
+			}
+			continue
+		}
+		items = append(items, fundItem{ID: c.ID, Amount: c.Amount})
+		byID[c.ID] = c
+	}
+	if len(items) == 0 {
+		return done, nil
+	}
+	st, err := s.readWallets(ctx, cd, asset)
+	if err != nil {
+		return done, err
+	}
+	if allFrozen(st) {
+		// Nothing can be signed on this chain: every withdrawal waits PENDING, noted once, until an
+		// operator unfreezes a wallet.
+		return done, s.store.NoteWaiting(ctx, cd.Config.Name, "", frozenReason(errAllFrozen), store.ActorSigner)
+	}
+	f, err := cd.Fees.New(ctx, nil)
+	if err != nil {
+		return done, err
+	}
+	plans, unfunded, _ := planWallets(st, items, batchCost(cd.Config, asset, f.MaxFeePerGas, limit, len(items)))
+	done += s.unfunded(ctx, log, cd, asset, st, items, unfunded, byID)
+	if len(plans) == 0 && len(unfunded) > 0 {
+		// Only withdrawals waiting for funds: look again soon, but not every poll (each look reads every
+		// wallet's balances).
+		s.batcher.idle(cd.Config.Name+"/"+assetSym, fundsRecheckBatch)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, p := range plans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.signPlan(ctx, log.With("wallet", p.Wallet.Hex()), cd, asset, p, items, tokenBatch)
+			mu.Lock()
+			defer mu.Unlock()
+			done += n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("from %s: %w", p.Wallet.Hex(), err))
+			}
+		}()
+	}
+	wg.Wait()
+	return done, errors.Join(errs...)
+}
+
+// batchCost is planCost for a round of n withdrawals that may go out as a batch: the dearer of the
+// batched and single gas per transfer, so either way the wallet has the gas.
+func batchCost(c config.Chain, asset *config.Asset, maxFee *big.Int, limit, n int) planCost {
+	pc := singleCost(c, asset, maxFee)
+	pc.MaxPerWallet, pc.MinShare = limit, c.Batching.MinBatch
+	contract := c.BatchContract
+	batched := uint64(GasERC20BatchedNew + GasERC20BatchedNew/4)
+	if asset.Native() {
+		contract, batched = c.Multicall3, GasNativeBatchedNew+GasNativeBatchedNew/4
+	}
+	if !contract.IsZero() && n >= c.Batching.PerTokenThreshold {
+		pc.PerItem, pc.Fixed = max(pc.PerItem, batched), 60_000
+	}
+	return pc
+}
+
+// unfunded marks the withdrawals no wallet can fund awaiting_funds, or fails those whose wait passed the
+// chain's funds_deadline; it returns how many it failed.
+func (s *Signer) unfunded(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, st []walletState,
+	items []fundItem, idx []int, byID map[string]store.Candidate) int {
+	failed := 0
+	var wait []string
+	var cause error
+	for _, i := range idx {
+		c := byID[items[i].ID]
+		why := shortOf(asset, c.Amount, st)
+		if err := pastDeadline(cd.Config, c.WaitingSince, why); err != nil {
+			if s.failPending(ctx, log, cd, c, err) {
+				failed++
+			}
+			continue
+		}
+		if c.Waiting != store.WaitingAwaitingFunds {
+			wait, cause = append(wait, c.ID), why
+		}
+	}
+	if len(wait) > 0 {
+		marked, err := s.store.NoteAwaitingFunds(ctx, wait, awaitingReason(cause), store.ActorSigner)
 		if err != nil {
-			return 0, err
+			log.Warn("note awaiting funds", "err", err)
 		}
-		if !owner {
-			return 0, nil
+		for range marked {
+			s.m.AwaitingFunds(cd.Config.Name, asset.Symbol)
 		}
-		defer unlock()
-		ready, err := s.ensureAllowance(ctx, log, cd, asset, limit)
+		if len(marked) > 0 {
+			log.Warn("withdrawals await funds", "count", len(marked), "why", cause)
+		}
+	}
+	return failed
+}
+
+// failPending fails an unclaimed withdrawal for cause; it reports whether it moved it.
+func (s *Signer) failPending(ctx context.Context, log *slog.Logger, cd ChainDeps, c store.Candidate, cause error) bool {
+	w, err := s.store.GetWithdrawal(ctx, c.ID)
+	if err != nil {
+		log.Warn("load withdrawal to fail", "withdrawal_id", c.ID, "err", err)
+		return false
+	}
+	if w.Status != store.Pending && w.Status != store.Signing {
+		return false
+	}
+	if err := s.failFrom(ctx, w, w.Status, cause); err != nil {
+		log.Warn("fail withdrawal", "withdrawal_id", c.ID, "err", err)
+		return false
+	}
+	log.Warn("withdrawal failed", "withdrawal_id", c.ID, "chain", cd.Config.Name, "err", cause)
+	return true
+}
+
+// signPlan claims one wallet's share of a round and signs it from that wallet.
+func (s *Signer) signPlan(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, p walletPlan, items []fundItem, tokenBatch bool) (int, error) {
+	ids := make([]string, len(p.Items))
+	need := new(big.Int)
+	for i, j := range p.Items {
+		ids[i] = items[j].ID
+		need.Add(need, items[j].Amount)
+	}
+	if tokenBatch {
+		ready, err := s.ensureAllowance(ctx, log, cd, asset, p.Wallet, need)
 		if err != nil {
 			return 0, err
 		}
 		if !ready {
-			return 0, nil // an approve is on its way; the group waits for it
+			return 0, nil // an approve is on its way; the share waits for it
 		}
 	}
-	ws, err := s.store.ClaimForBatch(ctx, cd.Config.Name, assetSym, limit, claimStaleAfter, store.ActorSigner)
+	ws, err := s.store.ClaimByID(ctx, cd.Config.Name, asset.Symbol, ids, claimStaleAfter, store.ActorSigner)
 	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
 	ctx, end := s.traceClaim(ctx, ws)
 	defer end()
-	n, err := s.signGroup(ctx, log, cd, asset, ws)
+	n, err := s.signGroup(ctx, log, cd, asset, p.Wallet, ws)
 	if err != nil {
 		// Nothing was recorded for the withdrawals still SIGNING: give them back at once.
 		s.release(ctx, log, ws, err)
@@ -235,7 +411,7 @@ func (s *Signer) claimAndSingle(ctx context.Context, log *slog.Logger, cd ChainD
 	}
 	ctx, end := s.traceClaim(ctx, ws)
 	defer end()
-	return s.singles(ctx, log, ws)
+	return s.singles(ctx, log, common.Address{}, ws)
 }
 
 // traceClaim starts the span of signing claimed withdrawals: in the trace of the first (so a batch
@@ -268,8 +444,9 @@ func (s *Signer) traceOne(ctx context.Context, w *store.Withdrawal) (context.Con
 	return ctx, func() { span.End() }
 }
 
-// singles signs each withdrawal with its own transaction (the tx-request path).
-func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.Withdrawal) (int, error) {
+// singles signs each claimed withdrawal with its own transaction from hot wallet from. One short of
+// funds goes back to PENDING awaiting funds; one that cannot be paid at all fails.
+func (s *Signer) singles(ctx context.Context, log *slog.Logger, from common.Address, ws []*store.Withdrawal) (int, error) {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -284,11 +461,13 @@ func (s *Signer) singles(ctx context.Context, log *slog.Logger, ws []*store.With
 			defer func() { <-sem; wg.Done() }()
 			ctx, end := s.traceOne(ctx, w)
 			defer end()
-			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, "")
-			if err != nil {
-				if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
-					err = s.fail(ctx, w, err)
-				}
+			err := s.sign(ctx, log.With("withdrawal_id", w.ID), w, from, "")
+			if err != nil && txerr.Classify(err) == txerr.InsufficientFunds {
+				s.awaitClaimed(ctx, log, []*store.Withdrawal{w}, err)
+				return
+			}
+			if err != nil && permanent(err) {
+				err = s.fail(ctx, w, err)
 			}
 			if err != nil {
 				s.release(ctx, log, []*store.Withdrawal{w}, err)
@@ -339,15 +518,14 @@ type batchPlan struct {
 }
 
 // signGroup decides batch versus singles for claimed withdrawals, simulates, and signs.
-func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, ws []*store.Withdrawal) (int, error) {
-	from := cd.Config.HotWallets[0].Common()
+func (s *Signer) signGroup(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, from common.Address, ws []*store.Withdrawal) (int, error) {
 	contract, batchable, single := route(cd.Config, asset, ws, func(ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
 		return s.splitByFunded(ctx, cd, ws)
 	})
 	done := 0
 	var errs []error
 	if len(single) > 0 {
-		n, err := s.singles(ctx, log, single)
+		n, err := s.singles(ctx, log, from, single)
 		done += n
 		if err != nil {
 			errs = append(errs, err)
@@ -389,9 +567,23 @@ func route(c config.Chain, asset *config.Asset, ws []*store.Withdrawal,
 }
 
 // splitByFunded separates recipients that exist (balance or nonce) from empty accounts.
+// The lookups run lookupParallel at a time: one or two calls per recipient would otherwise make a large
+// native round wait on the node one call after another.
 func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Withdrawal) (funded, empty []*store.Withdrawal) {
-	for _, w := range ws {
-		if s.recipientFunded(ctx, cd, common.HexToAddress(w.To)) {
+	ok := make([]bool, len(ws))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, lookupParallel)
+	for i, w := range ws {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok[i] = s.recipientFunded(ctx, cd, common.HexToAddress(w.To))
+		}()
+	}
+	wg.Wait()
+	for i, w := range ws {
+		if ok[i] {
 			funded = append(funded, w)
 		} else {
 			empty = append(empty, w)
@@ -399,6 +591,9 @@ func (s *Signer) splitByFunded(ctx context.Context, cd ChainDeps, ws []*store.Wi
 	}
 	return funded, empty
 }
+
+// lookupParallel bounds the concurrent recipient lookups of one round.
+const lookupParallel = 16
 
 // recipientFunded reports whether to already exists on chain (a balance or a nonce), which makes a
 // native transfer to it cheap inside a batch. One lookup per recipient: when the node cannot answer for
@@ -527,8 +722,10 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 			return 0, err
 		}
 		if err := s.checkTokenFunds(ctx, cd, asset, from, new(big.Int).Add(sum, inflight)); err != nil {
-			// Not enough for the whole batch: each goes alone and fails or not on its own.
-			return s.singles(ctx, log, ws)
+			// The wallet choice saw more than is there (a node behind, say): the batch waits for the
+			// next round, which reads the balances again.
+			s.awaitClaimed(ctx, log, ws, err)
+			return 0, nil
 		}
 		data, failed, err = BuildERC20(ctx, c, from, contract, token, transfersOf(ws))
 		failMsg = "token transfer to this recipient reverts (batch simulation: transferFrom failed)"
@@ -564,7 +761,7 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		return done, nil
 	}
 	if len(keep) < b.PerTokenThreshold {
-		n, err := s.singles(ctx, log, keep)
+		n, err := s.singles(ctx, log, from, keep)
 		return done + n, err
 	}
 	f, err := cd.Fees.New(ctx, nil)
@@ -588,7 +785,8 @@ func (s *Signer) batch(ctx context.Context, log *slog.Logger, cd ChainDeps, asse
 		return done + n1 + n2, errors.Join(err1, err2)
 	}
 	if err := s.checkCoinFunds(ctx, cd, asset, from, value, gas, f.MaxFeePerGas); err != nil {
-		return done, err
+		s.awaitClaimed(ctx, log, keep, err)
+		return done, nil
 	}
 	plan := batchPlan{ws: keep, to: contract, value: value, data: data, gas: gas, mode: mode,
 		reason: decisionReason(asset.Native(), cd.Config.Batching.Prefer, len(keep), est)}
@@ -652,18 +850,22 @@ func (s *Signer) signBatch(ctx context.Context, log *slog.Logger, cd ChainDeps, 
 	return nil
 }
 
-// ensureAllowance makes sure the hot wallet's allowance to the batch contract covers the next batch on
-// top of what batches signed but not yet settled will still take. When it does not, it signs one
-// bounded approve (enough for allowanceBatches batches, at most the hot wallet's balance) as its own
-// recorded transaction and reports not ready; while that approve is open it reports not ready.
-// The allowance is only ever given to BatchTransfer (which moves msg.sender's own tokens), never to
-// Multicall3.
-func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, limit int) (bool, error) {
-	from := cd.Config.HotWallets[0].Common()
+// ensureAllowance makes sure from's allowance to the batch contract covers need (the batch about to be
+// signed) on top of what its batches signed but not yet settled will still take. When it does not, it
+// signs one bounded approve (enough for allowanceBatches batches of this size, at most the wallet's
+// balance) as its own recorded transaction and reports not ready; while that approve is open it reports
+// not ready. Ahead of need: when the allowance covers this batch but would not cover one more like it,
+// the approve is signed now, before the batch (its lower nonce is mined first and sets the allowance for
+// this batch and the next ones), so a later batch does not wait a block for it. The allowance is only
+// ever given to BatchTransfer (which moves msg.sender's own tokens), never to Multicall3.
+func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd ChainDeps, asset *config.Asset, from common.Address, need *big.Int) (bool, error) {
 	batch := cd.Config.BatchContract.Common()
 	token := asset.Address.Common()
 	if batch == cd.Config.Multicall3.Common() {
 		return false, txerr.Permanentf(txerr.InvalidTransaction, "batch_contract of %s is Multicall3: refusing to give it an allowance", cd.Config.Name)
+	}
+	if need.Sign() == 0 {
+		return true, nil
 	}
 	mined, err := cd.Client.NonceAt(ctx, from)
 	if err != nil {
@@ -676,30 +878,22 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 	if open {
 		return false, nil // the approve is not mined yet: simulating against the old allowance would fail
 	}
-	need, err := s.store.ClaimableAmount(ctx, cd.Config.Name, asset.Symbol, limit, claimStaleAfter)
-	if err != nil {
-		return false, err
-	}
-	if need.Sign() == 0 {
-		return true, nil
-	}
 	inflight, err := s.store.InFlightBatchAmount(ctx, cd.Config.ChainID, from.Hex(), asset.Symbol, mined)
 	if err != nil {
 		return false, err
 	}
-	out, err := cd.Client.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: erc20Allowance(from, batch)}, nil)
-	if err != nil {
-		return false, fmt.Errorf("allowance of %s to %s: %w", from, batch, err)
-	}
-	allowance, err := decodeAllowance(out)
+	allowance, err := s.allowance(ctx, cd, from, token, batch)
 	if err != nil {
 		return false, err
 	}
-	if new(big.Int).Sub(allowance, inflight).Cmp(need) >= 0 {
+	left := new(big.Int).Sub(allowance, inflight)
+	covers := left.Cmp(need) >= 0
+	if covers && left.Cmp(new(big.Int).Mul(need, big.NewInt(2))) >= 0 {
 		return true, nil
 	}
 	// An approve sets the allowance outright, and it is mined after every batch signed before it
-	// (lower nonces), which the current allowance covers: the new amount is all for later batches.
+	// (lower nonces), which the current allowance covers: the new amount is all for later batches,
+	// this one included.
 	bal, err := cd.Client.TokenBalance(ctx, token, from)
 	if err != nil {
 		return false, fmt.Errorf("%s balance of %s: %w", asset.Symbol, from, err)
@@ -708,13 +902,85 @@ func (s *Signer) ensureAllowance(ctx context.Context, log *slog.Logger, cd Chain
 	if target.Cmp(bal) > 0 {
 		target = bal
 	}
-	if target.Cmp(need) < 0 {
-		return true, nil // not enough tokens for the batch: signing falls back to singles, which fail on funds
+	if target.Cmp(need) < 0 || (covers && target.Cmp(left) <= 0) {
+		// Not enough tokens for the batch (signing then finds it short and it waits for funds), or an
+		// approve would not raise what is left: nothing to gain from one now.
+		return covers, nil
 	}
 	if err := s.approve(ctx, log, cd, from, token, batch, target); err != nil {
+		if covers {
+			log.Warn("approve ahead of need failed; the batch goes on with the allowance it has", "err", err)
+			return true, nil
+		}
 		return false, err
 	}
-	return false, nil
+	return covers, nil
+}
+
+// allowance reads from's allowance of token to spender.
+func (s *Signer) allowance(ctx context.Context, cd ChainDeps, from, token, spender common.Address) (*big.Int, error) {
+	out, err := cd.Client.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: erc20Allowance(from, spender)}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("allowance of %s to %s: %w", from, spender, err)
+	}
+	return decodeAllowance(out)
+}
+
+// primeEvery is how often the batcher looks, per token group, for hot wallets without an allowance.
+const primeEvery = time.Second
+
+// primeAllowances runs while a token group fills (before min_batch or max_wait make it ready): every
+// unfrozen hot wallet holding the token with no allowance to the batch contract at all gets one, sized
+// as ensureAllowance sizes it (allowanceBatches times what the group holds, at most the wallet's
+// balance), so the group's first batch finds it mined instead of waiting a block for it. Under the
+// group's lock, like the batches; at most every primeEvery per group.
+func (s *Signer) primeAllowances(ctx context.Context, cd ChainDeps, assetSym string) error {
+	c := cd.Config
+	asset, ok := c.Asset(assetSym)
+	if !ok || asset.Native() || c.BatchContract.IsZero() || c.BatchContract == c.Multicall3 || !s.batcher.primeDue(c.Name+"/"+assetSym) {
+		return nil
+	}
+	batch, token := c.BatchContract.Common(), asset.Address.Common()
+	unlock, owner, err := s.store.TryLock(ctx, "batch/"+c.Name+"/"+assetSym)
+	if err != nil || !owner {
+		return err
+	}
+	defer unlock()
+	need, err := s.store.ClaimableAmount(ctx, c.Name, assetSym, maxItems(c.Batching, false), claimStaleAfter)
+	if err != nil || need.Sign() == 0 {
+		return err
+	}
+	var errs []error
+	for _, from := range wallets(c) {
+		if err := s.checkFrozen(ctx, s.store.DB, c.Name, from.Hex()); err != nil {
+			continue
+		}
+		a, err := s.allowance(ctx, cd, from, token, batch)
+		if err != nil || a.Sign() > 0 {
+			errs = append(errs, err)
+			continue
+		}
+		mined, err := cd.Client.NonceAt(ctx, from)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if open, err := s.store.UnminedSentTxOfKind(ctx, c.ChainID, from.Hex(), token.Hex(), "approve", mined); err != nil || open {
+			errs = append(errs, err)
+			continue
+		}
+		bal, err := cd.Client.TokenBalance(ctx, token, from)
+		if err != nil || bal.Sign() == 0 {
+			errs = append(errs, err)
+			continue
+		}
+		target := new(big.Int).Mul(need, big.NewInt(allowanceBatches))
+		if target.Cmp(bal) > 0 {
+			target = bal
+		}
+		errs = append(errs, s.approve(ctx, s.log.With("chain", c.Name, "asset", assetSym, "wallet", from.Hex()), cd, from, token, batch, target))
+	}
+	return errors.Join(errs...)
 }
 
 // approve signs and records approve(spender, amount) from the hot wallet.

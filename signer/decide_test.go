@@ -109,13 +109,15 @@ func TestSigningRefusals(t *testing.T) {
 			if tt.chain != nil {
 				tt.chain(c)
 			}
-			err := signerOn(t, c).sign(context.Background(), discard(), tt.w, "")
+			err := signerOn(t, c).sign(context.Background(), discard(), tt.w, hot, "")
 			if got := txerr.Classify(err); got != tt.want || txerr.IsRetryable(err) != tt.retryable {
 				t.Fatalf("err %v (%s), want %s retryable=%v", err, got, tt.want, tt.retryable)
 			}
-			// What Handle does with it: permanent and classified means FAILED now.
-			if fails := !txerr.Classify(err).Retryable() && isClassified(err); fails == tt.retryable {
-				t.Fatalf("would fail at once: %v, want %v", fails, !tt.retryable)
+			// What Handle does with it: permanent and classified means FAILED now, but for short funds,
+			// which wait for a top-up (awaiting_funds).
+			wantFail := !tt.retryable && tt.want != txerr.InsufficientFunds
+			if fails := permanent(err); fails != wantFail {
+				t.Fatalf("would fail at once: %v, want %v", fails, wantFail)
 			}
 		})
 	}
@@ -124,11 +126,11 @@ func TestSigningRefusals(t *testing.T) {
 // The transaction paying a withdrawal: a plain transfer of the coin, or the token's transfer(to, amount)
 // sent to the token, from the first hot wallet; estimated with the fees it will carry.
 func TestTransferCandidate(t *testing.T) {
-	native, err := transferOf(testCfg, withdrawal("test", "ETH", 7))
+	native, err := transferOf(testCfg, withdrawal("test", "ETH", 7), hot)
 	if err != nil || native.from != hot || native.to != payee || native.value.Int64() != 7 || native.data != nil {
 		t.Fatalf("native %+v (%v)", native, err)
 	}
-	tok, err := transferOf(testCfg, withdrawal("test", "USDT", 7))
+	tok, err := transferOf(testCfg, withdrawal("test", "USDT", 7), hot)
 	if err != nil || tok.to != usdt || tok.value.Sign() != 0 {
 		t.Fatalf("token %+v (%v)", tok, err)
 	}
@@ -141,13 +143,13 @@ func TestTransferCandidate(t *testing.T) {
 	}
 	noWallet := testCfg
 	noWallet.HotWallets = nil
-	if _, err := transferOf(noWallet, withdrawal("test", "ETH", 7)); txerr.Classify(err) != txerr.InvalidTransaction {
+	if _, err := transferOf(noWallet, withdrawal("test", "ETH", 7), hot); txerr.Classify(err) != txerr.InvalidTransaction {
 		t.Fatalf("no hot wallet: %v", err)
 	}
 
 	c := rich()
 	c.coin = big.NewInt(1000) // stops at the funds check, after estimating
-	_ = signerOn(t, c).sign(context.Background(), discard(), withdrawal("test", "ETH", 7), "")
+	_ = signerOn(t, c).sign(context.Background(), discard(), withdrawal("test", "ETH", 7), hot, "")
 	if len(c.estimated) != 1 {
 		t.Fatalf("%d estimates", len(c.estimated))
 	}

@@ -151,7 +151,8 @@ func TestNonceOfCrashedSignerIsReused(t *testing.T) {
 	e.WaitMinedNonce(1)
 }
 
-// Errors that no retry can fix fail the withdrawal at once with the reason, before a nonce is spent.
+// Errors that no retry can fix fail the withdrawal at once with the reason, before a nonce is spent;
+// short funds are not one of them.
 func TestPermanentErrorsFailBeforeSigning(t *testing.T) {
 	e := pipelinetest.New(t, pipelinetest.Options{})
 	blocked := testenv.NewAccount(t).Address
@@ -164,7 +165,6 @@ func TestPermanentErrorsFailBeforeSigning(t *testing.T) {
 		want   txerr.Type
 	}{
 		{"token transfer reverts", "USDT", blocked, 1_000_000, txerr.ExecutionReverted},
-		{"more tokens than the hot wallet holds", "USDT", testenv.NewAccount(t).Address, 2e15, txerr.InsufficientFunds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +181,14 @@ func TestPermanentErrorsFailBeforeSigning(t *testing.T) {
 				t.Fatalf("history %+v (%v)", h, err)
 			}
 		})
+	}
+	// More than the hot wallet holds is not permanent: it waits for a top-up (awaiting_funds).
+	short := e.Withdraw("USDT", testenv.NewAccount(t).Address, 2e15)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Get(short.ID); got.Status != store.Pending || got.Waiting != store.WaitingAwaitingFunds {
+		t.Fatalf("short of funds: %s %q, want PENDING awaiting_funds", got.Status, got.Waiting)
 	}
 	if n := e.CountSent(); n != 0 {
 		t.Fatalf("%d transactions signed for failing withdrawals", n)

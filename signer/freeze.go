@@ -13,8 +13,9 @@ import (
 )
 
 // A frozen hot wallet (wallet_freezes: its key was used outside Sluice, see recovery/conflict.go) is
-// never signed with: withdrawals for it wait PENDING, with a history row saying why, until an operator
-// unfreezes it (store.UnfreezeWallet). They never fail for it.
+// never signed with: the wallet choice gives it nothing and the chain's other wallets go on paying. When
+// every wallet of a chain is frozen, its withdrawals wait PENDING, with a history row saying why, until
+// an operator unfreezes one (store.UnfreezeWallet). They never fail for it.
 
 // errWalletFrozen is returned (wrapped) when the wallet a withdrawal would be paid from is frozen.
 var errWalletFrozen = errors.New("hot wallet frozen")
@@ -33,15 +34,6 @@ func (s *Signer) checkFrozen(ctx context.Context, q store.RowQuerier, chain, fro
 		return fmt.Errorf("%w: %s on %s since %s by %s: %s", errWalletFrozen, from, chain, f.FrozenAt.Format(time.RFC3339), f.FrozenBy, f.Reason)
 	}
 	return nil
-}
-
-// walletOf is the hot wallet chain pays from, "" when none is configured.
-func (s *Signer) walletOf(chain string) string {
-	cd, ok := s.chains[chain]
-	if !ok || len(cd.Config.HotWallets) == 0 {
-		return ""
-	}
-	return cd.Config.HotWallets[0].Common().Hex()
 }
 
 // frozenReason is the history reason of a withdrawal waiting for its wallet.
@@ -74,18 +66,4 @@ func (s *Signer) holdFrozen(ctx context.Context, log *slog.Logger, w *store.With
 	return s.store.InTx(ctx, func(tx *sql.Tx) error {
 		return s.queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{Delay: frozenWait})
 	})
-}
-
-// frozenChain reports, for the batcher, whether chain's wallet is frozen, noting on each of its PENDING
-// withdrawals (once) why it waits.
-func (s *Signer) frozenChain(ctx context.Context, chain string) (bool, error) {
-	from := s.walletOf(chain)
-	if from == "" {
-		return false, nil
-	}
-	err := s.checkFrozen(ctx, s.store.DB, chain, from)
-	if !errors.Is(err, errWalletFrozen) {
-		return false, err
-	}
-	return true, s.store.NoteWaiting(ctx, chain, "", frozenReason(err), store.ActorSigner)
 }

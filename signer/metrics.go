@@ -16,6 +16,8 @@ type Metrics interface {
 	// TransactionSigned counts one signed and recorded transaction, by kind: withdrawal, batch, approve,
 	// refee (gap fills and stuck bumps are counted by the recovery service).
 	TransactionSigned(chain, kind string)
+	// AwaitingFunds counts one withdrawal starting to wait for funds (once per wait).
+	AwaitingFunds(chain, asset string)
 }
 
 type promMetrics struct {
@@ -23,6 +25,7 @@ type promMetrics struct {
 	failed   *prometheus.CounterVec
 	txs      *prometheus.CounterVec
 	signTime *prometheus.HistogramVec
+	awaiting *prometheus.CounterVec
 }
 
 // NewMetrics registers the signer's collectors (sluice_signer_…) on reg.
@@ -45,8 +48,12 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 			Help:    "Time from a withdrawal's acceptance to its signing, by chain.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120, 300, 900},
 		}, []string{"chain"}),
+		awaiting: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_signer_awaiting_funds_total",
+			Help: "Withdrawals that started to wait for a hot wallet able to fund them (awaiting_funds), by chain and asset.",
+		}, []string{"chain", "asset"}),
 	}
-	reg.MustRegister(m.signed, m.failed, m.txs, m.signTime)
+	reg.MustRegister(m.signed, m.failed, m.txs, m.signTime, m.awaiting)
 	return m
 }
 
@@ -61,6 +68,10 @@ func (m *promMetrics) WithdrawalFailed(chain, asset, errType string) {
 
 func (m *promMetrics) TransactionSigned(chain, kind string) { m.txs.WithLabelValues(chain, kind).Inc() }
 
+func (m *promMetrics) AwaitingFunds(chain, asset string) {
+	m.awaiting.WithLabelValues(chain, asset).Inc()
+}
+
 // NopMetrics counts nothing, for tests.
 func NopMetrics() Metrics { return nopMetrics{} }
 
@@ -69,3 +80,4 @@ type nopMetrics struct{}
 func (nopMetrics) WithdrawalSigned(string, string, time.Duration) {}
 func (nopMetrics) WithdrawalFailed(string, string, string)        {}
 func (nopMetrics) TransactionSigned(string, string)               {}
+func (nopMetrics) AwaitingFunds(string, string)                   {}

@@ -3,6 +3,19 @@
 // SIGNED and the signed-tx message, in one database transaction, before anything leaves the process. It
 // also signs again, at the same nonce with higher fees, a recorded transaction a node refused as
 // underpriced (the broadcaster, which holds no keys, asks for it).
+//
+// Invariants:
+//   - a withdrawal is signed at most once: only one worker wins its SIGNING → SIGNED move, which commits
+//     with the sent transaction (unique per wallet and nonce) and the signed-tx message;
+//   - a chain's hot wallets form a fleet; one place (wallets.go) gives each batch or single transfer to a
+//     wallet whose balance, less what it has in flight, funds it and its gas; each wallet has its own
+//     nonce stream (Redis, keyed by chain and address) and its own signed-tx ordering group, so nonces
+//     are never shared between wallets, never skipped and never used twice;
+//   - a frozen wallet is never signed with (checked again in the recording transaction);
+//   - a withdrawal no wallet can fund is never failed for it at once: it waits PENDING awaiting_funds
+//     (funds.go) and fails with INSUFFICIENT_FUNDS only past its chain's funds_deadline or above the
+//     asset's max_withdrawal;
+//   - the batch contract's allowance is bounded (never unlimited) and never given to Multicall3.
 package signer
 
 import (
@@ -133,13 +146,27 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 			log.Debug("left to the batcher")
 			return nil // the batcher claims it from the database
 		}
-		if from := s.walletOf(w.Chain); from != "" {
-			if err := s.checkFrozen(ctx, s.store.DB, w.Chain, from); errors.Is(err, errWalletFrozen) {
-				return s.holdFrozen(ctx, log, w, store.Pending, env.CorrelationID, err)
-			} else if err != nil {
-				return err
-			}
+	case store.Signing:
+		if s.batchingActive(w.Chain) {
+			return nil // claimed by the batcher, which also takes over claims whose signer died
 		}
+		// A signer died between claiming and recording (nothing was persisted then), or another is
+		// signing right now; carry on: only one can win the SIGNING → SIGNED transition.
+	}
+	// The wallet is chosen before the claim, so a withdrawal that waits (for funds, for a frozen wallet)
+	// waits PENDING without a claim and a release in its history every time it is looked at again.
+	from, hold, cause, err := s.chooseOne(ctx, w)
+	if err != nil {
+		if m.ReceiveCount >= queue.MaxReceiveCount {
+			log.Warn("hot wallets keep failing to answer; retrying later", "err", err, "receives", m.ReceiveCount)
+			return s.retryLater(ctx, w, env, err)
+		}
+		return err
+	}
+	if hold != holdNone {
+		return s.hold(ctx, log, w, w.Status, env.CorrelationID, hold, cause)
+	}
+	if w.Status == store.Pending {
 		if err := s.store.InTx(ctx, func(tx *sql.Tx) error {
 			return s.store.Transition(ctx, tx, w.ID, store.Pending, store.Signing, "picked up by signer", store.ActorSigner, store.Change{})
 		}); err != nil {
@@ -148,21 +175,19 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 			}
 			return err
 		}
-	case store.Signing:
-		if s.batchingActive(w.Chain) {
-			return nil // claimed by the batcher, which also takes over claims whose signer died
-		}
-		// A signer died between claiming and recording (nothing was persisted then), or another is
-		// signing right now; carry on: only one can win the SIGNING → SIGNED transition.
 	}
-	err = s.sign(ctx, log, w, env.ID)
+	err = s.sign(ctx, log, w, from, env.ID)
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, errWalletFrozen) { // frozen between the check above and the signature
+	if errors.Is(err, errWalletFrozen) { // frozen between the choice and the signature
 		return s.holdFrozen(ctx, log, w, store.Signing, env.CorrelationID, err)
 	}
-	if t := txerr.Classify(err); !t.Retryable() && isClassified(err) {
+	if txerr.Classify(err) == txerr.InsufficientFunds {
+		// The balance moved between the choice and the signature (another signer spent it, say).
+		return s.hold(ctx, log, w, store.Signing, env.CorrelationID, holdFunds, err)
+	}
+	if permanent(err) {
 		return s.fail(ctx, w, err)
 	}
 	if m.ReceiveCount >= queue.MaxReceiveCount {
@@ -174,27 +199,51 @@ func (s *Signer) Handle(ctx context.Context, m queue.Message) error {
 	return err
 }
 
+// permanent reports whether err fails a withdrawal at once: classified and not retryable. Short funds
+// are neither: the withdrawal waits for a top-up (awaiting_funds) until the chain's funds_deadline.
+func permanent(err error) bool {
+	t := txerr.Classify(err)
+	return !t.Retryable() && t != txerr.InsufficientFunds && isClassified(err)
+}
+
 // retryLaterDelay is how long a withdrawal that used up its deliveries waits before it is tried again.
 const retryLaterDelay = time.Minute
 
-// retryLater moves w back to PENDING with the reason and queues a fresh, delayed request for it, in one
-// transaction.
+// retryLater moves w back to PENDING (when it was claimed) with the reason and queues a fresh, delayed
+// request for it, in one transaction.
 func (s *Signer) retryLater(ctx context.Context, w *store.Withdrawal, env queue.Envelope, cause error) error {
 	body, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, queue.NewID(), env.CorrelationID, queue.WithdrawalRequested{WithdrawalID: w.ID})
 	if err != nil {
 		return err
 	}
+	reason := fmt.Sprintf("retrying in %s after %d failed attempts: %v", retryLaterDelay, queue.MaxReceiveCount, cause)
 	return s.store.InTx(ctx, func(tx *sql.Tx) error {
-		err := s.store.Transition(ctx, tx, w.ID, store.Signing, store.Pending,
-			fmt.Sprintf("retrying in %s after %d failed attempts: %v", retryLaterDelay, queue.MaxReceiveCount, cause), store.ActorSigner, store.Change{})
-		if errors.Is(err, store.ErrConflict) {
-			return nil // signed or moved meanwhile
-		}
+		cur, err := s.store.LockWithdrawal(ctx, tx, w.ID)
 		if err != nil {
 			return err
 		}
+		switch cur.Status {
+		case store.Signing:
+			if err := s.store.Transition(ctx, tx, w.ID, store.Signing, store.Pending, reason, store.ActorSigner, store.Change{}); err != nil {
+				return err
+			}
+		case store.Pending:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO withdrawal_history (withdrawal_id, from_status, to_status, reason, actor)
+				VALUES (?,?,?,?,?)`, w.ID, store.Pending, store.Pending, truncate(reason, 500), store.ActorSigner); err != nil {
+				return fmt.Errorf("history of %s: %w", w.ID, err)
+			}
+		default:
+			return nil // signed or moved meanwhile
+		}
 		return s.queue.SendTx(ctx, tx, queue.TxRequest, body, queue.SendOptions{Delay: retryLaterDelay})
 	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func isClassified(err error) bool {
@@ -212,15 +261,15 @@ type transfer struct {
 
 // transferOf builds the call paying w on chain c: a plain transfer of the native coin, or the token's
 // transfer(to, amount). A withdrawal the configuration cannot pay is a permanent error.
-func transferOf(c config.Chain, w *store.Withdrawal) (transfer, error) {
+func transferOf(c config.Chain, w *store.Withdrawal, from common.Address) (transfer, error) {
 	asset, ok := c.Asset(w.Asset)
 	if !ok {
 		return transfer{}, txerr.Permanentf(txerr.InvalidTransaction, "asset %q is not configured on %s", w.Asset, w.Chain)
 	}
-	if len(c.HotWallets) == 0 {
+	if len(c.HotWallets) == 0 || from == (common.Address{}) {
 		return transfer{}, txerr.Permanentf(txerr.InvalidTransaction, "chain %s has no hot wallet", w.Chain)
 	}
-	t := transfer{from: c.HotWallets[0].Common(), to: common.HexToAddress(w.To), value: w.Amount, asset: asset}
+	t := transfer{from: from, to: common.HexToAddress(w.To), value: w.Amount, asset: asset}
 	if !asset.Native() {
 		t.to, t.value, t.data = asset.Address.Common(), new(big.Int), erc20Transfer(common.HexToAddress(w.To), w.Amount)
 	}
@@ -235,12 +284,13 @@ func withGasMargin(est uint64, data []byte) uint64 {
 	return est + est*gasMargin/100
 }
 
-func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal, requestID string) error {
+// sign signs w (SIGNING) as a transfer of its own from hot wallet from.
+func (s *Signer) sign(ctx context.Context, log *slog.Logger, w *store.Withdrawal, from common.Address, requestID string) error {
 	cd, ok := s.chains[w.Chain]
 	if !ok {
 		return txerr.Permanentf(txerr.InvalidTransaction, "chain %q is not configured", w.Chain)
 	}
-	t, err := transferOf(cd.Config, w)
+	t, err := transferOf(cd.Config, w, from)
 	if err != nil {
 		return err
 	}
@@ -332,9 +382,14 @@ func (s *Signer) checkTokenFunds(ctx context.Context, cd ChainDeps, asset *confi
 // fail moves a withdrawal that cannot be paid to FAILED with the reason. Only withdrawals without a
 // recorded transaction get here: signing errors happen before anything is persisted.
 func (s *Signer) fail(ctx context.Context, w *store.Withdrawal, cause error) error {
+	return s.failFrom(ctx, w, store.Signing, cause)
+}
+
+// failFrom is fail for a withdrawal in status from (SIGNING, or PENDING when it never was claimed).
+func (s *Signer) failFrom(ctx context.Context, w *store.Withdrawal, from store.Status, cause error) error {
 	typ, msg := string(txerr.Classify(cause)), cause.Error()
 	err := s.store.InTx(ctx, func(tx *sql.Tx) error {
-		return s.store.Transition(ctx, tx, w.ID, store.Signing, store.Failed, msg, store.ActorSigner,
+		return s.store.Transition(ctx, tx, w.ID, from, store.Failed, msg, store.ActorSigner,
 			store.Change{ErrorType: &typ, ErrorMessage: &msg})
 	})
 	if errors.Is(err, store.ErrConflict) {

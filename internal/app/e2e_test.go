@@ -201,34 +201,47 @@ func runEndToEnd(t *testing.T, q config.Queue, n int, split bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byNonce := map[uint64]string{} // withdrawals batched into one tx share its nonce and hash
+	type fromNonce struct {
+		from  string
+		nonce uint64
+	}
+	byNonce := map[fromNonce]string{} // withdrawals batched into one tx share its nonce and hash
+	isHot := map[string]bool{}
+	for _, h := range st.HotWallets {
+		isHot[h.Hex()] = true
+	}
 	for _, p := range all {
 		w := p.w
-		if w.TxHash == nil || w.Nonce == nil || w.BlockNumber == nil || w.From == nil || *w.From != st.HotWallet.Hex() {
-			t.Fatalf("confirmed withdrawal %s lacks chain fields: %+v", w.ExternalID, w)
+		if w.TxHash == nil || w.Nonce == nil || w.BlockNumber == nil || w.From == nil || !isHot[*w.From] {
+			t.Fatalf("confirmed withdrawal %s lacks chain fields (or is not from a hot wallet): %+v", w.ExternalID, w)
 		}
 		if head-*w.BlockNumber+1 < 12 {
 			t.Fatalf("withdrawal %s confirmed at %d confirmations", w.ExternalID, head-*w.BlockNumber+1)
 		}
-		if h, ok := byNonce[*w.Nonce]; ok && h != *w.TxHash {
-			t.Fatalf("nonce %d carries two transactions: %s and %s", *w.Nonce, h, *w.TxHash)
+		k := fromNonce{*w.From, *w.Nonce}
+		if h, ok := byNonce[k]; ok && h != *w.TxHash {
+			t.Fatalf("nonce %d of %s carries two transactions: %s and %s", *w.Nonce, *w.From, h, *w.TxHash)
 		}
-		byNonce[*w.Nonce] = *w.TxHash
+		byNonce[k] = *w.TxHash
 		got := balance(t, ctx, eth, st, w.Asset, p.to)
 		if got.Cmp(p.amount) != 0 {
 			t.Fatalf("recipient %s of %s holds %s %s, want %s", p.to, w.ExternalID, got, w.Asset, p.amount)
 		}
 	}
-	// Every recorded transaction of the hot wallet (payouts, and the batch contract's allowance) is
+	// Every recorded transaction of every hot wallet (payouts, and the batch contract's allowance) is
 	// mined, with nonces 0..n-1 and no gap.
-	var recorded, maxNonce int64
-	if err := st.App.Store.DB.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(nonce), -1) FROM sent_transactions
-		WHERE from_address = ?`, st.HotWallet.Hex()).Scan(&recorded, &maxNonce); err != nil {
-		t.Fatal(err)
-	}
-	mined, err := eth.NonceAt(ctx, st.HotWallet, nil)
-	if err != nil || int64(mined) != recorded || maxNonce != recorded-1 {
-		t.Fatalf("hot wallet mined nonce %d (%v), %d recorded txs up to nonce %d: want all mined, no gap", mined, err, recorded, maxNonce)
+	var recorded int64
+	for _, hot := range st.HotWallets {
+		var n, maxNonce int64
+		if err := st.App.Store.DB.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(nonce), -1) FROM sent_transactions
+			WHERE from_address = ?`, hot.Hex()).Scan(&n, &maxNonce); err != nil {
+			t.Fatal(err)
+		}
+		mined, err := eth.NonceAt(ctx, hot, nil)
+		if err != nil || int64(mined) != n || maxNonce != n-1 {
+			t.Fatalf("hot wallet %s mined nonce %d (%v), %d recorded txs up to nonce %d: want all mined, no gap", hot, mined, err, n, maxNonce)
+		}
+		recorded += n
 	}
 	t.Logf("%d withdrawals paid in %d transactions", len(all), recorded)
 
@@ -412,9 +425,13 @@ func checkPipelineMetrics(t *testing.T, ctx context.Context, st *devmode.Stack, 
 		if rpc == 0 || breakers == 0 {
 			bad("sluice_rpc_requests_total for chain local sum to %v, %v breaker gauges: want both > 0", rpc, breakers)
 		}
-		wl := fmt.Sprintf(`{chain="local",wallet=%q}`, hot)
-		if all["sluice_gas_used_total"+wl] <= 0 || all["sluice_fees_paid_wei_total"+wl] <= 0 {
-			bad("gas %v, fees %v for the hot wallet: want both > 0", all["sluice_gas_used_total"+wl], all["sluice_fees_paid_wei_total"+wl])
+		var gas, fees float64
+		for _, h := range st.HotWallets {
+			wl := fmt.Sprintf(`{chain="local",wallet=%q}`, h.Hex())
+			gas, fees = gas+all["sluice_gas_used_total"+wl], fees+all["sluice_fees_paid_wei_total"+wl]
+		}
+		if gas <= 0 || fees <= 0 {
+			bad("gas %v, fees %v for the hot wallets: want both > 0", gas, fees)
 		}
 		for _, q := range queue.AllQueues() {
 			d, ok := mon[fmt.Sprintf(`sluice_queue_depth{queue=%q}`, q)]
@@ -444,7 +461,7 @@ func checkPipelineMetrics(t *testing.T, ctx context.Context, st *devmode.Stack, 
 		}
 		if len(problems) == 0 || time.Now().After(deadline) {
 			t.Logf("transitions %v; stages timed %v; %v RPC requests; gas %v, fees %v wei", counted, stages, rpc,
-				all["sluice_gas_used_total"+wl], all["sluice_fees_paid_wei_total"+wl])
+				gas, fees)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

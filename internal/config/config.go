@@ -133,8 +133,12 @@ type Chain struct {
 	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
 	// FAILS with INSUFFICIENT_FUNDS (default 1h).
 	FundsDeadline Duration `yaml:"funds_deadline"`
-	Batching      Batching `yaml:"batching"`
-	Recovery      Recovery `yaml:"recovery"` // see recovery.go and alerts.go
+	// MaxInFlight is how many transactions one hot wallet may have signed and not mined before the
+	// signer gives it no more (default 16: the txpool's guaranteed pending slots per sender on geth and
+	// bor; beyond them a node may evict a sender's transactions under load).
+	MaxInFlight int      `yaml:"max_in_flight"`
+	Batching    Batching `yaml:"batching"`
+	Recovery    Recovery `yaml:"recovery"` // see recovery.go and alerts.go
 	// Finality is when a mined transaction counts as final: FinalityDepth (the default) at the
 	// confirmations, FinalityFinalized at the confirmations and once the node's `finalized` block has
 	// reached its block.
@@ -404,6 +408,12 @@ func (c *Config) applyDefaults() {
 		if ch.RPCTimeout.Duration == 0 {
 			ch.RPCTimeout.Duration = 10 * time.Second
 		}
+		if ch.FundsDeadline.Duration == 0 {
+			ch.FundsDeadline.Duration = time.Hour
+		}
+		if ch.MaxInFlight == 0 {
+			ch.MaxInFlight = 16
+		}
 		if ch.Fees.BaseFeeMultiplier == 0 {
 			ch.Fees.BaseFeeMultiplier = 2
 		}
@@ -532,11 +542,25 @@ func (c *Config) validate() []*keyError {
 			if a.Decimals > 77 {
 				bad(fmt.Sprintf("%s.assets[%d].decimals", at, j), "%d is too many", a.Decimals)
 			}
+			if a.MaxWithdrawal.IsSet() && a.MaxWithdrawal.Int().Sign() <= 0 {
+				bad(fmt.Sprintf("%s.assets[%d].max_withdrawal", at, j), "must be above zero (leave it out for no maximum)")
+			}
 		}
+		if ch.MaxInFlight < 1 {
+			bad(at+".max_in_flight", "%d is below 1", ch.MaxInFlight)
+		}
+		if ch.FundsDeadline.Duration < time.Second {
+			bad(at+".funds_deadline", "%s is below 1s", ch.FundsDeadline.Duration)
+		}
+		wallets := map[Address]bool{}
 		for j, w := range ch.HotWallets {
 			if w.IsZero() {
 				bad(fmt.Sprintf("%s.hot_wallets[%d]", at, j), "empty")
 			}
+			if wallets[w] {
+				bad(fmt.Sprintf("%s.hot_wallets[%d]", at, j), "%s listed twice", w.Hex())
+			}
+			wallets[w] = true
 		}
 	}
 	c.validateRecovery(bad)

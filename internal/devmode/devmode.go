@@ -48,7 +48,10 @@ type Options struct {
 	APIKey        string // generated when empty
 	KeystoreDir   string // a temporary directory when empty
 	Concurrency   int
-	Queue         config.Queue // the MySQL queue when zero
+	// Wallets is how many hot wallets the chain has (default 3), each funded and with its key in the
+	// keystore: the signer spreads withdrawals over them.
+	Wallets int
+	Queue   config.Queue // the MySQL queue when zero
 	// RPC, when set, is an outside node (a Hardhat node, say) used instead of the embedded chain;
 	// FundingKey is then a funded account there that deploys the contracts and funds the hot wallet.
 	RPC        string
@@ -64,6 +67,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:3001", "address of the admin API and the ops dashboard")
 	fs.DurationVar(&o.BlockTime, "block-time", 2*time.Second, "block interval")
 	fs.Uint64Var(&o.Confirmations, "confirmations", 12, "confirmations before CONFIRMED")
+	fs.IntVar(&o.Wallets, "wallets", 3, "number of hot wallets, each funded")
 	fs.StringVar(&o.DatabaseDSN, "database", os.Getenv("SLUICE_DATABASE_DSN"), "MySQL/MariaDB DSN (database sluice_dev by default); an embedded server when empty")
 	fs.StringVar(&o.RedisAddr, "redis", os.Getenv("SLUICE_REDIS_ADDR"), "Redis address; an embedded server when empty")
 	fs.StringVar(&o.RPC, "rpc", "", "use this node (e.g. http://127.0.0.1:8545 of `npx hardhat node`) instead of the embedded chain")
@@ -85,11 +89,13 @@ type Stack struct {
 	Config    *config.Config
 	APIKey    string
 	APIURL    string
-	HotWallet common.Address
-	Contracts contracts.Addresses
-	mysql     *embedded.MySQL
-	redis     *embedded.Redis
-	tmpKeys   string // the keystore directory Start made, removed on Close
+	HotWallet common.Address // the first of HotWallets
+	// HotWallets are the chain's hot wallets, each funded, with its key in the keystore.
+	HotWallets []common.Address
+	Contracts  contracts.Addresses
+	mysql      *embedded.MySQL
+	redis      *embedded.Redis
+	tmpKeys    string // the keystore directory Start made, removed on Close
 
 	// AdminURL is the admin API's and dashboard's base URL; AdminPassword is the password of the first
 	// operator, "admin" (role admin), made afresh at each start.
@@ -132,12 +138,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	} else {
 		l.Close()
 	}
-	hotKey, err := crypto.GenerateKey()
-	if err != nil {
-		return nil, err
+	if o.Wallets <= 0 {
+		o.Wallets = 3
 	}
-	hot := crypto.PubkeyToAddress(hotKey.PublicKey)
-	st := &Stack{APIKey: o.APIKey, HotWallet: hot}
+	var hotKeys []*ecdsa.PrivateKey
+	var hots []common.Address
+	for range o.Wallets {
+		k, err := crypto.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		hotKeys, hots = append(hotKeys, k), append(hots, crypto.PubkeyToAddress(k.PublicKey))
+	}
+	st := &Stack{APIKey: o.APIKey, HotWallet: hots[0], HotWallets: hots}
 	ok := false
 	defer func() {
 		if !ok {
@@ -194,10 +207,13 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	log.Info("contracts deployed", "multicall3", st.Contracts.Multicall3, "batch", st.Contracts.BatchTransfer, "usdt", st.Contracts.USDT)
-	if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, hot, coins(1_000_000_000, 6)); err != nil {
-		return nil, fmt.Errorf("mint USDT to the hot wallet: %w", err)
+	for _, hot := range hots {
+		if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, hot, coins(1_000_000_000, 6)); err != nil {
+			return nil, fmt.Errorf("mint USDT to hot wallet %s: %w", hot, err)
+		}
 	}
-	// Half of what the funder holds, up to a million coins: stock Hardhat and Anvil accounts hold 10,000.
+	// Half of what the funder holds, up to a million coins, shared by the hot wallets: stock Hardhat
+	// and Anvil accounts hold 10,000.
 	funds, err := client.BalanceAt(ctx, crypto.PubkeyToAddress(funder.PublicKey), nil)
 	if err != nil {
 		return nil, fmt.Errorf("balance of the funding account: %w", err)
@@ -206,8 +222,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if limit := coins(1_000_000, 18); grant.Cmp(limit) > 0 {
 		grant = limit
 	}
-	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, hot, grant, nil, 21000); err != nil {
-		return nil, fmt.Errorf("fund the hot wallet: %w", err)
+	grant.Div(grant, big.NewInt(int64(len(hots))))
+	for _, hot := range hots {
+		if _, err := contracts.Transact(ctx, client, funder, st.ChainID, hot, grant, nil, 21000); err != nil {
+			return nil, fmt.Errorf("fund hot wallet %s: %w", hot, err)
+		}
 	}
 
 	ksDir := o.KeystoreDir
@@ -222,8 +241,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ks.ImportECDSA(hotKey); err != nil {
-		return nil, fmt.Errorf("import hot wallet key: %w", err)
+	for _, k := range hotKeys {
+		if _, err := ks.ImportECDSA(k); err != nil {
+			return nil, fmt.Errorf("import hot wallet key: %w", err)
+		}
 	}
 
 	dsn, err := freshDatabase(ctx, o.DatabaseDSN)
@@ -244,7 +265,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 				{Symbol: Native, Decimals: 18},
 				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT)},
 			},
-			HotWallets: []config.Address{config.Address(hot)},
+			HotWallets: hotWallets(hots),
 		}},
 	}
 	if err := cfg.Finish(); err != nil {
@@ -278,6 +299,14 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	st.AdminURL = "http://" + o.AdminAddr
 	ok = true
 	return st, nil
+}
+
+func hotWallets(as []common.Address) []config.Address {
+	out := make([]config.Address, len(as))
+	for i, a := range as {
+		out[i] = config.Address(a)
+	}
+	return out
 }
 
 // hardhatAccount0 is the private key of the first account of every Hardhat and Anvil node: public, funded

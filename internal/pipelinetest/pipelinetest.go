@@ -33,16 +33,18 @@ import (
 
 // Env is one assembled pipeline.
 type Env struct {
-	T         testing.TB
-	Ctx       context.Context
-	Store     *store.Store
-	Queue     *mysqlq.Queue
-	Chain     *devchain.Chain
-	Client    *chain.Client
-	Keys      *keys.Keystore
-	Nonces    *nonce.Allocator
-	Config    config.Chain
-	Hot       testenv.Account
+	T      testing.TB
+	Ctx    context.Context
+	Store  *store.Store
+	Queue  *mysqlq.Queue
+	Chain  *devchain.Chain
+	Client *chain.Client
+	Keys   *keys.Keystore
+	Nonces *nonce.Allocator
+	Config config.Chain
+	Hot    testenv.Account
+	// Wallets are the chain's hot wallets, Hot first; each is funded and has its key in Keys.
+	Wallets   []testenv.Account
 	Funder    testenv.Account
 	Contracts contracts.Addresses
 	ClientID  int64
@@ -53,6 +55,10 @@ type Env struct {
 type Options struct {
 	Confirmations uint64        // default 3
 	NonceTTL      time.Duration // default nonce.DefaultTTL
+	// Wallets is how many hot wallets the chain has (default 1), each funded alike.
+	Wallets int
+	// Chain, when set, changes the chain's configuration before defaults are applied.
+	Chain func(*config.Chain)
 }
 
 // New assembles an Env; everything is torn down at test cleanup.
@@ -67,7 +73,16 @@ func New(t testing.TB, o Options) *Env {
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	e.Store, _ = testenv.Store(t)
 	e.Queue = mysqlq.New(e.Store.DB, mysqlq.Options{})
-	e.Chain = testenv.Chain(t, 100*time.Millisecond, e.Hot.Address, e.Funder.Address)
+	e.Wallets = []testenv.Account{e.Hot}
+	for len(e.Wallets) < max(o.Wallets, 1) {
+		e.Wallets = append(e.Wallets, testenv.NewAccount(t))
+	}
+	funded := []common.Address{e.Funder.Address}
+	hot := make([]config.Address, len(e.Wallets))
+	for i, w := range e.Wallets {
+		funded, hot[i] = append(funded, w.Address), config.Address(w.Address)
+	}
+	e.Chain = testenv.Chain(t, 100*time.Millisecond, funded...)
 	eth, err := e.Chain.Client(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -76,13 +91,18 @@ func New(t testing.TB, o Options) *Env {
 	if e.Contracts, err = contracts.DeployAll(ctx, eth, e.Funder.Key, e.Chain.ChainID); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
-	if err := contracts.Mint(ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, e.Hot.Address, big.NewInt(1e15)); err != nil {
-		t.Fatalf("mint: %v", err)
+	for _, w := range e.Wallets {
+		if err := contracts.Mint(ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, w.Address, big.NewInt(1e15)); err != nil {
+			t.Fatalf("mint: %v", err)
+		}
 	}
 	e.Config = config.Chain{Name: "local", ChainID: e.Chain.ChainID.Uint64(), RPC: []string{e.Chain.URL},
 		Confirmations: o.Confirmations, BlockTime: config.Duration{Duration: 100 * time.Millisecond},
 		Assets:     []config.Asset{{Symbol: "POL", Decimals: 18}, {Symbol: "USDT", Decimals: 6, Address: config.Address(e.Contracts.USDT)}},
-		HotWallets: []config.Address{config.Address(e.Hot.Address)}}
+		HotWallets: hot}
+	if o.Chain != nil {
+		o.Chain(&e.Config)
+	}
 	full := &config.Config{Chains: []config.Chain{e.Config}}
 	if err := full.Finish(); err != nil {
 		t.Fatal(err)
@@ -95,8 +115,10 @@ func New(t testing.TB, o Options) *Env {
 	if e.Keys, err = keys.NewKeystore(t.TempDir(), "test-password", keys.WithLightScrypt()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Keys.ImportECDSA(e.Hot.Key); err != nil {
-		t.Fatal(err)
+	for _, w := range e.Wallets {
+		if _, err := e.Keys.ImportECDSA(w.Key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts := []nonce.Option{nonce.WithPrefix("test:" + testenv.UniqueName(t))}
 	if o.NonceTTL > 0 {
@@ -231,6 +253,19 @@ func (e *Env) BlockToken(addr common.Address) {
 	defer eth.Close()
 	if _, err := contracts.Transact(e.Ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, nil, data, 0); err != nil {
 		e.T.Fatalf("block %s: %v", addr, err)
+	}
+}
+
+// MintUSDT mints amount base units of the test token to addr (a top-up, as far as the signer can tell).
+func (e *Env) MintUSDT(addr common.Address, amount *big.Int) {
+	e.T.Helper()
+	eth, err := e.Chain.Client(e.Ctx)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	defer eth.Close()
+	if err := contracts.Mint(e.Ctx, eth, e.Funder.Key, e.Chain.ChainID, e.Contracts.USDT, addr, amount); err != nil {
+		e.T.Fatalf("mint to %s: %v", addr, err)
 	}
 }
 

@@ -70,13 +70,20 @@ func (s *Store) BatchBySentTx(ctx context.Context, q querier, sentTxID int64) (*
 // signer died before recording anything: a recorded signature moves them to SIGNED in the same
 // transaction). Rows locked by another claimer are skipped, so concurrent batchers never share a row.
 func (s *Store) ClaimForBatch(ctx context.Context, chain, asset string, limit int, staleAfter time.Duration, actor Actor) ([]*Withdrawal, error) {
+	return s.claim(ctx, chain, asset, "", nil, limit, staleAfter, actor)
+}
+
+// claim is ClaimForBatch restricted by the extra condition where (with its args).
+func (s *Store) claim(ctx context.Context, chain, asset, where string, whereArgs []any, limit int, staleAfter time.Duration, actor Actor) ([]*Withdrawal, error) {
 	var out []*Withdrawal
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		stale := time.Now().UTC().Add(-staleAfter)
+		args := append([]any{chain, asset, Pending, Signing, stale}, whereArgs...)
+		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, `SELECT id, status, version, created_at FROM withdrawals
-			WHERE chain = ? AND asset = ? AND (status = ? OR (status = ? AND updated_at < ?))
-			ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, chain, asset, Pending, Signing, stale, limit)
+			WHERE chain = ? AND asset = ? AND (status = ? OR (status = ? AND updated_at < ?))`+where+`
+			ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, args...)
 		if err != nil {
 			return fmt.Errorf("claim %s/%s: %w", chain, asset, err)
 		}

@@ -16,13 +16,18 @@ type Outflow struct {
 	Asset  string
 	Amount *big.Int // base units
 	Count  int      // transfers
+	// Txs is how many distinct transactions carry them (a wallet's load: a node keeps only so many
+	// pending per sender), and MaxGasCost what those transactions may still burn in gas at most
+	// (gas limit × max fee each): native coin the wallet must keep for them.
+	Txs        int
+	MaxGasCost *big.Int
 }
 
 // Outflows returns chain's outflows per (wallet, asset): withdrawals whose sent transaction is still
 // SIGNED or BROADCASTED (once mined, the balance on chain already shows them).
 func (s *Store) Outflows(ctx context.Context, chain string) ([]Outflow, error) {
 	rows, err := s.DB.QueryContext(ctx, `
-		SELECT w.from_address, w.asset, w.amount
+		SELECT w.from_address, w.asset, w.amount, st.id, st.gas_limit, st.max_fee_per_gas
 		FROM withdrawals w JOIN sent_transactions st ON st.id = w.sent_tx_id
 		WHERE w.chain = ? AND st.status IN (?, ?)`, chain, TxSigned, TxBroadcasted)
 	if err != nil {
@@ -30,11 +35,20 @@ func (s *Store) Outflows(ctx context.Context, chain string) ([]Outflow, error) {
 	}
 	defer rows.Close()
 	type key struct{ from, asset string }
+	type txKey struct {
+		key
+		id int64
+	}
 	sums := map[key]*Outflow{}
+	seen := map[txKey]bool{}
 	var order []key
 	for rows.Next() {
-		var from, asset, amount string
-		if err := rows.Scan(&from, &asset, &amount); err != nil {
+		var (
+			from, asset, amount, maxFee string
+			txID                        int64
+			gasLimit                    uint64
+		)
+		if err := rows.Scan(&from, &asset, &amount, &txID, &gasLimit, &maxFee); err != nil {
 			return nil, fmt.Errorf("outflows of %s: %w", chain, err)
 		}
 		v, ok := new(big.Int).SetString(amount, 10)
@@ -44,12 +58,21 @@ func (s *Store) Outflows(ctx context.Context, chain string) ([]Outflow, error) {
 		k := key{from, asset}
 		o := sums[k]
 		if o == nil {
-			o = &Outflow{Chain: chain, From: from, Asset: asset, Amount: new(big.Int)}
+			o = &Outflow{Chain: chain, From: from, Asset: asset, Amount: new(big.Int), MaxGasCost: new(big.Int)}
 			sums[k] = o
 			order = append(order, k)
 		}
 		o.Amount.Add(o.Amount, v)
 		o.Count++
+		if tk := (txKey{k, txID}); !seen[tk] {
+			seen[tk] = true
+			o.Txs++
+			fee, ok := new(big.Int).SetString(maxFee, 10)
+			if !ok {
+				return nil, fmt.Errorf("outflows of %s: max fee %q of tx %d is not an integer", chain, maxFee, txID)
+			}
+			o.MaxGasCost.Add(o.MaxGasCost, fee.Mul(fee, new(big.Int).SetUint64(gasLimit)))
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("outflows of %s: %w", chain, err)

@@ -36,7 +36,15 @@ func EventType(from, to Status) string {
 // an event type or a client without endpoints. Transitions of one withdrawal are serialized by its row
 // lock (the conditional UPDATE holds it to commit), so the per-(endpoint, withdrawal) seq cannot race.
 func emitEvent(ctx context.Context, tx *sql.Tx, id string, from, to Status, reason string) error {
-	typ := EventType(from, to)
+	return emitTyped(ctx, tx, id, EventType(from, to), from, reason)
+}
+
+// EventAwaitingFunds is the event of a PENDING withdrawal that starts waiting for a hot wallet to hold
+// enough to pay it (NoteAwaitingFunds); it is not a status change, so EventType never names it.
+const EventAwaitingFunds = "withdrawal.awaiting_funds"
+
+// emitTyped writes event typ of withdrawal id (see emitEvent); from is its previous status.
+func emitTyped(ctx context.Context, tx *sql.Tx, id, typ string, from Status, reason string) error {
 	if typ == "" {
 		return nil
 	}
@@ -54,7 +62,7 @@ func emitEvent(ctx context.Context, tx *sql.Tx, id string, from, to Status, reas
 			'withdrawal_id', w.id, 'external_id', w.external_id, 'chain', w.chain, 'asset', w.asset,
 			'to', w.to_address, 'amount_base_units', w.amount, 'status', w.status, 'previous_status', ?,
 			'reason', ?, 'tx_hash', t.tx_hash, 'block_number', w.block_number, 'error_type', w.error_type,
-			'error_message', w.error_message)), ?
+			'error_message', w.error_message, 'waiting', w.waiting)), ?
 		FROM withdrawals w LEFT JOIN sent_transactions t ON t.id = w.sent_tx_id
 		WHERE w.id = ? AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.client_id = w.client_id AND e.enabled)`,
 		eid.String(), typ, eid.String(), typ, now.Format("2006-01-02T15:04:05.000000Z"), prev, reason, now, id)

@@ -65,8 +65,13 @@ type Withdrawal struct {
 	// Traceparent is the W3C trace context of the request that accepted the withdrawal; empty when
 	// tracing was off.
 	Traceparent string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Waiting says why a PENDING withdrawal is not being signed when the cause is outside Sluice
+	// (WaitingAwaitingFunds), "" otherwise; WaitingSince is when that wait began. Both are cleared
+	// when the withdrawal is signed or ends.
+	Waiting      string
+	WaitingSince *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 
 	Nonce  *uint64
 	TxHash string
@@ -74,7 +79,7 @@ type Withdrawal struct {
 
 const withdrawalCols = `w.id, w.client_id, w.external_id, w.request_hash, w.chain, w.asset, w.to_address, w.amount,
 	w.status, w.version, w.from_address, w.sent_tx_id, w.batch_id, w.block_number, w.error_type, w.error_message,
-	w.correlation_id, w.traceparent, w.created_at, w.updated_at, t.nonce, t.tx_hash`
+	w.correlation_id, w.traceparent, w.waiting, w.waiting_since, w.created_at, w.updated_at, t.nonce, t.tx_hash`
 
 const withdrawalFrom = ` FROM withdrawals w LEFT JOIN sent_transactions t ON t.id = w.sent_tx_id`
 
@@ -85,13 +90,14 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 		w                                  Withdrawal
 		amount                             string
 		from, batch, errType, errMsg, hash sql.NullString
-		traceparent                        sql.NullString
+		traceparent, waiting               sql.NullString
+		waitingSince                       sql.NullTime
 		sentTx                             sql.NullInt64
 		block, nonce                       sql.NullInt64
 	)
 	if err := r.Scan(&w.ID, &w.ClientID, &w.ExternalID, &w.RequestHash, &w.Chain, &w.Asset, &w.To, &amount,
 		&w.Status, &w.Version, &from, &sentTx, &batch, &block, &errType, &errMsg,
-		&w.CorrelationID, &traceparent, &w.CreatedAt, &w.UpdatedAt, &nonce, &hash); err != nil {
+		&w.CorrelationID, &traceparent, &waiting, &waitingSince, &w.CreatedAt, &w.UpdatedAt, &nonce, &hash); err != nil {
 		return nil, err
 	}
 	var ok bool
@@ -99,7 +105,11 @@ func scanWithdrawal(r scanner) (*Withdrawal, error) {
 		return nil, fmt.Errorf("withdrawal %s: bad stored amount %q", w.ID, amount)
 	}
 	w.From, w.BatchID, w.ErrorType, w.ErrorMessage, w.TxHash = from.String, batch.String, errType.String, errMsg.String, hash.String
-	w.Traceparent = traceparent.String
+	w.Traceparent, w.Waiting = traceparent.String, waiting.String
+	if waitingSince.Valid {
+		t := waitingSince.Time
+		w.WaitingSince = &t
+	}
 	if sentTx.Valid {
 		w.SentTxID = &sentTx.Int64
 	}
@@ -386,6 +396,11 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, id string, from, to 
 	}
 	if c.ClearBlock {
 		add("block_number", nil)
+	}
+	if to != Pending && to != Signing {
+		// Signed or ended: whatever it waited for is over (a claim keeps it: a released claim waits on).
+		add("waiting", nil)
+		add("waiting_since", nil)
 	}
 	if c.ErrorType != nil {
 		add("error_type", *c.ErrorType)

@@ -1,5 +1,6 @@
-// Command bench measures Sluice on this machine: the same workload with batching on and off on an
-// embedded chain (2 s blocks, 30M gas), and the API's intake alone; then intake and batched inclusion
+// Command bench measures Sluice on this machine: the same mix with batching on (-n, 10,000 transfers, from
+// -wallets, 4, hot wallets) and off (-n-unbatched, 2,000, from one wallet: the unbatched single-wallet
+// figure) on an embedded chain (2 s blocks, 30M gas), and the API's intake alone; then intake and batched inclusion
 // again with -instances (2) instances of every service on one database, Redis and chain, side by side
 // with one, each mode's recipients' balances checked on chain. It needs a MariaDB and a Redis
 // (SLUICE_TEST_MYSQL_DSN, SLUICE_TEST_REDIS_ADDR; bench/run.sh starts both) and prints human-readable
@@ -44,7 +45,9 @@ import (
 )
 
 var (
-	transfers   = flag.Int("n", 2000, "transfers per mode (half USDT to new holders, half POL to funded accounts)")
+	transfers   = flag.Int("n", 10000, "transfers of the batched modes (half USDT to new holders, half POL to funded accounts)")
+	unbatched   = flag.Int("n-unbatched", 2000, "transfers of the one-tx-per-withdrawal mode (same mix; its rate needs fewer)")
+	wallets     = flag.Int("wallets", 4, "hot wallets of the batched modes (the unbatched mode uses one: the single-wallet figure)")
 	apiRequests = flag.Int("api-n", 4000, "POST /v1/withdrawals requests for the intake measurement")
 	apiConc     = flag.Int("api-concurrency", 32, "concurrent API clients")
 	blockTime   = flag.Duration("block-time", 2*time.Second, "block interval")
@@ -83,6 +86,8 @@ type modeResult struct {
 	Transfers       int
 	Confirmed       int
 	Failed          int
+	Wallets         int
+	AwaitingFundsS  float64 // the longest any withdrawal waited awaiting_funds before it was signed
 	GasPerERC20     float64
 	GasPerNative    float64
 	Batches         int
@@ -145,19 +150,19 @@ func run() error {
 		return err
 	}
 
-	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false, 1)
+	off, err := runMode(ctx, log, ch, funder, dsn, redisAddr, false, 1, 1, *unbatched)
 	if err != nil {
 		return fmt.Errorf("batching off: %w", err)
 	}
 	printMode(off)
-	on, err := runMode(ctx, log, ch, funder, dsn, redisAddr, true, 1)
+	on, err := runMode(ctx, log, ch, funder, dsn, redisAddr, true, 1, *wallets, *transfers)
 	if err != nil {
 		return fmt.Errorf("batching on: %w", err)
 	}
 	printMode(on)
 	var onN modeResult
 	if *instances > 1 {
-		if onN, err = runMode(ctx, log, ch, funder, dsn, redisAddr, true, *instances); err != nil {
+		if onN, err = runMode(ctx, log, ch, funder, dsn, redisAddr, true, *instances, *wallets, *transfers); err != nil {
 			return fmt.Errorf("batching on, %d instances: %w", *instances, err)
 		}
 		printMode(onN)
@@ -181,6 +186,10 @@ func run() error {
 	}
 	res := map[string]any{
 		"transfers":                         on.Transfers,
+		"unbatched_transfers":               off.Transfers,
+		"wallets":                           on.Wallets,
+		"unbatched_wallets":                 off.Wallets,
+		"awaiting_funds_max_s":              round1(max(on.AwaitingFundsS, off.AwaitingFundsS)),
 		"gas_per_transfer_erc20":            round(on.GasPerERC20),
 		"unbatched_gas_per_transfer_erc20":  round(off.GasPerERC20),
 		"gas_per_transfer_native":           round(on.GasPerNative),
@@ -231,11 +240,11 @@ func printMode(m modeResult) {
 	if m.Batching {
 		name = fmt.Sprintf("batching on (%d batches)", m.Batches)
 	}
-	name += fmt.Sprintf(", %d instance(s) of each service", m.Instances)
+	name += fmt.Sprintf(", %d instance(s) of each service, %d hot wallet(s)", m.Instances, m.Wallets)
 	fmt.Printf("%s: %d transfers, %d confirmed, %d failed; gas/transfer ERC-20 %.0f, native %.0f; accepted in %.1fs; "+
 		"first accept → last inclusion %.1fs = %.1f transfers/s over %d blocks (fullest block %d gas)\n",
 		name, m.Transfers, m.Confirmed, m.Failed, m.GasPerERC20, m.GasPerNative, m.SubmitSeconds, m.Seconds, m.IncludedPerSec, m.Blocks, m.MaxBlockGasUsed)
-	fmt.Printf("  balances: paid twice %d, confirmed but unpaid %d\n", m.PaidTwice, m.Unpaid)
+	fmt.Printf("  balances: paid twice %d, confirmed but unpaid %d; longest awaiting_funds wait %.1fs\n", m.PaidTwice, m.Unpaid, m.AwaitingFundsS)
 	if m.ApproveGas > 0 {
 		fmt.Printf("  (plus %d gas of bounded approves for the batch contract, not counted per transfer)\n", m.ApproveGas)
 	}
@@ -261,10 +270,10 @@ func withDB(dsn, name string) string {
 
 // stack starts a Sluice dev stack on the shared chain, with its own database and hot wallet.
 func stack(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr, db string,
-	opts ...app.Option) (*devmode.Stack, error) {
+	wallets int, opts ...app.Option) (*devmode.Stack, error) {
 	return devmode.Start(ctx, devmode.Options{RPC: ch.URL, FundingKey: funder, APIAddr: freeAddr(), BlockTime: *blockTime,
 		Confirmations: 1, DatabaseDSN: withDB(dsn, db), RedisAddr: redisAddr, APIKey: "sk_bench_" + strings.Repeat("0", 24),
-		Concurrency: 8, AppOptions: opts}, log)
+		Concurrency: 8, Wallets: wallets, AppOptions: opts}, log)
 }
 
 type apiResult struct {
@@ -292,7 +301,7 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 	if variant == intakePlain {
 		opts = append(opts, app.WithoutPolicy())
 	}
-	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db, opts...)
+	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db, 1, opts...)
 	if err != nil {
 		return apiResult{}, err
 	}
@@ -485,7 +494,7 @@ func fundAccounts(ctx context.Context, eth *ethclient.Client, funder *ecdsa.Priv
 	return nil
 }
 
-func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, batching bool, n int) (modeResult, error) {
+func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, batching bool, n, wallets, transfers int) (modeResult, error) {
 	db := "sluice_bench_single"
 	if batching {
 		db = "sluice_bench_batch"
@@ -493,7 +502,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	if n > 1 {
 		db += fmt.Sprintf("_%d", n)
 	}
-	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db)
+	st, err := stack(ctx, log, ch, funder, dsn, redisAddr, db, wallets)
 	if err != nil {
 		return modeResult{}, err
 	}
@@ -506,7 +515,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	}
 	defer eth.Close()
 
-	reqs := make([]request, *transfers)
+	reqs := make([]request, transfers)
 	var nativeTo []common.Address
 	for i := range reqs {
 		if i%2 == 0 {
@@ -607,7 +616,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	m := modeResult{Batching: batching, Instances: n, Transfers: len(reqs)}
+	m := modeResult{Batching: batching, Instances: n, Transfers: len(reqs), Wallets: wallets}
 	q := a.Store.DB
 	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(status='CONFIRMED'),0), COALESCE(SUM(status='FAILED'),0) FROM withdrawals`).Scan(&m.Confirmed, &m.Failed); err != nil {
 		return m, err
@@ -656,6 +665,13 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	m.GasPerERC20 = gas[devmode.Token] / count[devmode.Token]
 	m.GasPerNative = gas[devmode.Native] / count[devmode.Native]
 	_ = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM batches`).Scan(&m.Batches)
+	var waited sql.NullFloat64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(TIMESTAMPDIFF(MICROSECOND, a.created_at, s.created_at)) / 1e6 FROM withdrawal_history a
+		JOIN withdrawal_history s ON s.withdrawal_id = a.withdrawal_id AND s.to_status = 'SIGNED'
+		WHERE a.from_status = 'PENDING' AND a.to_status = 'PENDING' AND a.reason LIKE 'awaiting_funds%'`).Scan(&waited); err != nil {
+		return m, err
+	}
+	m.AwaitingFundsS = waited.Float64
 	var approve sql.NullInt64
 	_ = q.QueryRowContext(ctx, `SELECT SUM(gas_used) FROM sent_transactions WHERE kind = 'approve'`).Scan(&approve)
 	m.ApproveGas = uint64(approve.Int64)

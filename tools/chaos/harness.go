@@ -56,6 +56,9 @@ type Options struct {
 	Instances     int      // processes per service, all on the same database, Redis, queue and chain
 	KillServices  []string // the services kills choose from (default: all four)
 	Recovery      RecoveryFaults
+	// Wallets is how many hot wallets the chain has (default 3), each funded: the signer spreads the
+	// withdrawals over them, and every wallet's nonces are checked.
+	Wallets int
 
 	Dir         string // run directory: config, keystore, logs
 	Bin         string // the sluice binary
@@ -70,6 +73,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Withdrawals <= 0 {
 		o.Withdrawals = 500
+	}
+	if o.Wallets <= 0 {
+		o.Wallets = 3
 	}
 	if o.Confirmations == 0 {
 		o.Confirmations = 12
@@ -119,8 +125,9 @@ type run struct {
 	chain   *devchain.Chain
 	eth     *ethclient.Client // straight to the node, never through the proxy
 	proxy   *FaultProxy
-	hot     common.Address
-	hotKey  *ecdsa.PrivateKey // the harness signs the foreign transaction with it (RecoveryFaults.ForeignNonces)
+	hot     common.Address    // the first of hots
+	hots    []common.Address  // every hot wallet
+	hotKey  *ecdsa.PrivateKey // the first wallet's: the harness signs the foreign transaction with it (RecoveryFaults.ForeignNonces)
 	inj     injected
 	addrs   contracts.Addresses
 	chainID *big.Int
@@ -204,13 +211,21 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hotKey, err := seededKey(o.Seed, "hot wallet")
-	if err != nil {
-		return err
+	r.keys = []secretKey{{"funder", crypto.FromECDSA(funder)}}
+	var hotKeys []*ecdsa.PrivateKey
+	for i := range o.Wallets {
+		name := "hot wallet" // the first keeps its name, so a replay of an older seed has the same address
+		if i > 0 {
+			name = fmt.Sprintf("hot wallet %d", i+1)
+		}
+		k, err := seededKey(o.Seed, name)
+		if err != nil {
+			return err
+		}
+		hotKeys, r.hots = append(hotKeys, k), append(r.hots, crypto.PubkeyToAddress(k.PublicKey))
+		r.keys = append(r.keys, secretKey{name, crypto.FromECDSA(k)})
 	}
-	r.hot = crypto.PubkeyToAddress(hotKey.PublicKey)
-	r.hotKey = hotKey
-	r.keys = []secretKey{{"funder", crypto.FromECDSA(funder)}, {"hot wallet", crypto.FromECDSA(hotKey)}}
+	r.hot, r.hotKey = r.hots[0], hotKeys[0]
 	r.chain, err = devchain.Start(devchain.Options{ChainID: 31337, BlockInterval: o.BlockTime, GasLimit: 30_000_000,
 		Alloc: types.GenesisAlloc{crypto.PubkeyToAddress(funder.PublicKey): {Balance: units(2_000_000, 18)}}})
 	if err != nil {
@@ -223,13 +238,18 @@ func (r *run) setup(ctx context.Context) error {
 	if r.addrs, err = contracts.DeployAll(ctx, r.eth, funder, r.chainID); err != nil {
 		return err
 	}
-	if err := contracts.Mint(ctx, r.eth, funder, r.chainID, r.addrs.USDT, r.hot, units(1_000_000_000, 6)); err != nil {
-		return fmt.Errorf("mint USDT to the hot wallet: %w", err)
+	coin := new(big.Int).Div(units(1_500_000, 18), big.NewInt(int64(len(r.hots)))) // of the funder's 2M
+	var hotHex []string
+	for _, hot := range r.hots {
+		if err := contracts.Mint(ctx, r.eth, funder, r.chainID, r.addrs.USDT, hot, units(1_000_000_000, 6)); err != nil {
+			return fmt.Errorf("mint USDT to hot wallet %s: %w", hot, err)
+		}
+		if _, err := contracts.Transact(ctx, r.eth, funder, r.chainID, hot, coin, nil, 21000); err != nil {
+			return fmt.Errorf("fund hot wallet %s: %w", hot, err)
+		}
+		hotHex = append(hotHex, hot.Hex())
 	}
-	if _, err := contracts.Transact(ctx, r.eth, funder, r.chainID, r.hot, units(1_000_000, 18), nil, 21000); err != nil {
-		return fmt.Errorf("fund the hot wallet: %w", err)
-	}
-	r.logf("chain %s (id %s, %s blocks); hot wallet %s; USDT %s", r.chain.URL, r.chainID, o.BlockTime, r.hot.Hex(), r.addrs.USDT.Hex())
+	r.logf("chain %s (id %s, %s blocks); hot wallets %s; USDT %s", r.chain.URL, r.chainID, o.BlockTime, strings.Join(hotHex, ", "), r.addrs.USDT.Hex())
 
 	// The key, in an encrypted keystore the signer opens with a password from its environment.
 	password := randomHex(16)
@@ -238,8 +258,10 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ks.ImportECDSA(hotKey); err != nil {
-		return fmt.Errorf("import the hot wallet key: %w", err)
+	for _, k := range hotKeys {
+		if _, err := ks.ImportECDSA(k); err != nil {
+			return fmt.Errorf("import a hot wallet key: %w", err)
+		}
 	}
 	ks.Close()
 
@@ -278,7 +300,7 @@ func (r *run) setup(ctx context.Context) error {
 				{Symbol: "POL", Decimals: 18},
 				{Symbol: "USDT", Decimals: 6, Address: config.Address(r.addrs.USDT)},
 			},
-			HotWallets: []config.Address{config.Address(r.hot)},
+			HotWallets: hotWallets(r.hots),
 			// The production default, kept: the foreign transaction freezes the wallet and the harness
 			// lifts the freeze as an operator would, once the alert is open (foreignNonce).
 			Recovery: config.Recovery{FreezeOnConflict: &freezeOnConflict},
@@ -500,4 +522,12 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+func hotWallets(as []common.Address) []config.Address {
+	out := make([]config.Address, len(as))
+	for i, a := range as {
+		out[i] = config.Address(a)
+	}
+	return out
 }

@@ -56,7 +56,7 @@ type Result struct {
 	Seed        uint64
 }
 
-// NonceReport is the hot wallet's nonce sequence as the chain and the database see it.
+// NonceReport is the hot wallets' nonce sequences (added up over the wallets) as the chain and the database see it.
 type NonceReport struct {
 	Mined, Pending  uint64
 	Recorded        int      // distinct nonces in sent_transactions
@@ -68,6 +68,7 @@ type NonceReport struct {
 	StuckInPool     uint64   // pending − mined after the wait
 	AttemptsPerSent float64
 	Leases          string // the Redis allocator's leases left over, for diagnosing holes
+	sent            int    // recorded transactions (one wallet's), to weigh AttemptsPerSent
 }
 
 // QueueReport is what the consumers' logs and the queue tables say.
@@ -393,16 +394,54 @@ func (r *run) balance(ctx context.Context, asset string, who common.Address) (*b
 // mined one is a recorded transaction mined under one of its attempts, nothing recorded is left
 // unmined, no nonce was skipped, and the node's pool holds nothing more.
 func (r *run) checkNonces(ctx context.Context, res *Result) error {
-	n := &res.Nonce
+	// Every hot wallet has its own nonce sequence; the report adds them up. Only the first wallet gets
+	// the harness's foreign transactions (RecoveryFaults.ForeignNonces).
+	total := &res.Nonce
+	var attempts, sent float64
+	for i, hot := range r.hots {
+		var injected map[uint64]common.Hash
+		if i == 0 {
+			r.inj.mu.Lock()
+			injected = maps.Clone(r.inj.foreign)
+			r.inj.mu.Unlock()
+		}
+		var n NonceReport
+		if err := r.checkWalletNonces(ctx, res, hot, injected, &n); err != nil {
+			return err
+		}
+		total.Mined += n.Mined
+		total.Pending += n.Pending
+		total.Recorded += n.Recorded
+		total.Holes = append(total.Holes, n.Holes...)
+		total.Unmined = append(total.Unmined, n.Unmined...)
+		total.Foreign = append(total.Foreign, n.Foreign...)
+		total.Injected = append(total.Injected, n.Injected...)
+		total.StuckInPool += n.StuckInPool
+		if n.Leases != "" {
+			total.Leases = strings.TrimPrefix(total.Leases+"; "+hot.Hex()+": "+n.Leases, "; ")
+		}
+		attempts += n.AttemptsPerSent * float64(n.sent)
+		sent += float64(n.sent)
+	}
+	if sent > 0 {
+		total.AttemptsPerSent = attempts / sent
+	}
+	return r.db.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sent_transactions t
+		WHERE NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.sent_tx_id = t.id)`).Scan(&total.Orphans)
+}
+
+// checkWalletNonces is checkNonces for one hot wallet; injectedAt are the harness's own transactions at
+// its nonces. Gaps are added to res.NonceGaps and problems to res.Problems.
+func (r *run) checkWalletNonces(ctx context.Context, res *Result, hot common.Address, injectedAt map[uint64]common.Hash, n *NonceReport) error {
 	var err error
-	if n.Mined, err = r.eth.NonceAt(ctx, r.hot, nil); err != nil {
+	if n.Mined, err = r.eth.NonceAt(ctx, hot, nil); err != nil {
 		return err
 	}
-	if n.Pending, err = r.eth.PendingNonceAt(ctx, r.hot); err != nil {
+	if n.Pending, err = r.eth.PendingNonceAt(ctx, hot); err != nil {
 		return err
 	}
 	rows, err := r.db.DB.QueryContext(ctx, `SELECT t.id, t.nonce, a.tx_hash FROM sent_transactions t
-		JOIN tx_attempts a ON a.sent_tx_id = t.id WHERE t.from_address = ? ORDER BY t.nonce, a.id`, r.hot.Hex())
+		JOIN tx_attempts a ON a.sent_tx_id = t.id WHERE t.from_address = ? ORDER BY t.nonce, a.id`, hot.Hex())
 	if err != nil {
 		return fmt.Errorf("read sent_transactions: %w", err)
 	}
@@ -427,7 +466,7 @@ func (r *run) checkNonces(ctx context.Context, res *Result) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	n.Recorded = len(hashes)
+	n.Recorded, n.sent = len(hashes), len(sent)
 	if len(sent) > 0 {
 		n.AttemptsPerSent = float64(attempts) / float64(len(sent))
 	}
@@ -435,9 +474,6 @@ func (r *run) checkNonces(ctx context.Context, res *Result) error {
 	for nonce := range hashes {
 		top = max(top, nonce+1)
 	}
-	r.inj.mu.Lock()
-	injectedAt := maps.Clone(r.inj.foreign)
-	r.inj.mu.Unlock()
 	for nonce := uint64(0); nonce < top; nonce++ {
 		hs, ok := hashes[nonce]
 		if h, inj := injectedAt[nonce]; inj && nonce < n.Mined {
@@ -469,15 +505,11 @@ func (r *run) checkNonces(ctx context.Context, res *Result) error {
 	if n.Pending > n.Mined {
 		n.StuckInPool = n.Pending - n.Mined
 	}
-	if err := r.db.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sent_transactions t
-		WHERE NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.sent_tx_id = t.id)`).Scan(&n.Orphans); err != nil {
-		return err
-	}
-	res.NonceGaps = len(n.Holes) + len(n.Unmined) + len(n.Foreign)
+	res.NonceGaps += len(n.Holes) + len(n.Unmined) + len(n.Foreign)
 	if extra := int(n.StuckInPool) - len(n.Unmined); extra > 0 {
 		res.NonceGaps += extra // the pool holds nonces nothing recorded
 	}
-	if st, err := nonce.New(r.redis).Peek(ctx, r.chainID.Uint64(), r.hot); err == nil && len(st.Leases) > 0 {
+	if st, err := nonce.New(r.redis).Peek(ctx, r.chainID.Uint64(), hot); err == nil && len(st.Leases) > 0 {
 		var parts []string
 		for i, l := range st.Leases {
 			if i == 12 {
@@ -496,17 +528,17 @@ func (r *run) checkNonces(ctx context.Context, res *Result) error {
 	}
 	for _, h := range n.Holes {
 		res.Problems = append(res.Problems, fmt.Sprintf("nonce gap: nonce %d of %s was never recorded (mined nonce %d, highest recorded %d)",
-			h, r.hot.Hex(), n.Mined, top-1))
+			h, hot.Hex(), n.Mined, top-1))
 	}
 	if len(n.Unmined) > 0 {
-		res.Problems = append(res.Problems, fmt.Sprintf("nonce stuck: %d recorded nonces at or above the mined nonce %d are not mined: %s",
-			len(n.Unmined), n.Mined, short(n.Unmined)))
+		res.Problems = append(res.Problems, fmt.Sprintf("nonce stuck: %d recorded nonces of %s at or above the mined nonce %d are not mined: %s",
+			len(n.Unmined), hot.Hex(), n.Mined, short(n.Unmined)))
 	}
 	for _, f := range n.Foreign {
-		res.Problems = append(res.Problems, fmt.Sprintf("nonce %d was mined, but no recorded attempt of it has a receipt", f))
+		res.Problems = append(res.Problems, fmt.Sprintf("nonce %d of %s was mined, but no recorded attempt of it has a receipt", f, hot.Hex()))
 	}
 	if n.Pending != n.Mined {
-		res.Problems = append(res.Problems, fmt.Sprintf("pending nonce %d != latest nonce %d after the wait", n.Pending, n.Mined))
+		res.Problems = append(res.Problems, fmt.Sprintf("pending nonce %d != latest nonce %d of %s after the wait", n.Pending, n.Mined, hot.Hex()))
 	}
 	return nil
 }
