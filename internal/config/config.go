@@ -416,6 +416,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyRecoveryDefaults()
+	c.applyAccountMgrDefaults()
 }
 
 // Validate reports every problem at once, each naming its key.
@@ -505,6 +506,7 @@ func (c *Config) validate() []*keyError {
 		}
 	}
 	c.validateRecovery(bad)
+	c.validateAccountMgr(bad)
 	return errs
 }
 
