@@ -83,10 +83,13 @@ type Stack struct {
 	APIKey    string
 	APIURL    string
 	HotWallet common.Address
-	Contracts contracts.Addresses
-	mysql     *embedded.MySQL
-	redis     *embedded.Redis
-	tmpKeys   string // the keystore directory Start made, removed on Close
+	// MainAccount tops the hot wallet up (sluice accountmgr) when it falls below a tenth of what it
+	// started with.
+	MainAccount common.Address
+	Contracts   contracts.Addresses
+	mysql       *embedded.MySQL
+	redis       *embedded.Redis
+	tmpKeys     string // the keystore directory Start made, removed on Close
 }
 
 // Native and token asset symbols of the dev chain.
@@ -120,7 +123,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	hot := crypto.PubkeyToAddress(hotKey.PublicKey)
-	st := &Stack{APIKey: o.APIKey, HotWallet: hot}
+	mainKey, err := crypto.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	main := crypto.PubkeyToAddress(mainKey.PublicKey)
+	st := &Stack{APIKey: o.APIKey, HotWallet: hot, MainAccount: main}
 	ok := false
 	defer func() {
 		if !ok {
@@ -192,6 +200,13 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, hot, grant, nil, 21000); err != nil {
 		return nil, fmt.Errorf("fund the hot wallet: %w", err)
 	}
+	mainGrant := new(big.Int).Div(grant, big.NewInt(4))
+	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, main, mainGrant, nil, 21000); err != nil {
+		return nil, fmt.Errorf("fund the main account: %w", err)
+	}
+	if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, main, coins(100_000_000, 6)); err != nil {
+		return nil, fmt.Errorf("mint USDT to the main account: %w", err)
+	}
 
 	ksDir := o.KeystoreDir
 	if ksDir == "" {
@@ -207,6 +222,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	}
 	if _, err := ks.ImportECDSA(hotKey); err != nil {
 		return nil, fmt.Errorf("import hot wallet key: %w", err)
+	}
+	if _, err := ks.ImportECDSA(mainKey); err != nil {
+		return nil, fmt.Errorf("import main account key: %w", err)
+	}
+	band := func(start *big.Int) config.TopUp {
+		return config.TopUp{Min: config.NewWei(new(big.Int).Div(start, big.NewInt(10))), Target: config.NewWei(new(big.Int).Div(start, big.NewInt(5)))}
 	}
 
 	dsn, err := freshDatabase(ctx, o.DatabaseDSN)
@@ -224,10 +245,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 			Multicall3:    config.Address(st.Contracts.Multicall3),
 			BatchContract: config.Address(st.Contracts.BatchTransfer),
 			Assets: []config.Asset{
-				{Symbol: Native, Decimals: 18},
-				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT)},
+				{Symbol: Native, Decimals: 18, TopUp: band(grant)},
+				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT), TopUp: band(coins(1_000_000_000, 6))},
 			},
-			HotWallets: []config.Address{config.Address(hot)},
+			HotWallets:  []config.Address{config.Address(hot)},
+			MainAccount: config.Address(main),
 		}},
 	}
 	if err := cfg.Finish(); err != nil {
@@ -288,7 +310,8 @@ func (s *Stack) Banner() string {
 	fmt.Fprintf(&b, "  Assets     %s (native, 18 decimals)\n", Native)
 	fmt.Fprintf(&b, "             %s (6 decimals) at %s\n", Token, s.Contracts.USDT.Hex())
 	fmt.Fprintf(&b, "  Multicall3 %s\n  Batch      %s\n", s.Contracts.Multicall3.Hex(), s.Contracts.BatchTransfer.Hex())
-	fmt.Fprintf(&b, "  Hot wallet %s\n\n", s.HotWallet.Hex())
+	fmt.Fprintf(&b, "  Hot wallet %s\n", s.HotWallet.Hex())
+	fmt.Fprintf(&b, "  Main       %s   (tops the hot wallet up below a tenth of its start)\n\n", s.MainAccount.Hex())
 	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/withdrawals \\\n    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"external_id\":\"demo-1\",\"chain\":\"local\",\"asset\":\"%s\",\"to\":\"0x000000000000000000000000000000000000dEaD\",\"amount\":\"12.5\"}'\n\n",
 		s.APIURL, s.APIKey, Token)
