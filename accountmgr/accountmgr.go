@@ -261,6 +261,16 @@ func (a *Manager) assess(ctx context.Context, cd ChainDeps, wallets []config.Add
 	}
 	for _, w := range wallets {
 		addr := w.Common()
+		// The wallet's balances before its mined nonce: a transaction of its own mined in between shows
+		// in the balance and, its nonce below the one read, not in the outflows (counted once, never
+		// twice). The main account's nonce was read before these balances, for the opposite reason: a
+		// top-up mined in between counts in both, which only makes the deficit smaller.
+		bals := map[string]*big.Int{}
+		for _, asset := range c.ManagedAssets() {
+			if bals[asset.Symbol], err = balanceOf(ctx, cd.Client, asset, addr); err != nil {
+				return nil, err
+			}
+		}
 		mined, err := cd.Client.NonceAt(ctx, addr)
 		if err != nil {
 			return nil, fmt.Errorf("mined nonce of %s: %w", addr.Hex(), err)
@@ -271,11 +281,7 @@ func (a *Manager) assess(ctx context.Context, cd ChainDeps, wallets []config.Add
 		}
 		ws := &walletState{addr: addr, assets: map[string]assetState{}, urgency: new(big.Rat)}
 		for _, asset := range c.ManagedAssets() {
-			bal, err := balanceOf(ctx, cd.Client, asset, addr)
-			if err != nil {
-				return nil, err
-			}
-			p := Position{Balance: bal, Incoming: new(big.Int), Outgoing: new(big.Int)}
+			p := Position{Balance: bals[asset.Symbol], Incoming: new(big.Int), Outgoing: new(big.Int)}
 			if o := out[asset.Symbol]; o != nil {
 				p.Outgoing.Add(p.Outgoing, o)
 			}

@@ -473,3 +473,43 @@ func TestMainAccountNeverSignsAWithdrawal(t *testing.T) {
 		t.Fatalf("%d transactions signed, want 0", n)
 	}
 }
+
+// Signers racing for the same top-ups (instances, a redelivery, one killed and restarted) sign one
+// transaction: the others find the main account busy or the rows signed, and no nonce is left behind.
+func TestRacingSignersSignOneTopUp(t *testing.T) {
+	e := newEnv(t, 1, 1e16, func(c *config.Chain) { setBand(c, usdt, band("2000000000000000", "3000000000000000", "")) })
+	e.round(e.manager())
+	if n := len(e.transfers()); n != 2 {
+		t.Fatalf("%d transfers, want 2", n)
+	}
+	time.Sleep(2 * e.Config.BlockTime.Duration) // past the gather window
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.Signer().SignTopUps(e.Ctx, "local", usdt); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.sign(e.Signer()) // whatever the race left (the approve first, then the batch)
+	e.settle()
+	if n := e.countSentOfKind(store.TransferTopUp); n != 1 {
+		t.Fatalf("%d top-up transactions, want 1", n)
+	}
+	for _, tr := range e.transfers() {
+		if tr.Status != store.TransferConfirmed {
+			t.Fatalf("transfer to %s: %s (%s)", tr.To, tr.Status, tr.Reason)
+		}
+	}
+	st, err := e.Nonces.Peek(e.Ctx, e.Config.ChainID, e.main.Address)
+	if err != nil || st.Next != 2 || len(st.Leases) != 0 { // the approve and the batch
+		t.Fatalf("main account nonce state %+v (%v): want counter 2, no lease", st, err)
+	}
+	mined, err := e.Client.NonceAt(e.Ctx, e.main.Address)
+	if err != nil || mined != 2 {
+		t.Fatalf("main account mined nonce %d (%v), want 2", mined, err)
+	}
+}
