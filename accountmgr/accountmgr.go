@@ -261,10 +261,11 @@ func (a *Manager) assess(ctx context.Context, cd ChainDeps, wallets []config.Add
 	}
 	for _, w := range wallets {
 		addr := w.Common()
-		// The wallet's balances before its mined nonce: a transaction of its own mined in between shows
-		// in the balance and, its nonce below the one read, not in the outflows (counted once, never
-		// twice). The main account's nonce was read before these balances, for the opposite reason: a
-		// top-up mined in between counts in both, which only makes the deficit smaller.
+		// The wallet's balances before its mined nonce: a payment of its own mined in between is in
+		// neither (the balance was read before it, and its nonce is below the one read), never in both,
+		// so the deficit can come out smaller, never larger. The main account's nonce was read before
+		// these balances for the same reason: a top-up mined in between counts as incoming and in the
+		// balance, which again only makes the deficit smaller.
 		bals := map[string]*big.Int{}
 		for _, asset := range c.ManagedAssets() {
 			if bals[asset.Symbol], err = balanceOf(ctx, cd.Client, asset, addr); err != nil {
