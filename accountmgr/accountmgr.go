@@ -333,8 +333,24 @@ const checkRetry = time.Second
 
 // Handle processes one balance-check message: it reads the account's position in every managed asset
 // and queues what its band asks for, each transfer with its row and message in one database
-// transaction under its idempotency key.
+// transaction under its idempotency key. A check that keeps failing (a node down) is dropped on its
+// last delivery rather than dead-lettered: the next round checks the account afresh.
 func (a *Manager) Handle(ctx context.Context, m queue.Message) error {
+	err := a.handle(ctx, m)
+	if err != nil && m.ReceiveCount >= queue.MaxReceiveCount && !permanent(err) {
+		a.log.Warn("balance check keeps failing; dropped, the next round checks again", "err", err, "receives", m.ReceiveCount)
+		return nil
+	}
+	return err
+}
+
+// permanent reports an error the consumer dead-letters at once (a message that can never be handled).
+func permanent(err error) bool {
+	var e *txerr.Error
+	return errors.As(err, &e) && !e.Type.Retryable()
+}
+
+func (a *Manager) handle(ctx context.Context, m queue.Message) error {
 	env, p, err := queue.Decode[queue.BalanceCheckRequested](m.Body, queue.TypeBalanceCheck)
 	if err != nil {
 		return err

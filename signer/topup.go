@@ -51,8 +51,20 @@ func mainAccounts(chains map[string]ChainDeps) map[string]common.Address {
 // topUpRounds bounds how many top-up transactions one message signs (each takes up to maxItems rows).
 const topUpRounds = 10
 
-// HandleBalanceTransfer processes one balance-transfer message.
+// HandleBalanceTransfer processes one balance-transfer message. One that keeps failing (a node down) is
+// dropped on its last delivery rather than dead-lettered: its rows stay PENDING, and accountmgr asks
+// for them again once they are a minute old.
 func (s *Signer) HandleBalanceTransfer(ctx context.Context, m queue.Message) error {
+	err := s.handleBalanceTransfer(ctx, m)
+	var e *txerr.Error
+	if err != nil && m.ReceiveCount >= queue.MaxReceiveCount && !(errors.As(err, &e) && !e.Type.Retryable()) {
+		s.log.Warn("balance transfer keeps failing; dropped, accountmgr asks again", "err", err, "receives", m.ReceiveCount)
+		return nil
+	}
+	return err
+}
+
+func (s *Signer) handleBalanceTransfer(ctx context.Context, m queue.Message) error {
 	env, p, err := queue.Decode[queue.BalanceTransferRequested](m.Body, queue.TypeBalanceTransfer)
 	if err != nil {
 		return err
@@ -260,6 +272,12 @@ func (s *Signer) topUpRound(ctx context.Context, log *slog.Logger, cd ChainDeps,
 	}
 	gas := withGasMargin(est, data)
 	if err := s.checkCoinFunds(ctx, cd, asset, main, value, gas, f.MaxFeePerGas); err != nil {
+		if txerr.Classify(err) == txerr.InsufficientFunds {
+			// Short of native coin for the gas: the top-ups wait PENDING for the main account like any
+			// shortfall (never a dead letter, never in part).
+			log.Warn("main account cannot pay the top-up's gas; it waits", "err", err)
+			return 0, 0, nil
+		}
 		return 0, 0, err
 	}
 	ids := make([]string, len(rows))
