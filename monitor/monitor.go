@@ -269,6 +269,9 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			return err
 		}
 		finished = true
+		if err := mo.settleTransfers(ctx, tx, cd, st, r); err != nil { // top-ups and sweeps (transfers.go)
+			return err
+		}
 		ws, err := mo.store.WithdrawalsBySentTx(ctx, tx, st.ID)
 		if err != nil {
 			return err

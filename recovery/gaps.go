@@ -18,11 +18,12 @@ import (
 	"github.com/sluice-custody/sluice/internal/txsend"
 )
 
-// FillGaps sweeps every hot wallet of every chain once and returns how many gaps it filled.
+// FillGaps sweeps every hot wallet (and main account) of every chain once and returns how many gaps it
+// filled.
 func (g *Service) FillGaps(ctx context.Context) (int, error) {
 	filled := 0
 	for _, cd := range g.chains {
-		for _, hw := range cd.Config.HotWallets {
+		for _, hw := range signingWallets(cd.Config) {
 			n, err := g.fillAddress(ctx, cd, hw.Common())
 			filled += n
 			if err != nil {

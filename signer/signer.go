@@ -99,8 +99,10 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Signer, error) {
 	if m == nil {
 		m = NopMetrics()
 	}
-	// The sender checks the store, queue and keys it shares with the signer.
-	send, err := txsend.New(txsend.Deps{Store: d.Store, Queue: d.Queue, Keys: d.Keys, Nonces: d.Nonces}, log)
+	// The sender checks the store, queue and keys it shares with the signer; it refuses the main
+	// accounts anything but top-ups (topup.go).
+	send, err := txsend.New(txsend.Deps{Store: d.Store, Queue: d.Queue, Keys: d.Keys, Nonces: d.Nonces,
+		MainAccounts: mainAccounts(d.Chains)}, log)
 	if err != nil {
 		return nil, fmt.Errorf("signer: %w", err)
 	}

@@ -27,6 +27,7 @@ commands:
   broadcaster   consumes signed-tx: sends raw transactions in nonce order
   monitor       consumes tx-monitor: confirmations, reorgs, settling
   recovery      fills nonce gaps, bumps stuck transactions, resends dropped ones, raises alerts
+  accountmgr    keeps hot wallets topped up from the main account (balance-check, balance-transfer)
   all           every service above in one process
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
@@ -105,7 +106,7 @@ func run(cmd string, args []string) error {
 		}
 		log.Info("migrations applied")
 		return nil
-	case "api", "signer", "broadcaster", "monitor", "recovery", "all":
+	case "api", "signer", "broadcaster", "monitor", "recovery", "accountmgr", "all":
 		names := []string{cmd}
 		if cmd == "all" {
 			names = app.Services

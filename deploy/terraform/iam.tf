@@ -74,11 +74,25 @@ data "aws_iam_policy_document" "consume_tx_monitor" {
   }
 }
 
+# accountmgr consumes balance-check; the signer, which holds the main account's key, balance-transfer.
 data "aws_iam_policy_document" "consume_balance" {
   statement {
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-    resources = [aws_sqs_queue.balance_check.arn, aws_sqs_queue.balance_transfer.arn]
+    resources = [aws_sqs_queue.balance_check.arn]
   }
+}
+
+data "aws_iam_policy_document" "consume_balance_transfer" {
+  statement {
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.balance_transfer.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "signer_consume_balance_transfer" {
+  name   = "consume-balance-transfer"
+  role   = aws_iam_role.service["signer"].id
+  policy = data.aws_iam_policy_document.consume_balance_transfer.json
 }
 
 resource "aws_iam_role_policy" "signer_consume" {

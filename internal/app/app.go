@@ -191,7 +191,7 @@ func (a *App) Close() {
 }
 
 // Services lists the services `all` runs.
-var Services = []string{"api", "signer", "broadcaster", "monitor", "recovery"}
+var Services = []string{"api", "signer", "broadcaster", "monitor", "recovery", "accountmgr"}
 
 // Run runs the named services in this process until ctx is canceled. With one service its health
 // endpoint is served on its configured port; with several (or with the API, which serves its own),
@@ -353,8 +353,14 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
+		topUps, err := a.consumer(name, queue.BalanceTransfer, s.HandleBalanceTransfer)
+		if err != nil {
+			return nil, err
+		}
 		// While the batcher runs, the consumer leaves PENDING withdrawals of batching chains to it.
-		return []service.Worker{c, s.RunBatcher}, nil
+		return []service.Worker{c, s.RunBatcher, topUps}, nil
+	case "accountmgr":
+		return a.accountmgrWorkers(log)
 	case "recovery":
 		return a.recoveryWorkers(log)
 	case "broadcaster":

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-custody/sluice/accountmgr"
 	"github.com/sluice-custody/sluice/api"
 	"github.com/sluice-custody/sluice/broadcaster"
 	"github.com/sluice-custody/sluice/internal/alert"
@@ -58,6 +59,7 @@ func TestAllServicesShareOneRegistry(t *testing.T) {
 		"outbox":      func(r prometheus.Registerer) { outbox.NewMetrics(r) },
 		"recovery":    func(r prometheus.Registerer) { recovery.NewMetrics(r) },
 		"alerts":      func(r prometheus.Registerer) { alert.NewMetrics(r) },
+		"accountmgr":  func(r prometheus.Registerer) { accountmgr.NewMetrics(r) },
 	} {
 		rec := &recorder{Registerer: shared}
 		register(rec)

@@ -451,6 +451,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyRecoveryDefaults()
+	c.applyAccountMgrDefaults()
 }
 
 // Validate reports every problem at once, each naming its key.
@@ -564,6 +565,7 @@ func (c *Config) validate() []*keyError {
 		}
 	}
 	c.validateRecovery(bad)
+	c.validateAccountMgr(bad)
 	return errs
 }
 

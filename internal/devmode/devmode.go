@@ -92,10 +92,12 @@ type Stack struct {
 	HotWallet common.Address // the first of HotWallets
 	// HotWallets are the chain's hot wallets, each funded, with its key in the keystore.
 	HotWallets []common.Address
-	Contracts  contracts.Addresses
-	mysql      *embedded.MySQL
-	redis      *embedded.Redis
-	tmpKeys    string // the keystore directory Start made, removed on Close
+	// MainAccount tops the hot wallets up (sluice accountmgr) when one falls below its band.
+	MainAccount common.Address
+	Contracts   contracts.Addresses
+	mysql       *embedded.MySQL
+	redis       *embedded.Redis
+	tmpKeys     string // the keystore directory Start made, removed on Close
 
 	// AdminURL is the admin API's and dashboard's base URL; AdminPassword is the password of the first
 	// operator, "admin" (role admin), made afresh at each start.
@@ -150,7 +152,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		}
 		hotKeys, hots = append(hotKeys, k), append(hots, crypto.PubkeyToAddress(k.PublicKey))
 	}
-	st := &Stack{APIKey: o.APIKey, HotWallet: hots[0], HotWallets: hots}
+	mainKey, err := crypto.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	main := crypto.PubkeyToAddress(mainKey.PublicKey)
+	st := &Stack{APIKey: o.APIKey, HotWallet: hots[0], HotWallets: hots, MainAccount: main}
 	ok := false
 	defer func() {
 		if !ok {
@@ -228,6 +235,13 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 			return nil, fmt.Errorf("fund hot wallet %s: %w", hot, err)
 		}
 	}
+	mainGrant := new(big.Int).Div(grant, big.NewInt(4))
+	if _, err := contracts.Transact(ctx, client, funder, st.ChainID, main, mainGrant, nil, 21000); err != nil {
+		return nil, fmt.Errorf("fund the main account: %w", err)
+	}
+	if err := contracts.Mint(ctx, client, funder, st.ChainID, st.Contracts.USDT, main, coins(100_000_000, 6)); err != nil {
+		return nil, fmt.Errorf("mint USDT to the main account: %w", err)
+	}
 
 	ksDir := o.KeystoreDir
 	if ksDir == "" {
@@ -246,6 +260,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 			return nil, fmt.Errorf("import hot wallet key: %w", err)
 		}
 	}
+	if _, err := ks.ImportECDSA(mainKey); err != nil {
+		return nil, fmt.Errorf("import main account key: %w", err)
+	}
+	band := func(start *big.Int) config.TopUp {
+		return config.TopUp{Min: config.NewWei(new(big.Int).Div(start, big.NewInt(10))), Target: config.NewWei(new(big.Int).Div(start, big.NewInt(5)))}
+	}
 
 	dsn, err := freshDatabase(ctx, o.DatabaseDSN)
 	if err != nil {
@@ -262,10 +282,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 			Multicall3:    config.Address(st.Contracts.Multicall3),
 			BatchContract: config.Address(st.Contracts.BatchTransfer),
 			Assets: []config.Asset{
-				{Symbol: Native, Decimals: 18},
-				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT)},
+				{Symbol: Native, Decimals: 18, TopUp: band(grant)},
+				{Symbol: Token, Decimals: 6, Address: config.Address(st.Contracts.USDT), TopUp: band(coins(1_000_000_000, 6))},
 			},
-			HotWallets: hotWallets(hots),
+			HotWallets:  hotWallets(hots),
+			MainAccount: config.Address(main),
 		}},
 	}
 	if err := cfg.Finish(); err != nil {
@@ -344,7 +365,8 @@ func (s *Stack) Banner() string {
 	fmt.Fprintf(&b, "  Assets     %s (native, 18 decimals)\n", Native)
 	fmt.Fprintf(&b, "             %s (6 decimals) at %s\n", Token, s.Contracts.USDT.Hex())
 	fmt.Fprintf(&b, "  Multicall3 %s\n  Batch      %s\n", s.Contracts.Multicall3.Hex(), s.Contracts.BatchTransfer.Hex())
-	fmt.Fprintf(&b, "  Hot wallet %s\n\n", s.HotWallet.Hex())
+	fmt.Fprintf(&b, "  Hot wallet %s\n", s.HotWallet.Hex())
+	fmt.Fprintf(&b, "  Main       %s   (tops the hot wallet up below a tenth of its start)\n\n", s.MainAccount.Hex())
 	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/withdrawals \\\n    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"external_id\":\"demo-1\",\"chain\":\"local\",\"asset\":\"%s\",\"to\":\"0x000000000000000000000000000000000000dEaD\",\"amount\":\"12.5\"}'\n\n",
 		s.APIURL, s.APIKey, Token)

@@ -41,19 +41,37 @@ type TxRefeeRequested struct {
 	MinTipCap string `json:"min_tip_cap,omitempty"`
 }
 
+// BalanceCheckRequested is the balance-check payload: accountmgr looks at one managed account's balances and
+// queues what its band asks for (a top-up, a sweep). Carries no balance: the handler reads them fresh,
+// after the transfers it counts, so a stale reading can never look like a new deficit.
+type BalanceCheckRequested struct {
+	Chain   string `json:"chain"`
+	Account string `json:"account"`
+}
+
+// BalanceTransferRequested is the balance-transfer payload: a balance_transfers row is ready to be
+// signed (a top-up from the main account, or a sweep back to it).
+type BalanceTransferRequested struct {
+	TransferID string `json:"transfer_id"`
+}
+
 // NewID returns a new time-ordered unique id (UUIDv7) for messages and records.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // payload lists the payload types Decode knows; each says whether it names what it is about.
 type payload interface {
-	WithdrawalRequested | TxSigned | TxBroadcasted | TxRefeeRequested
+	WithdrawalRequested | TxSigned | TxBroadcasted | TxRefeeRequested | BalanceCheckRequested | BalanceTransferRequested
 	complete() bool
 }
 
-func (p WithdrawalRequested) complete() bool { return p.WithdrawalID != "" }
-func (p TxSigned) complete() bool            { return p.SentTxID != 0 }
-func (p TxBroadcasted) complete() bool       { return p.SentTxID != 0 }
-func (p TxRefeeRequested) complete() bool    { return p.SentTxID != 0 && p.Hash != "" }
+func (p WithdrawalRequested) complete() bool   { return p.WithdrawalID != "" }
+func (p TxSigned) complete() bool              { return p.SentTxID != 0 }
+func (p TxBroadcasted) complete() bool         { return p.SentTxID != 0 }
+func (p TxRefeeRequested) complete() bool      { return p.SentTxID != 0 && p.Hash != "" }
+func (p BalanceCheckRequested) complete() bool { return p.Chain != "" && p.Account != "" }
+func (p BalanceTransferRequested) complete() bool {
+	return p.TransferID != ""
+}
 
 // Decode parses an envelope of type typ and its payload. A message that does not decode will never
 // decode: the error is permanent (INVALID_TRANSACTION, code bad_message), so it goes to the DLQ at once.

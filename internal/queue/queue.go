@@ -138,6 +138,8 @@ const (
 	TypeTxSigned            = "tx.signed"
 	TypeTxBroadcasted       = "tx.broadcasted"
 	TypeTxRefeeRequested    = "tx.refee_requested"
+	TypeBalanceCheck        = "balance.check"
+	TypeBalanceTransfer     = "balance.transfer_requested"
 )
 
 // GroupID is the signed-tx ordering group of an address on a chain: every message about a transaction

@@ -236,6 +236,12 @@ func (s *Store) RecordNonceConflict(ctx context.Context, tx *sql.Tx, c NonceConf
 		}
 		return fmt.Errorf("record nonce conflict %s/%d: %w", c.From, c.Nonce, err)
 	}
+	// A top-up or sweep it carried can never be paid by it now: FAILED, so the next balance check
+	// answers the account's band afresh.
+	if _, err := tx.ExecContext(ctx, `UPDATE balance_transfers SET status = ?, reason = ? WHERE sent_tx_id = ? AND status = ?`,
+		TransferFailed, "nonce taken by foreign tx "+c.ForeignHash, c.SentTxID, TransferSigned); err != nil {
+		return fmt.Errorf("balance transfers of conflicted sent tx %d: %w", c.SentTxID, err)
+	}
 	return nil
 }
 

@@ -66,6 +66,11 @@ func (s *Store) ReopenReorged(ctx context.Context, tx *sql.Tx, id int64, blockHa
 	if _, err := tx.ExecContext(ctx, `UPDATE tx_attempts SET status = ? WHERE sent_tx_id = ?`, AttemptSigned, id); err != nil {
 		return nil, fmt.Errorf("attempts of reorged sent tx %d: %w", id, err)
 	}
+	// Top-ups and sweeps it paid are open again too, until the monitor settles it afresh.
+	if _, err := tx.ExecContext(ctx, `UPDATE balance_transfers SET status = ? WHERE sent_tx_id = ? AND status IN (?, ?)`,
+		TransferSigned, id, TransferConfirmed, TransferFailed); err != nil {
+		return nil, fmt.Errorf("balance transfers of reorged sent tx %d: %w", id, err)
+	}
 	ws, err := s.WithdrawalsBySentTx(ctx, tx, id)
 	if err != nil {
 		return nil, err

@@ -90,7 +90,14 @@ type Deps struct {
 	Queue  queue.TxSender
 	Keys   Keys
 	Nonces Nonces
+	// MainAccounts are the chains' main accounts (by chain name): their keys sign only what
+	// MainAccountKinds lists, never a withdrawal. Optional.
+	MainAccounts map[string]common.Address
 }
+
+// MainAccountKinds are the only transactions a main account signs: top-ups, the approve its token
+// top-up batches need, and what keeps its own nonce stream whole (a gap fill).
+var MainAccountKinds = map[string]bool{"top_up": true, "approve": true, "nonce_fill": true}
 
 // Sender signs and records candidates.
 type Sender struct {
@@ -130,6 +137,10 @@ func (s *Sender) Send(ctx context.Context, c Candidate) (*store.SentTx, error) {
 		if c.CorrelationID == "" {
 			c.CorrelationID = c.Replaces.CorrelationID
 		}
+	}
+	if main, ok := s.d.MainAccounts[c.Chain]; ok && main == c.From && !MainAccountKinds[c.Kind] {
+		return nil, txerr.Permanentf(txerr.InvalidTransaction, "%s from %s on %s refused: the main account signs only top-ups",
+			c.Kind, c.From, c.Chain)
 	}
 	if c.Nonce == nil && (s.d.Nonces == nil || c.Node == nil) {
 		return nil, fmt.Errorf("txsend: %s from %s needs a nonce allocator and a node", c.Kind, c.From)

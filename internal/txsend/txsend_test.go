@@ -2,7 +2,12 @@ package txsend_test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -10,6 +15,8 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/sluice-custody/sluice/internal/fees"
+	"github.com/sluice-custody/sluice/internal/keys"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/txerr"
 	"github.com/sluice-custody/sluice/internal/txsend"
@@ -64,5 +71,48 @@ func TestReplacementOfRefuses(t *testing.T) {
 		if _, err := txsend.ReplacementOf(st, fees.Fees{}); txerr.Classify(err) != txerr.InvalidTransaction || txerr.IsRetryable(err) {
 			t.Errorf("%s: %v, want a permanent INVALID_TRANSACTION", name, err)
 		}
+	}
+}
+
+type noKeys struct{ asked *bool }
+
+func (k noKeys) Signer(context.Context, common.Address) (keys.Signer, error) {
+	*k.asked = true
+	return nil, errors.New("no key here")
+}
+
+type noQueue struct{}
+
+func (noQueue) SendTx(context.Context, *sql.Tx, string, []byte, queue.SendOptions) error { return nil }
+
+// A main account signs top-ups (and their approve, and gap fills) only: anything else from it is refused
+// as a permanent error before its key is even asked for.
+func TestMainAccountSignsTopUpsOnly(t *testing.T) {
+	main := common.HexToAddress("0x00000000000000000000000000000000000000aa")
+	asked := false
+	s, err := txsend.New(txsend.Deps{Store: &store.Store{}, Queue: noQueue{}, Keys: noKeys{&asked},
+		MainAccounts: map[string]common.Address{"polygon": main}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"withdrawal", "batch", "sweep", ""} {
+		_, err := s.Send(context.Background(), txsend.Candidate{Chain: "polygon", From: main, Kind: kind})
+		if txerr.Classify(err) != txerr.InvalidTransaction || !strings.Contains(fmt.Sprint(err), "main account") {
+			t.Fatalf("%q from the main account: %v, want a permanent refusal", kind, err)
+		}
+	}
+	if asked {
+		t.Fatal("the main account's key was asked for a refused transaction")
+	}
+	for _, kind := range []string{"top_up", "approve", "nonce_fill"} {
+		if _, err := s.Send(context.Background(), txsend.Candidate{Chain: "polygon", From: main, Kind: kind}); err == nil ||
+			strings.Contains(err.Error(), "main account") {
+			t.Fatalf("%s from the main account: %v, want it let through (to fail later here for want of a key)", kind, err)
+		}
+	}
+	// Another chain's main account is a hot wallet elsewhere only if configured so: not refused here.
+	if _, err := s.Send(context.Background(), txsend.Candidate{Chain: "amoy", From: main, Kind: "withdrawal"}); err != nil &&
+		strings.Contains(err.Error(), "main account") {
+		t.Fatalf("withdrawal on another chain refused: %v", err)
 	}
 }

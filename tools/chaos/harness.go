@@ -113,7 +113,7 @@ const DefaultInstances = 2
 // services are the services a run starts, Options.Instances processes of each. A service added to
 // Sluice (recovery, accountmgr) is added here: it is started, killed and scanned like the others. "api"
 // must stay first: its instances are the ones the client talks to.
-var services = []string{"api", "signer", "broadcaster", "monitor", "recovery"}
+var services = []string{"api", "signer", "broadcaster", "monitor", "recovery", "accountmgr"}
 
 // run is the state of one chaos run.
 type run struct {
@@ -125,9 +125,11 @@ type run struct {
 	chain   *devchain.Chain
 	eth     *ethclient.Client // straight to the node, never through the proxy
 	proxy   *FaultProxy
-	hot     common.Address    // the first of hots
-	hots    []common.Address  // every hot wallet
-	hotKey  *ecdsa.PrivateKey // the first wallet's: the harness signs the foreign transaction with it (RecoveryFaults.ForeignNonces)
+	hot     common.Address          // the first of hots
+	hots    []common.Address        // every hot wallet
+	hotKey  *ecdsa.PrivateKey       // the first wallet's: the harness signs the foreign transaction with it (RecoveryFaults.ForeignNonces)
+	main    common.Address          // the main account top-ups come from (topups.go)
+	bands   map[string]config.TopUp // each asset's top-up band
 	inj     injected
 	addrs   contracts.Addresses
 	chainID *big.Int
@@ -250,6 +252,10 @@ func (r *run) setup(ctx context.Context) error {
 		hotHex = append(hotHex, hot.Hex())
 	}
 	r.logf("chain %s (id %s, %s blocks); hot wallets %s; USDT %s", r.chain.URL, r.chainID, o.BlockTime, strings.Join(hotHex, ", "), r.addrs.USDT.Hex())
+	mainKey, err := r.setupMainAccount(ctx, funder)
+	if err != nil {
+		return err
+	}
 
 	// The key, in an encrypted keystore the signer opens with a password from its environment.
 	password := randomHex(16)
@@ -262,6 +268,9 @@ func (r *run) setup(ctx context.Context) error {
 		if _, err := ks.ImportECDSA(k); err != nil {
 			return fmt.Errorf("import a hot wallet key: %w", err)
 		}
+	}
+	if _, err := ks.ImportECDSA(mainKey); err != nil {
+		return fmt.Errorf("import the main account key: %w", err)
 	}
 	ks.Close()
 
@@ -305,6 +314,10 @@ func (r *run) setup(ctx context.Context) error {
 			// lifts the freeze as an operator would, once the alert is open (foreignNonce).
 			Recovery: config.Recovery{FreezeOnConflict: &freezeOnConflict},
 		}},
+	}
+	cfg.AccountMgr.Interval = config.Duration{Duration: topUpInterval}
+	if err := r.topUpBands(ctx, &cfg.Chains[0]); err != nil {
+		return err
 	}
 	if o.Queue == "sqs" {
 		cfg.Queue.SQS = config.SQS{Region: "us-east-1", Endpoint: o.SQSEndpoint, Prefix: r.dbName + "-"}

@@ -33,6 +33,8 @@ type Result struct {
 	Redeliveries int // deliveries with receive count > 1, from the consumers' logs
 	RPCFaults    int
 	NonceGaps    int
+	TopUps       int // top-ups confirmed on chain (balance_transfers CONFIRMED, their transaction CONFIRMED)
+	DoubleTopUps int // deficits topped up twice (topups.go)
 	KeyHits      int // places a private key the run generated was found in (logs, metrics, rows, messages)
 	Recovery     recoveryCounts
 	Injected     string // the recovery faults carried out, for the breakdown
@@ -84,16 +86,17 @@ type QueueReport struct {
 
 // Violated reports whether the run found money paid twice, lost, a nonce gap or a duplicate withdrawal.
 func (res *Result) Violated() bool {
-	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0 || res.KeyHits > 0 || res.Recovery.DLQLeft > 0
+	return res.PaidTwice > 0 || res.Lost > 0 || res.NonceGaps > 0 || res.Duplicates > 0 || res.KeyHits > 0 || res.Recovery.DLQLeft > 0 ||
+		res.DoubleTopUps > 0
 }
 
 // Summary is the one-line result.
 func (res *Result) Summary() string {
 	return fmt.Sprintf("withdrawals %d, instances %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, "+
-		"rpc faults %d, nonce gaps %d, key hits %d, bumped %d, resent %d, gaps filled %d, reorged %d, dlq left %d, duration %ds",
+		"rpc faults %d, nonce gaps %d, key hits %d, bumped %d, resent %d, gaps filled %d, reorged %d, dlq left %d, topups %d, double topups %d, duration %ds",
 		res.Withdrawals, res.Instances, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults,
 		res.NonceGaps, res.KeyHits, res.Recovery.Bumped, res.Recovery.Resent, res.Recovery.GapsFilled, res.Recovery.Reorged,
-		res.Recovery.DLQLeft, int(res.Duration.Round(time.Second).Seconds()))
+		res.Recovery.DLQLeft, res.TopUps, res.DoubleTopUps, int(res.Duration.Round(time.Second).Seconds()))
 }
 
 // Breakdown is the human-readable detail printed before the summary.
@@ -233,6 +236,9 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if err := r.checkNonces(ctx, res); err != nil {
+		return nil, err
+	}
+	if err := r.checkTopUps(ctx, res); err != nil {
 		return nil, err
 	}
 	// The last metrics scrape, then stop the services before reading their logs, so that every line
