@@ -560,28 +560,54 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 		return err
 	}
 	notCancelable := func(st store.Status) error {
-		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only AWAITING_APPROVAL, PENDING, SIGNED and BROADCASTED withdrawals can be canceled")
+		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only AWAITING_APPROVAL, PENDING, SIGNING, SIGNED and BROADCASTED withdrawals can be canceled")
 	}
 	if w.Status == store.Signed || w.Status == store.Broadcasted {
 		return s.cancelSigned(c, w) // api/cancel.go
 	}
-	if w.Status != store.Pending && w.Status != store.AwaitingApproval {
+	if w.Status.Terminal() {
 		return notCancelable(w.Status)
 	}
+	// Before signing, and while a signer is signing (SIGNING), the row decides. The signer records a
+	// signature in the same database transaction as SIGNING → SIGNED, holding the row lock (the single
+	// path locks it first; the batch path updates it), and the lock below queues behind it: either the
+	// signature commits first and the cancel finds SIGNED (and becomes a cancel after signing, through
+	// recovery), or the cancel commits first and the signer finds CANCELED and records nothing (its
+	// signed bytes are dropped unsent, its nonce lease released). Never both.
 	ctx := c.Request().Context()
+	var now *store.Withdrawal
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
-		return s.st.Transition(ctx, tx, w.ID, w.Status, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
+		cur, err := s.st.LockWithdrawal(ctx, tx, w.ID)
+		if err != nil {
+			return err
+		}
+		now = cur
+		switch cur.Status {
+		case store.Pending, store.AwaitingApproval, store.Signing:
+			reason := "canceled by client"
+			if cur.Status == store.Signing {
+				reason = "canceled by client while signing: no signature was recorded, so none can be sent"
+			}
+			return s.st.Transition(ctx, tx, cur.ID, cur.Status, store.Canceled, reason, store.ActorAPI, store.Change{})
+		}
+		return store.ErrConflict
 	})
 	conflict := errors.Is(err, store.ErrConflict)
 	if err != nil && !conflict {
 		return err
 	}
-	w, err = s.st.GetWithdrawal(ctx, w.ID)
-	if err != nil {
-		return err
-	}
 	if conflict {
-		return notCancelable(w.Status) // a worker took it first
+		if now != nil && (now.Status == store.Signed || now.Status == store.Broadcasted) {
+			return s.cancelSigned(c, now) // the signature won the race: cancel it after signing
+		}
+		st := w.Status
+		if now != nil {
+			st = now.Status
+		}
+		return notCancelable(st)
+	}
+	if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil {
+		return err
 	}
 	s.met.Canceled()
 	state(c).log.Info("withdrawal canceled", "withdrawal_id", w.ID, "external_id", w.ExternalID)
