@@ -302,6 +302,34 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			return err
 		}
 		block := rec.BlockNumber
+		// A client's cancel of one payment of a batch replaced it by one without that payment: the
+		// mined attempt says whom it left out. Those were not paid (whatever the receipt's status);
+		// the batch's items are the others, in the same order.
+		drops, err := mo.store.AttemptDrops(ctx, tx, rec.Hash)
+		if err != nil {
+			return err
+		}
+		cancels, err := mo.store.CancelsRequested(ctx, tx, st.ID)
+		if err != nil {
+			return err
+		}
+		paid := ws[:0:0]
+		for _, w := range ws {
+			if !drops[w.ID] {
+				paid = append(paid, w)
+				continue
+			}
+			if w.Status.Terminal() {
+				continue
+			}
+			if err := mo.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+				fmt.Sprintf("canceled out of batch: tx %s, the batch without this payment, mined in block %d; this withdrawal was not paid", rec.Hash, block),
+				store.ActorMonitor, store.Change{BlockNumber: &block}); err != nil {
+				return err
+			}
+			done = append(done, settled{w, store.Canceled, ""})
+		}
+		ws = paid
 		var items []multicall.ItemResult
 		if batch != nil && ok && batch.Mode == store.BatchERC20 {
 			if items, err = mo.itemResults(cd, st, batch, ws, r); err != nil {
@@ -311,6 +339,21 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 		for i, w := range ws {
 			if w.Status.Terminal() {
 				continue
+			}
+			if !ok && cancels[w.ID] {
+				// Reverted: nothing was paid, and the client asked not to pay it. Signing it again would
+				// forget the cancel.
+				if err := mo.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+					fmt.Sprintf("tx %s reverted in block %d (receipt status 0): nothing was paid, and the cancel requested stands", rec.Hash, block),
+					store.ActorMonitor, store.Change{BlockNumber: &block}); err != nil {
+					return err
+				}
+				done = append(done, settled{w, store.Canceled, ""})
+				continue
+			}
+			lost := ""
+			if cancels[w.ID] {
+				lost = "; the cancel requested lost the race: this payment mined before its replacement"
 			}
 			returns := 0
 			if !ok && batch != nil {
@@ -323,7 +366,7 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			switch withdrawalOutcome(ok, batch != nil, itemReverted, returns) {
 			case confirmed:
 				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
-					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), store.ActorMonitor, store.Change{BlockNumber: &block})
+					fmt.Sprintf("tx %s confirmed in block %d%s", rec.Hash, block, lost), store.ActorMonitor, store.Change{BlockNumber: &block})
 				done = append(done, settled{w, store.Confirmed, ""})
 			case repended:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth

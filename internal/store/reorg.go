@@ -46,7 +46,7 @@ func (s *Store) ConfirmedSince(ctx context.Context, chainID, from uint64) ([]Min
 // recorded hash blockHash) left the canonical chain after the confirmation depth. The transaction goes
 // back to BROADCASTED with the bytes of the attempt that was mined (any attempt of the nonce pays the
 // same; that one is known to be valid), its receipt and stuck clock cleared and its attempts in flight
-// again; each of its CONFIRMED withdrawals goes CONFIRMED → BROADCASTED with reason, by
+// again; each of its CONFIRMED (or, by a mined cancel, CANCELED) withdrawals goes back to BROADCASTED with reason, by
 // ActorRecovery. It returns the withdrawals re-opened.
 //
 // The update is conditional on the row being CONFIRMED in blockHash, so of several recovery instances
@@ -72,10 +72,13 @@ func (s *Store) ReopenReorged(ctx context.Context, tx *sql.Tx, id int64, blockHa
 	}
 	var out []*Withdrawal
 	for _, w := range ws {
-		if w.Status != Confirmed {
+		// CANCELED here means a cancel attempt of this transaction mined (a withdrawal canceled before
+		// signing has no transaction): with its block gone, the payment may mine instead, so it is
+		// followed again too.
+		if w.Status != Confirmed && w.Status != Canceled {
 			continue // failed inside a batch, or never confirmed: not re-opened
 		}
-		if err := s.Transition(ctx, tx, w.ID, Confirmed, Broadcasted, reason, ActorRecovery, Change{ClearBlock: true}); err != nil {
+		if err := s.Transition(ctx, tx, w.ID, w.Status, Broadcasted, reason, ActorRecovery, Change{ClearBlock: true}); err != nil {
 			return nil, err
 		}
 		w.Status, w.BlockNumber = Broadcasted, nil
