@@ -121,6 +121,14 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 		log.Warn("receipt block is no longer canonical; waiting", "block", v.receipt.BlockNumber.Uint64())
 		return mo.later(ctx, env, p, v.delay)
 	}
+	if w := cd.Config.Recovery.ReorgWatchBlocks; v.receipt.Status != types.ReceiptStatusSuccessful && st.Kind == "batch" && v.confs < w {
+		// A reverted batch gives its withdrawals back to be signed again at a new nonce. Were a reorg
+		// to put the old transaction back and mine it successfully, it would pay them a second time; so
+		// they are given back only once the revert is as deep as the deepest reorg Sluice watches for
+		// (reorg_watch_blocks, at least the confirmations), and recovery's reorg watch keeps an eye on
+		// it after that (recovery/reorg.go).
+		return mo.later(ctx, env, p, time.Duration(w-v.confs)*cd.Config.BlockTime.Duration)
+	}
 	if err := mo.settle(ctx, cd, st, v.receipt, v.minedAt); err != nil {
 		return err
 	}
@@ -370,11 +378,15 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				done = append(done, settled{w, store.Confirmed, ""})
 			case repended:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
-				// the revert is final and its nonce spent, so no attempt of it can ever be mined: the
-				// withdrawals can safely be signed afresh. After maxBatchReturns such rounds they fail.
+				// (reorg_watch_blocks, see Handle) the revert is final and its nonce spent, so no attempt
+				// of it can ever be mined: the withdrawals can safely be signed afresh. The return is
+				// recorded so the reorg watch can name them should a deeper reorg prove that wrong.
+				// After maxBatchReturns such rounds they fail.
 				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
 					batch.ID, rec.Hash, block, cd.Config.Confirmations)
-				err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor)
+				if err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor); err == nil {
+					err = mo.store.RecordBatchReturn(ctx, tx, st.ID, w.ID)
+				}
 				retry = append(retry, w)
 			case failed:
 				typ := string(txerr.ExecutionReverted)
