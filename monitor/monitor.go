@@ -112,7 +112,9 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	}
 	switch v.action {
 	case resendAndWait:
-		resend(ctx, log, cd.Client, st)
+		if resend(ctx, log, cd.Client, st) {
+			mo.met.Resent(st.Chain)
+		}
 		return mo.later(ctx, env, p, v.delay)
 	case waitDepth, waitFinalized:
 		return mo.later(ctx, env, p, v.delay)
@@ -232,16 +234,34 @@ func decide(ctx context.Context, c Chain, hashes []string, ru rule) (verdict, er
 }
 
 // resend puts the recorded raw tx back to the node: harmless when it is still pooled (same hash), and
-// it brings back one a node dropped (restarted, evicted, reorged out).
-func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
+// it brings back one a node dropped (restarted, evicted, reorged out). It reports whether the node had
+// dropped it (it did not know the hash) and took it back: a resend, as recovery counts its own. (The
+// node client answers "already known" as success, so the lookup is what tells the two apart.)
+func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) bool {
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(st.Raw); err != nil {
 		log.Error("recorded raw tx does not decode", "err", err)
-		return
+		return false
+	}
+	dropped := false
+	if l, ok := c.(txLookup); ok {
+		_, _, err := l.TransactionByHash(ctx, tx.Hash())
+		dropped = errors.Is(err, ethereum.NotFound)
 	}
 	if err := c.SendTransaction(ctx, tx); err != nil {
 		log.Debug("re-send while waiting for receipt", "err", err)
+		return false
 	}
+	if dropped {
+		log.Info("the node no longer knew the transaction; resent its recorded bytes", "tx_hash", st.Hash)
+	}
+	return dropped
+}
+
+// txLookup is the node's transaction lookup, which the node client has (a Chain without it is never
+// counted as resending).
+type txLookup interface {
+	TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
 }
 
 // later schedules another look after d by sending a fresh copy of the message; the current one is
