@@ -135,22 +135,23 @@ func cancelDue(moment string, st store.Status, inBatch bool) (string, bool) {
 	}
 	at := map[store.Status]string{store.Pending: cancelPending, store.AwaitingApproval: cancelPending, store.Signing: cancelPending,
 		store.Signed: cancelSigned, store.Broadcasted: cancelBroadcast}[st]
-	if inBatch && (st == store.Signed || st == store.Broadcasted) {
+	signedInBatch := inBatch && (st == store.Signed || st == store.Broadcasted)
+	if moment == cancelBatch {
+		switch {
+		case signedInBatch:
+			return cancelBatch, true
+		case st == store.Broadcasted:
+			return cancelBroadcast, true // a single, never to be in a batch: canceled broadcast instead
+		}
+		return "", false
+	}
+	if slices.Index(cancelMoments, at) < slices.Index(cancelMoments, moment) {
+		return "", false
+	}
+	if signedInBatch {
 		at = cancelBatch
 	}
-	order := func(m string) int {
-		if m == cancelBatch {
-			return 1 // as soon as it is signed in a batch
-		}
-		return slices.Index(cancelMoments, m)
-	}
-	switch {
-	case moment == cancelBatch && at == cancelBroadcast && !inBatch:
-		return cancelBroadcast, true // a single, never to be in a batch: canceled broadcast instead
-	case order(at) >= order(moment):
-		return at, true
-	}
-	return "", false
+	return at, true
 }
 
 // cancel posts a cancel, riding out API restarts; it returns the final status code (0: no answer).
