@@ -402,8 +402,8 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 				// of it can ever be mined: the withdrawals can safely be signed afresh. The return is
 				// recorded so the reorg watch can name them should a deeper reorg prove that wrong.
 				// After maxBatchReturns such rounds they fail.
-				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
-					batch.ID, rec.Hash, block, cd.Config.Confirmations)
+				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d blocks, reorg_watch_blocks): nothing was paid; back to pending for a fresh attempt",
+					batch.ID, rec.Hash, block, cd.Config.Recovery.ReorgWatchBlocks)
 				if err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor); err == nil {
 					err = mo.store.RecordBatchReturn(ctx, tx, st.ID, w.ID)
 				}
