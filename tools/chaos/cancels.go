@@ -34,13 +34,15 @@ type CancelReport struct {
 	Answers  map[string]int // 200 canceled, 202 requested, 409 refused (too late, or unsupported), other
 	Late     int            // the withdrawal ended before its moment came: nothing sent
 	Unsent   int            // never reached its moment before the run ended
+	// Outcomes, from the withdrawals' histories at the end: how each cancel ended.
+	Outcomes string
 }
 
 func (c *CancelReport) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return fmt.Sprintf("planned %d, sent by moment %s, answers %s, ended first %d, never due %d", c.Planned,
-		orNone(c.ByMoment), orNone(c.Answers), c.Late, c.Unsent)
+	return fmt.Sprintf("planned %d, sent by moment %s, answers %s, ended first %d, never due %d; outcomes %s", c.Planned,
+		orNone(c.ByMoment), orNone(c.Answers), c.Late, c.Unsent, c.Outcomes)
 }
 
 // cancelPicks draws, from the seed's own stream, which withdrawals are canceled and at which moment.
@@ -167,4 +169,18 @@ func (c *apiClient) cancel(ctx context.Context, id string) int {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// cancelOutcomes reads from the withdrawals' histories how the cancels ended: before a signature, by a
+// mined self-transfer, by a batch without the payment, or lost to the payment.
+func (r *run) cancelOutcomes(ctx context.Context) string {
+	var before, whileSigning, replaced, outOfBatch, stood, lost sql.NullInt64
+	err := r.db.DB.QueryRowContext(ctx, `SELECT SUM(reason = 'canceled by client'), SUM(reason LIKE 'canceled by client while signing%'),
+		SUM(reason LIKE 'cancel replacement %'), SUM(reason LIKE 'canceled out of batch%'), SUM(reason LIKE '%the cancel requested stands'),
+		SUM(reason LIKE '%the cancel requested lost the race%') FROM withdrawal_history`).Scan(&before, &whileSigning, &replaced, &outOfBatch, &stood, &lost)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return fmt.Sprintf("before signing %d (while SIGNING %d), self-transfer mined %d, batch without it mined %d, nothing paid otherwise %d, lost to the payment %d",
+		before.Int64+whileSigning.Int64, whileSigning.Int64, replaced.Int64, outOfBatch.Int64, stood.Int64, lost.Int64)
 }

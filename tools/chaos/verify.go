@@ -246,6 +246,7 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if err := r.checkNonces(ctx, res); err != nil {
 		return nil, err
 	}
+	cancels.Outcomes = r.cancelOutcomes(ctx)
 	// The last metrics scrape, then stop the services before reading their logs, so that every line
 	// is written.
 	scrapes := r.scrapeMetrics(ctx)
