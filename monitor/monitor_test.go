@@ -1,6 +1,7 @@
 package monitor_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +149,36 @@ func TestResendOfDroppedTransactionIsCounted(t *testing.T) {
 	}
 	if cnt.n != 1 {
 		t.Fatalf("%d resends counted in all, want 1", cnt.n)
+	}
+}
+
+// A transaction reverts while its client's cancel is pending: nothing was paid, and the cancel stands
+// (CANCELED, not FAILED: a failed withdrawal is one the exchange would issue again).
+func TestRevertedWithCancelRequestedIsCanceled(t *testing.T) {
+	e := pipelinetest.New(t, pipelinetest.Options{Confirmations: 2})
+	w, m := sendOne(t, e, "USDT", 1_000_000, func(w *store.Withdrawal) {
+		e.BlockToken(common(w.To))
+		if _, _, err := e.Store.RequestTxAction(e.Ctx, store.TxAction{WithdrawalID: w.ID, SentTxID: *w.SentTxID, Chain: "local",
+			Kind: store.ActionCancel}, store.ReasonCancelRequested, w.Status, store.ActorAPI); err != nil {
+			t.Fatal(err)
+		}
+	})
+	mo := e.Monitor()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.Get(w.ID).Status.Terminal() {
+		if time.Now().After(deadline) {
+			t.Fatal("never settled")
+		}
+		if err := mo.Handle(e.Ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := e.Get(w.ID); got.Status != store.Canceled {
+		t.Fatalf("got %s, want CANCELED", got.Status)
+	}
+	hs, err := e.Store.History(e.Ctx, w.ID)
+	if err != nil || !strings.Contains(hs[len(hs)-1].Reason, "the cancel requested stands") {
+		t.Fatalf("history %+v (%v)", hs, err)
 	}
 }
