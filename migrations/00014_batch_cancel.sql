@@ -10,7 +10,9 @@ CREATE TABLE tx_attempt_drops (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- One item cancel per withdrawal of a batch transaction: several clients may cancel their own items.
-ALTER TABLE tx_actions DROP INDEX uq_tx_actions, ADD UNIQUE KEY uq_tx_actions (sent_tx_id, kind, base_hash, withdrawal_id);
+-- The new key first: it also serves the foreign key on sent_tx_id, so the old one can go.
+ALTER TABLE tx_actions ADD UNIQUE KEY uq_tx_actions_w (sent_tx_id, kind, base_hash, withdrawal_id);
+ALTER TABLE tx_actions DROP INDEX uq_tx_actions;
 
 -- The withdrawals a reverted batch gave back to be signed again at a new nonce: if a reorg deeper than
 -- the watch ever re-mines the reverted transaction successfully, recovery names them (they may be paid
@@ -24,5 +26,6 @@ CREATE TABLE batch_returns (
 
 -- +goose Down
 DROP TABLE batch_returns;
-ALTER TABLE tx_actions DROP INDEX uq_tx_actions, ADD UNIQUE KEY uq_tx_actions (sent_tx_id, kind, base_hash);
+ALTER TABLE tx_actions ADD UNIQUE KEY uq_tx_actions (sent_tx_id, kind, base_hash);
+ALTER TABLE tx_actions DROP INDEX uq_tx_actions_w;
 DROP TABLE tx_attempt_drops;
