@@ -286,7 +286,7 @@ func (o *ops) doRetry(ctx context.Context, r ActionRequest, by string) (map[stri
 		if err := send(ctx, tx); err != nil {
 			return err
 		}
-		return o.st.NoteHistory(ctx, tx, w.ID, w.Status, noteReason("retried", by, r), store.ActorOperator)
+		return o.st.NoteHistory(ctx, tx, w.ID, noteReason("retried", by, r), store.ActorOperator)
 	})
 	if err != nil {
 		return nil, err
@@ -394,7 +394,7 @@ func (o *ops) planCancel(ctx context.Context, r ActionRequest) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	st, err := o.st.CancelTarget(ctx, w)
+	st, kind, err := o.st.CancelTarget(ctx, w)
 	if err != nil {
 		return Plan{}, refusedErr(err)
 	}
@@ -403,13 +403,17 @@ func (o *ops) planCancel(ctx context.Context, r ActionRequest) (Plan, error) {
 			Rows: []RowChange{{Table: "withdrawals", Key: w.ID, Change: fmt.Sprintf("status %s → CANCELED", w.Status)},
 				{Table: "policy_consumptions", Key: w.ID, Change: "released (deleted), if it took any"}}}, nil
 	}
-	tp, warn, err := o.replacementPlan(ctx, st, "cancel", []string{w.ID})
+	tp, warn, err := o.replacementPlan(ctx, st, kind, []string{w.ID})
 	if err != nil {
 		return Plan{}, err
 	}
-	return Plan{Summary: fmt.Sprintf("record a cancel for recovery: a zero-value self-transfer at nonce %d replaces %s; whichever mines decides (cancel → CANCELED, payment → CONFIRMED)", st.Nonce, st.Hash),
+	what := "a zero-value self-transfer"
+	if kind == store.ActionCancelItem {
+		what = "the same batch without this payment (batch " + w.BatchID + ")"
+	}
+	return Plan{Summary: fmt.Sprintf("record a cancel for recovery: %s at nonce %d replaces %s; whichever mines decides (cancel → CANCELED, payment → CONFIRMED)", what, st.Nonce, st.Hash),
 		Transactions: []TxPlan{tp},
-		Rows: []RowChange{{Table: "tx_actions", Key: fmt.Sprintf("sent tx %d", st.ID), Change: "+1 cancel (pending), unless one is recorded"},
+		Rows: []RowChange{{Table: "tx_actions", Key: fmt.Sprintf("sent tx %d", st.ID), Change: "+1 " + kind + " (pending), unless one is recorded"},
 			{Table: "withdrawal_history", Key: w.ID, Change: "+1 note: " + store.ReasonCancelRequested}},
 		Warnings: warn}, nil
 }

@@ -1,6 +1,6 @@
 package api
 
-// Actions on a withdrawal already signed (speed-up; cancel once SIGNED or BROADCASTED). The API holds no keys: it records the request (tx_actions)
+// Actions on a withdrawal already signed (speed-up; cancel once SIGNED or BROADCASTED, alone or in a batch). The API holds no keys: it records the request (tx_actions)
 // against the transaction's current attempt, and recovery, which signs, performs it on its next sweep
 // of the chain (recovery/actions.go). The answer is 202: the outcome is reported like any other state.
 
@@ -16,7 +16,7 @@ import (
 // Error codes of these routes (their statuses are in codeStatus with the others).
 const (
 	CodeTerminal      = store.RefusedTerminal      // 409: speed-up of a CONFIRMED, FAILED or CANCELED withdrawal
-	CodeCancelInBatch = store.RefusedCancelInBatch // 409: cancel of a signed withdrawal paid inside a batch
+	CodeCancelInBatch = store.RefusedCancelInBatch // 409: cancel inside a batch whose call cannot be rebuilt item by item
 	CodeNotSigned     = store.RefusedNotSigned     // 422: speed-up of a withdrawal with no signed transaction yet
 )
 

@@ -99,7 +99,8 @@ func broadcast(t *testing.T, e *env, id string, n int) (int64, string) {
 }
 
 // cancel after broadcast: 202 cancel_requested, one request and one history row however often asked;
-// inside a batch 409 cancel_not_supported_in_batch; once final 409 not_cancelable.
+// inside a batch 202 too (an item cancel), unless the batch's call cannot be rebuilt (409
+// cancel_not_supported_in_batch); once final 409 not_cancelable.
 func TestCancelAfterBroadcast(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -151,8 +152,29 @@ func TestCancelAfterBroadcast(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.do(http.MethodPost, "/v1/withdrawals/"+id2+"/cancel", aliceKey, nil)
-	if code, _ := r.errorOf(t); r.status != 409 || code != CodeCancelInBatch || !strings.Contains(string(r.raw), batch) {
+	if m := r.json(t); r.status != 202 || m["cancel"] != "cancel_requested" || m["batch_id"] != batch {
 		t.Fatalf("cancel in a batch: %d %s", r.status, r.raw)
+	}
+	var items int
+	if err := e.st.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM tx_actions WHERE withdrawal_id = ? AND kind = ? AND sent_tx_id = ?`,
+		id2, store.ActionCancelItem, txID2).Scan(&items); err != nil || items != 1 {
+		t.Fatalf("%d item cancels recorded (%v), want 1", items, err)
+	}
+	// A batch whose call recovery cannot rebuild item by item keeps the 409.
+	if _, err := e.st.DB.ExecContext(ctx, `UPDATE batches SET mode = 'single' WHERE id = ?`, batch); err != nil {
+		t.Fatal(err)
+	}
+	id3 := e.post(aliceKey, body("cb-3")).json(t)["id"].(string)
+	txID3, _ := broadcast(t, e, id3, 13)
+	if _, err := e.st.DB.ExecContext(ctx, `UPDATE batches SET sent_tx_id = ? WHERE id = ?`, txID3, batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.DB.ExecContext(ctx, `UPDATE withdrawals SET batch_id = ? WHERE id = ?`, batch, id3); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do(http.MethodPost, "/v1/withdrawals/"+id3+"/cancel", aliceKey, nil)
+	if code, _ := r.errorOf(t); r.status != 409 || code != CodeCancelInBatch || !strings.Contains(string(r.raw), batch) {
+		t.Fatalf("cancel in a batch of mode single: %d %s", r.status, r.raw)
 	}
 
 	// Final.

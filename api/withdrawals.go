@@ -568,8 +568,9 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 // ---- cancel ----
 
 // cancelWithdrawal cancels a withdrawal not signed yet at once (200), or asks recovery to replace a
-// signed one's transaction with a zero-value self-transfer at the same nonce (202: whichever of the two
-// mines decides). The rules are the store's (store.RequestCancel), shared with the admin API.
+// signed one's transaction at the same nonce (202: alone, by a zero-value self-transfer; inside a batch,
+// by the batch without this payment; whichever mines decides). A cancel racing the signer (SIGNING) is
+// decided by the row lock. The rules are the store's (store.RequestCancel), shared with the admin API.
 func (s *Server) cancelWithdrawal(c echo.Context) error {
 	w, err := s.loadOwned(c)
 	if err != nil {
@@ -582,7 +583,10 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 	}
 	if !res.Canceled {
 		state(c).log.Info("cancel requested", "withdrawal_id", w.ID, "external_id", w.ExternalID, "action_id", res.Action.ID,
-			"tx_hash", res.SentTx.Hash, "new", res.Created)
+			"kind", res.Action.Kind, "tx_hash", res.SentTx.Hash, "batch_id", w.BatchID, "new", res.Created)
+		if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil { // it may have been SIGNING when read
+			return err
+		}
 		return c.JSON(http.StatusAccepted, cancelJSON{withdrawalJSON: s.render(w), Cancel: store.ReasonCancelRequested})
 	}
 	if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil {

@@ -23,6 +23,9 @@ type Metrics interface {
 	// Paid counts the gas and fee (gasUsed × effectiveGasPrice, in wei) of a settled transaction of
 	// wallet, a configured hot wallet.
 	Paid(chain, wallet string, gasUsed uint64, feeWei *big.Int)
+	// Resent counts a transaction the node took back when the monitor sent its recorded bytes again
+	// (it had dropped it; one it still held answers "already known" and is not counted).
+	Resent(chain string)
 }
 
 // confirmBuckets span a fast test chain's seconds to a slow chain's deep confirmations (Polygon's
@@ -34,6 +37,7 @@ type promMetrics struct {
 	failed    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	reorgs    *prometheus.CounterVec
+	resent    *prometheus.CounterVec
 	stages    *prometheus.HistogramVec
 	gas       *prometheus.CounterVec
 	fees      *prometheus.CounterVec
@@ -59,13 +63,17 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 			Name: "sluice_monitor_reorgs_total",
 			Help: "Receipts at confirmation depth found in a block that was no longer canonical (a reorg the node had not caught up with), by chain.",
 		}, []string{"chain"}),
+		resent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_monitor_resent_total",
+			Help: "Transactions the node no longer held (dropped) and took back when the monitor re-sent their recorded bytes, by chain.",
+		}, []string{"chain"}),
 		// Pipeline-wide families, defined in telemetry: the stage histogram is shared with the store's
 		// transitions observer.
 		stages: telemetry.StageSeconds(reg),
 		gas:    telemetry.GasUsed(reg),
 		fees:   telemetry.FeesPaid(reg),
 	}
-	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs)
+	reg.MustRegister(m.confirmed, m.failed, m.latency, m.reorgs, m.resent)
 	return m
 }
 
@@ -79,6 +87,8 @@ func (m *promMetrics) Failed(chain, asset, typ string) {
 }
 
 func (m *promMetrics) Reorg(chain string) { m.reorgs.WithLabelValues(chain).Inc() }
+
+func (m *promMetrics) Resent(chain string) { m.resent.WithLabelValues(chain).Inc() }
 
 func (m *promMetrics) Mined(chain string, sinceAccepted time.Duration) {
 	m.stages.WithLabelValues(chain, telemetry.StageMined).Observe(max(sinceAccepted, 0).Seconds())
@@ -100,3 +110,4 @@ func (nopMetrics) Failed(string, string, string)           {}
 func (nopMetrics) Reorg(string)                            {}
 func (nopMetrics) Mined(string, time.Duration)             {}
 func (nopMetrics) Paid(string, string, uint64, *big.Int)   {}
+func (nopMetrics) Resent(string)                           {}

@@ -112,7 +112,9 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 	}
 	switch v.action {
 	case resendAndWait:
-		resend(ctx, log, cd.Client, st)
+		if resend(ctx, log, cd.Client, st) {
+			mo.met.Resent(st.Chain)
+		}
 		return mo.later(ctx, env, p, v.delay)
 	case waitDepth, waitFinalized:
 		return mo.later(ctx, env, p, v.delay)
@@ -120,6 +122,14 @@ func (mo *Monitor) Handle(ctx context.Context, m queue.Message) error {
 		mo.met.Reorg(st.Chain)
 		log.Warn("receipt block is no longer canonical; waiting", "block", v.receipt.BlockNumber.Uint64())
 		return mo.later(ctx, env, p, v.delay)
+	}
+	if w := cd.Config.Recovery.ReorgWatchBlocks; v.receipt.Status != types.ReceiptStatusSuccessful && st.Kind == "batch" && v.confs < w {
+		// A reverted batch gives its withdrawals back to be signed again at a new nonce. Were a reorg
+		// to put the old transaction back and mine it successfully, it would pay them a second time; so
+		// they are given back only once the revert is as deep as the deepest reorg Sluice watches for
+		// (reorg_watch_blocks, at least the confirmations), and recovery's reorg watch keeps an eye on
+		// it after that (recovery/reorg.go).
+		return mo.later(ctx, env, p, time.Duration(w-v.confs)*cd.Config.BlockTime.Duration)
 	}
 	if err := mo.settle(ctx, cd, st, v.receipt, v.minedAt); err != nil {
 		return err
@@ -224,16 +234,34 @@ func decide(ctx context.Context, c Chain, hashes []string, ru rule) (verdict, er
 }
 
 // resend puts the recorded raw tx back to the node: harmless when it is still pooled (same hash), and
-// it brings back one a node dropped (restarted, evicted, reorged out).
-func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) {
+// it brings back one a node dropped (restarted, evicted, reorged out). It reports whether the node had
+// dropped it (it did not know the hash) and took it back: a resend, as recovery counts its own. (The
+// node client answers "already known" as success, so the lookup is what tells the two apart.)
+func resend(ctx context.Context, log *slog.Logger, c Chain, st *store.SentTx) bool {
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(st.Raw); err != nil {
 		log.Error("recorded raw tx does not decode", "err", err)
-		return
+		return false
+	}
+	dropped := false
+	if l, ok := c.(txLookup); ok {
+		_, _, err := l.TransactionByHash(ctx, tx.Hash())
+		dropped = errors.Is(err, ethereum.NotFound)
 	}
 	if err := c.SendTransaction(ctx, tx); err != nil {
 		log.Debug("re-send while waiting for receipt", "err", err)
+		return false
 	}
+	if dropped {
+		log.Info("the node no longer knew the transaction; resent its recorded bytes", "tx_hash", st.Hash)
+	}
+	return dropped
+}
+
+// txLookup is the node's transaction lookup, which the node client has (a Chain without it is never
+// counted as resending).
+type txLookup interface {
+	TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
 }
 
 // later schedules another look after d by sending a fresh copy of the message; the current one is
@@ -305,6 +333,34 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			return err
 		}
 		block := rec.BlockNumber
+		// A client's cancel of one payment of a batch replaced it by one without that payment: the
+		// mined attempt says whom it left out. Those were not paid (whatever the receipt's status);
+		// the batch's items are the others, in the same order.
+		drops, err := mo.store.AttemptDrops(ctx, tx, rec.Hash)
+		if err != nil {
+			return err
+		}
+		cancels, err := mo.store.CancelsRequested(ctx, tx, st.ID)
+		if err != nil {
+			return err
+		}
+		paid := ws[:0:0]
+		for _, w := range ws {
+			if !drops[w.ID] {
+				paid = append(paid, w)
+				continue
+			}
+			if w.Status.Terminal() {
+				continue
+			}
+			if err := mo.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+				fmt.Sprintf("canceled out of batch: tx %s, the batch without this payment, mined in block %d; this withdrawal was not paid", rec.Hash, block),
+				store.ActorMonitor, store.Change{BlockNumber: &block}); err != nil {
+				return err
+			}
+			done = append(done, settled{w, store.Canceled, ""})
+		}
+		ws = paid
 		var items []multicall.ItemResult
 		if batch != nil && ok && batch.Mode == store.BatchERC20 {
 			if items, err = mo.itemResults(cd, st, batch, ws, r); err != nil {
@@ -314,6 +370,21 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 		for i, w := range ws {
 			if w.Status.Terminal() {
 				continue
+			}
+			if !ok && cancels[w.ID] {
+				// Reverted: nothing was paid, and the client asked not to pay it. Signing it again would
+				// forget the cancel.
+				if err := mo.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+					fmt.Sprintf("tx %s reverted in block %d (receipt status 0): nothing was paid, and the cancel requested stands", rec.Hash, block),
+					store.ActorMonitor, store.Change{BlockNumber: &block}); err != nil {
+					return err
+				}
+				done = append(done, settled{w, store.Canceled, ""})
+				continue
+			}
+			lost := ""
+			if cancels[w.ID] {
+				lost = "; the cancel requested lost the race: this payment mined before its replacement"
 			}
 			returns := 0
 			if !ok && batch != nil {
@@ -326,15 +397,19 @@ func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r
 			switch withdrawalOutcome(ok, batch != nil, itemReverted, returns) {
 			case confirmed:
 				err = mo.store.Transition(ctx, tx, w.ID, w.Status, store.Confirmed,
-					fmt.Sprintf("tx %s confirmed in block %d", rec.Hash, block), store.ActorMonitor, store.Change{BlockNumber: &block})
+					fmt.Sprintf("tx %s confirmed in block %d%s", rec.Hash, block, lost), store.ActorMonitor, store.Change{BlockNumber: &block})
 				done = append(done, settled{w, store.Confirmed, ""})
 			case repended:
 				// A reverted batch paid no one (a revert undoes every transfer in it), and at this depth
-				// the revert is final and its nonce spent, so no attempt of it can ever be mined: the
-				// withdrawals can safely be signed afresh. After maxBatchReturns such rounds they fail.
-				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d confirmations): nothing was paid; back to pending for a fresh attempt",
-					batch.ID, rec.Hash, block, cd.Config.Confirmations)
-				err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor)
+				// (reorg_watch_blocks, see Handle) the revert is final and its nonce spent, so no attempt
+				// of it can ever be mined: the withdrawals can safely be signed afresh. The return is
+				// recorded so the reorg watch can name them should a deeper reorg prove that wrong.
+				// After maxBatchReturns such rounds they fail.
+				reason := fmt.Sprintf("batch %s tx %s reverted in block %d (final at %d blocks, reorg_watch_blocks): nothing was paid; back to pending for a fresh attempt",
+					batch.ID, rec.Hash, block, cd.Config.Recovery.ReorgWatchBlocks)
+				if err = mo.store.ReturnToPending(ctx, tx, w.ID, w.Status, reason, store.ActorMonitor); err == nil {
+					err = mo.store.RecordBatchReturn(ctx, tx, st.ID, w.ID)
+				}
 				retry = append(retry, w)
 			case failed:
 				typ := string(txerr.ExecutionReverted)

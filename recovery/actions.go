@@ -79,7 +79,7 @@ func (s *Service) PerformActions(ctx context.Context, name string) (Actions, err
 // perform does one action; it returns its result, or "" when the action must wait (its transaction is
 // signed but not broadcast yet: the broadcaster sends the current attempt first).
 func (s *Service) perform(ctx context.Context, cd ChainDeps, a *store.TxAction) (string, error) {
-	if a.Kind != store.ActionSpeedUp && a.Kind != store.ActionCancel {
+	if a.Kind != store.ActionSpeedUp && a.Kind != store.ActionCancel && a.Kind != store.ActionCancelItem {
 		return "unknown action " + a.Kind, nil
 	}
 	st, err := s.store.GetSentTx(ctx, a.SentTxID)
@@ -93,6 +93,9 @@ func (s *Service) perform(ctx context.Context, cd ChainDeps, a *store.TxAction) 
 		return "not in flight: " + st.Status, nil // mined: the monitor settles by whichever attempt it was
 	case a.Kind == store.ActionSpeedUp && st.Hash != a.BaseHash:
 		return "replaced by " + st.Hash, nil
+	}
+	if a.Kind == store.ActionCancelItem {
+		return s.cancelItem(ctx, cd, st, a)
 	}
 	var out outcome
 	if a.Kind == store.ActionCancel {

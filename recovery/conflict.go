@@ -292,8 +292,22 @@ func (r *ConflictResolver) Apply(ctx context.Context, st *store.SentTx, f Findin
 		if err != nil {
 			return err
 		}
+		cancels, err := r.store.CancelsRequested(ctx, tx, st.ID)
+		if err != nil {
+			return err
+		}
 		for _, w := range ws {
 			if w.Status.Terminal() {
+				continue
+			}
+			if cancels[w.ID] {
+				// Nothing of ours can mine at this nonce, so nothing was paid: the client's cancel stands
+				// instead of a new signature.
+				if err := r.store.Transition(ctx, tx, w.ID, w.Status, store.Canceled,
+					fmt.Sprintf("%s; none of our attempts (tx %s) can be mined any more, so nothing was paid: the cancel requested stands", why, st.Hash),
+					store.ActorRecovery, store.Change{}); err != nil {
+					return err
+				}
 				continue
 			}
 			reason := fmt.Sprintf("%s; none of our attempts (tx %s) can be mined any more: back to pending, to be signed again at a new nonce", why, st.Hash)

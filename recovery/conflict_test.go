@@ -267,3 +267,46 @@ func TestConflictSweepWithoutFreeze(t *testing.T) {
 		t.Fatalf("our mined tx %s, want left BROADCASTED for the monitor", s)
 	}
 }
+
+// The client had asked for a cancel when a foreign transaction took the nonce: nothing of ours can mine
+// there, so nothing was paid, and the cancel stands: CANCELED, not signed again.
+func TestConflictKeepsARequestedCancel(t *testing.T) {
+	off := false
+	e := newDrainEnv(t, pipelinetest.Options{Confirmations: 2}, &off)
+	to := testenv.NewAccount(t).Address
+	w := e.Withdraw("POL", to, 1e15)
+	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
+		t.Fatal(err)
+	}
+	sentID := *e.Get(w.ID).SentTxID
+	if err := e.Queue.Delete(e.Ctx, queue.SignedTx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
+		return e.Store.SetSentTxStatus(e.Ctx, tx, sentID, store.TxSigned, store.TxBroadcasted)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Store.RequestTxAction(e.Ctx, store.TxAction{WithdrawalID: w.ID, SentTxID: sentID, Chain: "local",
+		Kind: store.ActionCancel}, store.ReasonCancelRequested, store.Signed, store.ActorAPI); err != nil {
+		t.Fatal(err)
+	}
+	foreign, block := foreignAtOurNonce(t, e)
+	e.waitHead(block + 1)
+	if n, err := e.conflicts.Once(e.Ctx); err != nil || n != 1 {
+		t.Fatalf("sweep applied %d (%v), want 1", n, err)
+	}
+	got := e.Get(w.ID)
+	if got.Status != store.Canceled {
+		t.Fatalf("withdrawal %s, want CANCELED", got.Status)
+	}
+	if h := e.lastHistory(w.ID); !strings.Contains(h.Reason, foreign) || !strings.Contains(h.Reason, "the cancel requested stands") {
+		t.Fatalf("history %q", h.Reason)
+	}
+	if ms := e.Receive(queue.TxRequest); len(ms) != 0 {
+		t.Fatalf("%d tx-requests queued: a canceled withdrawal must not be signed again", len(ms))
+	}
+	if bal, err := e.Client.BalanceAt(e.Ctx, to); err != nil || bal.Sign() != 0 {
+		t.Fatalf("recipient holds %v (%v)", bal, err)
+	}
+}

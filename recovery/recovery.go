@@ -37,6 +37,8 @@ type Chain interface {
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
 	SuggestGasTipCap(ctx context.Context) (*big.Int, error)
 	TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
+	// TransactionReceipt is read by the reorg watch of reverted transactions.
+	TransactionReceipt(ctx context.Context, hash common.Hash) (*types.Receipt, error)
 	SendTransaction(ctx context.Context, tx *types.Transaction) error
 }
 

@@ -18,7 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/sluice-custody/sluice/internal/alert"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -28,6 +30,13 @@ import (
 
 // AlertDeepReorg is the alert kind of a CONFIRMED transaction whose block left the canonical chain.
 const AlertDeepReorg = "deep_reorg"
+
+// AlertRevertedReorged is the alert kind of a reverted (FAILED) transaction whose block left the
+// canonical chain: open while it is not mined again; AlertRevertedRemined when it mined successfully.
+const (
+	AlertRevertedReorged = "reverted_reorged"
+	AlertRevertedRemined = "reverted_remined"
+)
 
 // ReorgAlertKey is the de-duplication key of the deep-reorg alert of (chain, mined attempt's hash).
 func ReorgAlertKey(chainName, txHash string) string {
@@ -45,6 +54,9 @@ func parseReorgAlertKey(key string) (chainName, txHash string, ok bool) {
 // ReorgSweep is what one reorg watch of a chain did.
 type ReorgSweep struct {
 	Watched, Reorged, Resolved int
+	// Remined counts reverted transactions a reorg mined successfully: their withdrawals may be paid
+	// twice (critical alert).
+	Remined int
 }
 
 // WatchReorgs checks once that every CONFIRMED transaction of chain name mined in the last
@@ -100,6 +112,41 @@ func (s *Service) WatchReorgs(ctx context.Context, name string) (ReorgSweep, err
 		}
 		if done {
 			sw.Reorged++
+		}
+	}
+	// Reverted transactions too: their withdrawals were failed, or given back to be signed again at a
+	// new nonce, so were a reorg to mine one successfully they would be paid twice. The monitor settles
+	// a reverted batch only reorg_watch_blocks deep; it is watched as long again after that.
+	rev, err := s.store.RevertedSince(ctx, cd.Config.ChainID, from-min(from, cd.Config.Recovery.ReorgWatchBlocks))
+	if err != nil {
+		return sw, err
+	}
+	sw.Watched += len(rev)
+	for _, r := range rev {
+		if r.BlockNumber > head {
+			continue
+		}
+		h, ok := canonical[r.BlockNumber]
+		if !ok {
+			hdr, err := cd.Client.HeaderByNumber(ctx, new(big.Int).SetUint64(r.BlockNumber))
+			if err != nil {
+				fail(fmt.Errorf("header %d of %s: %w", r.BlockNumber, name, err))
+				continue
+			}
+			h = hdr.Hash()
+			canonical[r.BlockNumber] = h
+		}
+		if strings.EqualFold(h.Hex(), r.BlockHash) {
+			continue
+		}
+		remined, err := s.revertedReorged(ctx, cd, r, h, head)
+		if err != nil {
+			s.log.Error("reorged reverted transaction", "chain", name, "sent_tx_id", r.ID, "err", err)
+			fail(err)
+			continue
+		}
+		if remined {
+			sw.Remined++
 		}
 	}
 	open, err := s.store.OpenAlerts(ctx, AlertDeepReorg)
@@ -192,3 +239,99 @@ func (s *Service) reopen(ctx context.Context, cd ChainDeps, r store.MinedTx, now
 
 // reorgEvery is how often a chain's reorg watch runs: once per block, within bounds.
 func reorgEvery(blockTime time.Duration) time.Duration { return max(blockTime, 200*time.Millisecond) }
+
+// revertedReorged follows a reverted transaction whose block left the canonical chain. Mined again and
+// reverted again: its new block is recorded and watched. Not mined (yet): a critical alert stays open,
+// since it may still mine. Mined successfully: it paid, although its withdrawals were failed or given
+// back and signed again, so a critical alert names them as possibly paid twice and each one's history
+// says so (once: the move to the new block is a compare-and-swap). It reports whether it found it
+// mined successfully.
+func (s *Service) revertedReorged(ctx context.Context, cd ChainDeps, r store.MinedTx, now common.Hash, head uint64) (bool, error) {
+	st, err := s.store.GetSentTx(ctx, r.ID)
+	if err != nil {
+		return false, err
+	}
+	hashes, err := s.store.AttemptHashes(ctx, st.ID)
+	if err != nil {
+		return false, err
+	}
+	var rcpt *types.Receipt
+	for _, h := range hashes {
+		got, err := cd.Client.TransactionReceipt(ctx, common.HexToHash(h))
+		if err == nil {
+			rcpt = got
+			break
+		}
+		if !errors.Is(err, ethereum.NotFound) {
+			return false, fmt.Errorf("receipt of %s: %w", h, err)
+		}
+	}
+	returned, err := s.store.BatchReturns(ctx, st.ID)
+	if err != nil {
+		return false, err
+	}
+	ws, err := s.store.WithdrawalsBySentTx(ctx, s.store.DB, st.ID)
+	if err != nil {
+		return false, err
+	}
+	ids := append([]string(nil), returned...)
+	for _, w := range ws {
+		ids = append(ids, w.ID)
+	}
+	reorgKey := fmt.Sprintf("%s:%s:%s", AlertRevertedReorged, r.Chain, strings.ToLower(r.Hash))
+	labels := map[string]string{"chain": r.Chain, "wallet": r.From}
+	if rcpt == nil {
+		s.alerts.Fire(ctx, alert.Alert{Key: reorgKey, Kind: AlertRevertedReorged, Severity: alert.Critical,
+			Summary: fmt.Sprintf("reverted tx %s of %s (nonce %d) on %s left the canonical chain (block %d) and is not mined on the new one: "+
+				"it may still mine and pay %d withdrawal(s) that were failed or signed again", r.Hash, r.From, r.Nonce, r.Chain, r.BlockNumber, len(ids)),
+			Labels: labels,
+			Details: map[string]any{"sent_tx_id": r.ID, "tx_hash": r.Hash, "nonce": r.Nonce, "block_number": r.BlockNumber,
+				"block_hash": r.BlockHash, "canonical_hash": now.Hex(), "head": head, "withdrawals": ids},
+		})
+		return false, nil
+	}
+	rec := store.Receipt{Hash: rcpt.TxHash.Hex(), BlockNumber: rcpt.BlockNumber.Uint64(), BlockHash: rcpt.BlockHash.Hex(),
+		Status: int(rcpt.Status), GasUsed: rcpt.GasUsed}
+	ok := rcpt.Status == types.ReceiptStatusSuccessful
+	note := fmt.Sprintf("POSSIBLY PAID TWICE: tx %s, recorded as reverted in block %d, was mined successfully in block %d (%s) after a reorg "+
+		"deeper than the watch; this withdrawal was failed or signed again since. Check the chain and reconcile by hand", rec.Hash, r.BlockNumber,
+		rec.BlockNumber, rec.BlockHash)
+	err = s.store.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.store.MoveReverted(ctx, tx, r.ID, r.BlockHash, rec); err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		for _, id := range ids {
+			if err := s.store.NoteHistory(ctx, tx, id, note, store.ActorRecovery); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return false, nil // another instance followed it first
+	}
+	if err != nil {
+		return false, err
+	}
+	s.alerts.Resolve(ctx, reorgKey)
+	if !ok {
+		s.log.Warn("reverted transaction reorged and reverted again in another block", "chain", r.Chain, "sent_tx_id", r.ID,
+			"tx_hash", rec.Hash, "block", rec.BlockNumber)
+		return false, nil
+	}
+	s.log.Error("reverted transaction mined successfully after a deep reorg; its withdrawals may be paid twice", "chain", r.Chain,
+		"sent_tx_id", r.ID, "tx_hash", rec.Hash, "block", rec.BlockNumber, "withdrawals", ids)
+	s.alerts.Fire(ctx, alert.Alert{
+		Key: fmt.Sprintf("%s:%s:%s", AlertRevertedRemined, r.Chain, strings.ToLower(r.Hash)), Kind: AlertRevertedRemined, Severity: alert.Critical,
+		Summary: fmt.Sprintf("tx %s of %s (nonce %d) on %s, settled as reverted in block %d, was mined successfully in block %d after a reorg "+
+			"deeper than reorg_watch_blocks: %d withdrawal(s) may be paid twice: %s", rec.Hash, r.From, r.Nonce, r.Chain, r.BlockNumber,
+			rec.BlockNumber, len(ids), strings.Join(ids, ", ")),
+		Labels: labels,
+		Details: map[string]any{"sent_tx_id": r.ID, "tx_hash": rec.Hash, "nonce": r.Nonce, "old_block_number": r.BlockNumber,
+			"old_block_hash": r.BlockHash, "block_number": rec.BlockNumber, "block_hash": rec.BlockHash, "withdrawals": ids},
+	})
+	return true, nil
+}

@@ -530,3 +530,67 @@ func TestTokenBatchWithoutAllowanceFailsNobody(t *testing.T) {
 		t.Fatalf("batch moved %d, want %d", n, len(ws))
 	}
 }
+
+// A reverted batch gives its withdrawals back only once the revert is reorg_watch_blocks deep (4 here:
+// twice the 2 confirmations), not at the confirmations alone: a reorg between the two could still mine
+// the old batch successfully, and they would be paid twice. The return is recorded (batch_returns) for
+// the reorg watch, which keeps watching the reverted transaction after that.
+func TestRevertedBatchReturnsOnlyPastTheReorgWatch(t *testing.T) {
+	e := batchEnv(t, "throughput")
+	eth, err := e.Chain.Client(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eth.Close()
+	rejecter, err := contracts.Deploy(e.Ctx, eth, e.Funder.Key, e.Chain.ChainID, &bindings.RejectingReceiverMetaData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*store.Withdrawal{e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15), e.Withdraw("POL", rejecter, 1e15)}
+	claimed, err := e.Store.ClaimForBatch(e.Ctx, "local", "POL", 10, time.Minute, "test")
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d (%v)", len(claimed), err)
+	}
+	if err := e.Signer().SignUnsimulatedNativeBatch(e.Ctx, "local", claimed, 500_000); err != nil {
+		t.Fatal(err)
+	}
+	e.Chain.SealEvery(time.Hour)
+	if err := e.Broadcaster().Handle(e.Ctx, e.One(queue.SignedTx)); err != nil {
+		t.Fatal(err)
+	}
+	m := e.One(queue.TxMonitor)
+	mo := e.Monitor()
+	sentID := *e.Get(ws[0].ID).SentTxID
+	watch := e.Config.Recovery.ReorgWatchBlocks
+	if watch != 2*e.Config.Confirmations {
+		t.Fatalf("reorg_watch_blocks %d, want the default 2 × %d", watch, e.Config.Confirmations)
+	}
+	for confs := uint64(1); confs <= watch; confs++ {
+		e.Chain.Commit()
+		if err := mo.Handle(e.Ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.Store.GetSentTx(e.Ctx, sentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if confs < watch && (st.Status != store.TxBroadcasted || e.Get(ws[0].ID).Status != store.Broadcasted) {
+			t.Fatalf("at %d confirmations: tx %s, withdrawal %s; want both still in flight until %d", confs, st.Status, e.Get(ws[0].ID).Status, watch)
+		}
+		if confs == watch && (st.Status != store.TxFailed || st.ReceiptStatus == nil || *st.ReceiptStatus != 0) {
+			t.Fatalf("at %d confirmations: tx %s, want FAILED (reverted)", confs, st.Status)
+		}
+	}
+	var returned int
+	if err := e.Store.DB.QueryRowContext(e.Ctx, `SELECT COUNT(*) FROM batch_returns WHERE sent_tx_id = ?`, sentID).Scan(&returned); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if got := e.Get(w.ID); got.Status != store.Pending {
+			t.Fatalf("withdrawal %s after the revert, want PENDING", got.Status)
+		}
+	}
+	if returned != 2 {
+		t.Fatalf("%d returns recorded, want 2", returned)
+	}
+}

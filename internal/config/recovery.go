@@ -12,7 +12,8 @@ type Recovery struct {
 	FreezeOnConflict *bool `yaml:"freeze_on_conflict"`
 	// ReorgWatchBlocks is how many blocks past its receipt's block a CONFIRMED transaction is still
 	// checked against the canonical chain: a reorg deeper than the confirmations re-opens its
-	// withdrawals and raises a critical deep_reorg alert. Default: twice the confirmations.
+	// withdrawals and raises a critical deep_reorg alert. A reverted batch gives its withdrawals back
+	// only this deep (monitor). Default: twice the confirmations.
 	ReorgWatchBlocks uint64 `yaml:"reorg_watch_blocks"`
 }
 

@@ -20,6 +20,9 @@ const ReasonCancelRequested = "cancel_requested"
 const (
 	ActionSpeedUp = "speed_up"
 	ActionCancel  = "cancel"
+	// ActionCancelItem cancels one withdrawal out of a batch: the batch is replaced at its nonce by one
+	// without that payment.
+	ActionCancelItem = "cancel_item"
 
 	ActionPending = "pending"
 	ActionDone    = "done"
@@ -41,7 +44,7 @@ type TxAction struct {
 	CreatedAt time.Time
 }
 
-// RequestTxAction records a; the same (transaction, kind, base attempt) again is the earlier row, with
+// RequestTxAction records a; the same (transaction, kind, base attempt, withdrawal) again is the earlier row, with
 // created false. When note is set, a new action also writes a history row of the withdrawal in its
 // current status (at) with that reason, in the same database transaction.
 func (s *Store) RequestTxAction(ctx context.Context, a TxAction, note string, at Status, actor Actor) (*TxAction, bool, error) {
@@ -65,7 +68,7 @@ func (s *Store) RequestTxAction(ctx context.Context, a TxAction, note string, at
 	if err != nil {
 		return nil, false, err
 	}
-	got, err := s.scanTxActions(ctx, `WHERE sent_tx_id = ? AND kind = ? AND base_hash = ?`, a.SentTxID, a.Kind, a.BaseHash)
+	got, err := s.scanTxActions(ctx, `WHERE sent_tx_id = ? AND kind = ? AND base_hash = ? AND withdrawal_id = ?`, a.SentTxID, a.Kind, a.BaseHash, a.WithdrawalID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -125,4 +128,51 @@ func (s *Store) MarkCancelAttempt(ctx context.Context, tx *sql.Tx, h string) err
 		return fmt.Errorf("mark attempt %s a cancel: %w", h, err)
 	}
 	return nil
+}
+
+// AttemptDrops lists the withdrawals that the attempt h leaves out of its batch (canceled items).
+func (s *Store) AttemptDrops(ctx context.Context, q querier, h string) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT withdrawal_id FROM tx_attempt_drops WHERE tx_hash = ?`, h)
+	if err != nil {
+		return nil, fmt.Errorf("drops of attempt %s: %w", h, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// MarkDrop records, inside tx, that the attempt h (just recorded) leaves withdrawal id out of its batch.
+func (s *Store) MarkDrop(ctx context.Context, tx *sql.Tx, h, id string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO tx_attempt_drops (tx_hash, withdrawal_id) VALUES (?, ?)`, h, id); err != nil {
+		return fmt.Errorf("attempt %s leaves out %s: %w", h, id, err)
+	}
+	return nil
+}
+
+// CancelsRequested lists the withdrawals of sent transaction id whose client asked for a cancel after
+// signing (the whole transaction, or one item of a batch), so a payment that mined anyway says in its
+// history that the cancel lost the race.
+func (s *Store) CancelsRequested(ctx context.Context, q querier, sentTxID int64) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT withdrawal_id FROM tx_actions WHERE sent_tx_id = ? AND kind IN (?, ?)`,
+		sentTxID, ActionCancel, ActionCancelItem)
+	if err != nil {
+		return nil, fmt.Errorf("cancels of sent tx %d: %w", sentTxID, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }

@@ -563,13 +563,3 @@ func (s *Store) ActiveFreezes(ctx context.Context) ([]Freeze, error) {
 	}
 	return out, rows.Err()
 }
-
-// NoteHistory writes a history row of withdrawal id in its current status at (a note, not a change)
-// inside tx: an operator's retry, say.
-func (s *Store) NoteHistory(ctx context.Context, tx *sql.Tx, id string, at Status, reason string, actor Actor) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO withdrawal_history (withdrawal_id, from_status, to_status, reason, actor)
-		VALUES (?,?,?,?,?)`, id, at, at, reason, actor); err != nil {
-		return fmt.Errorf("history of %s: %w", id, err)
-	}
-	return nil
-}

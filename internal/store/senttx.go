@@ -159,6 +159,11 @@ func (s *Store) ReplaceAttempt(ctx context.Context, tx *sql.Tx, t *SentTx, prevH
 		VALUES (?,?,?,?,?,?)`, t.ID, t.Hash, t.Raw, t.MaxFeePerGas.String(), t.MaxPriorityFee.String(), kind); err != nil {
 		return fmt.Errorf("record attempt %s: %w", t.Hash, err)
 	}
+	// ... and leaves out of its batch what the attempt it replaces left out (canceled items).
+	if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO tx_attempt_drops (tx_hash, withdrawal_id)
+		SELECT ?, withdrawal_id FROM tx_attempt_drops WHERE tx_hash = ?`, t.Hash, prevHash); err != nil {
+		return fmt.Errorf("drops of attempt %s: %w", t.Hash, err)
+	}
 	t.Status = prevStatus
 	return nil
 }

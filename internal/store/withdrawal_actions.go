@@ -59,34 +59,48 @@ func (s *Store) RequestSpeedUp(ctx context.Context, w *Withdrawal) (*TxAction, *
 	return a, st, created, err
 }
 
-// CancelTarget says what a cancel of w would do: nil, nil for a withdrawal not signed yet (it moves to
-// CANCELED at once); the transaction a zero-value self-transfer would replace for a SIGNED or
-// BROADCASTED one; a *Refused otherwise.
-func (s *Store) CancelTarget(ctx context.Context, w *Withdrawal) (*SentTx, error) {
+// CancelTarget says what a cancel of w would do: nil for a withdrawal not signed yet (it moves to
+// CANCELED at once, or, while a signer holds it in SIGNING, whichever of the two commits first wins);
+// for a SIGNED or BROADCASTED one, the transaction to replace at its nonce and the action kind:
+// ActionCancel (a zero-value self-transfer) when the withdrawal is alone in it, ActionCancelItem (the
+// same batch without this payment) inside a multicall3 or batch_erc20 batch; a *Refused otherwise.
+func (s *Store) CancelTarget(ctx context.Context, w *Withdrawal) (*SentTx, string, error) {
 	switch w.Status {
-	case Pending, AwaitingApproval:
-		return nil, nil
+	case Pending, AwaitingApproval, Signing:
+		return nil, "", nil
 	case Signed, Broadcasted:
 	default:
-		return nil, &Refused{RefusedNotCancelable, "withdrawal is " + string(w.Status) + "; only AWAITING_APPROVAL, PENDING, SIGNED and BROADCASTED withdrawals can be canceled"}
-	}
-	if w.BatchID != "" {
-		// Replacing a batch by one without this item is not built: the item would be paid with the
-		// others unless the whole batch were canceled, which would cancel other clients' payments.
-		return nil, &Refused{RefusedCancelInBatch, "withdrawal is " + string(w.Status) + " inside batch " + w.BatchID +
-			"; canceling one payment out of a signed batch is not supported"}
+		return nil, "", &Refused{RefusedNotCancelable, "withdrawal is " + string(w.Status) + "; only AWAITING_APPROVAL, PENDING, SIGNING, SIGNED and BROADCASTED withdrawals can be canceled"}
 	}
 	if w.SentTxID == nil {
-		return nil, &Refused{RefusedNotCancelable, "withdrawal is " + string(w.Status) + " without a recorded transaction"}
+		return nil, "", &Refused{RefusedNotCancelable, "withdrawal is " + string(w.Status) + " without a recorded transaction"}
 	}
 	st, err := s.GetSentTx(ctx, *w.SentTxID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if st.Status != TxSigned && st.Status != TxBroadcasted {
-		return nil, &Refused{RefusedNotCancelable, "the withdrawal's transaction is " + st.Status + "; it can no longer be canceled"}
+		return nil, "", &Refused{RefusedNotCancelable, "the withdrawal's transaction is " + st.Status + "; it can no longer be canceled"}
 	}
-	return st, nil
+	kind := ActionCancel
+	if w.BatchID != "" {
+		// One payment out of a batch: recovery replaces the batch at its nonce by the same batch without
+		// it. That needs a batch whose call it can rebuild item by item; anything else is refused.
+		b, err := s.BatchBySentTx(ctx, s.DB, st.ID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, "", err
+		}
+		if b == nil || b.ID != w.BatchID || (b.Mode != BatchMulticall3 && b.Mode != BatchERC20) {
+			mode := "unknown"
+			if b != nil {
+				mode = b.Mode
+			}
+			return nil, "", &Refused{RefusedCancelInBatch, "withdrawal is " + string(w.Status) + " inside batch " + w.BatchID +
+				" (mode " + mode + "); only multicall3 and batch_erc20 batches can have one payment canceled out of them"}
+		}
+		kind = ActionCancelItem
+	}
+	return st, kind, nil
 }
 
 // Cancel is what RequestCancel did.
@@ -98,34 +112,60 @@ type Cancel struct {
 	Action  *TxAction
 	SentTx  *SentTx
 	Created bool
+	// Status is the withdrawal's state the answer describes (SIGNED or BROADCASTED for a recorded cancel).
+	Status Status
 }
 
 // RequestCancel cancels w: a withdrawal not signed yet moves to CANCELED now (reason, by actor); a
-// signed one gets a cancel recorded for recovery (a zero-value self-transfer at the same nonce; the
-// monitor settles by whichever mines). A withdrawal a worker moved first is a *Refused naming its state.
+// signed one gets a cancel recorded for recovery (ActionCancel or ActionCancelItem, see CancelTarget;
+// the monitor settles by whichever attempt mines).
+//
+// While a signer holds w in SIGNING, the row decides. The signer records a signature in the same
+// database transaction as SIGNING → SIGNED, holding the row lock, and the lock below queues behind it:
+// either the signature commits first and the cancel finds SIGNED (and becomes a cancel after signing),
+// or the cancel commits first and the signer finds CANCELED and records nothing (its signed bytes are
+// dropped unsent, its nonce lease released). Never both. A withdrawal a worker moved to a state with no
+// cancel is a *Refused naming its state.
 func (s *Store) RequestCancel(ctx context.Context, w *Withdrawal, reason string, actor Actor) (Cancel, error) {
-	st, err := s.CancelTarget(ctx, w)
+	st, kind, err := s.CancelTarget(ctx, w)
 	if err != nil {
 		return Cancel{}, err
 	}
 	if st != nil {
 		a, created, err := s.RequestTxAction(ctx, TxAction{WithdrawalID: w.ID, SentTxID: st.ID, Chain: st.Chain,
-			Kind: ActionCancel}, ReasonCancelRequested, w.Status, actor)
-		return Cancel{Action: a, SentTx: st, Created: created}, err
+			Kind: kind}, ReasonCancelRequested, w.Status, actor)
+		return Cancel{Action: a, SentTx: st, Created: created, Status: w.Status}, err
 	}
+	var now *Withdrawal
 	err = s.InTx(ctx, func(tx *sql.Tx) error {
-		return s.Transition(ctx, tx, w.ID, w.Status, Canceled, reason, actor, Change{})
+		cur, err := s.LockWithdrawal(ctx, tx, w.ID)
+		if err != nil {
+			return err
+		}
+		now = cur
+		switch cur.Status {
+		case Pending, AwaitingApproval, Signing:
+			why := reason
+			if cur.Status == Signing {
+				why = reason + " while signing: no signature was recorded, so none can be sent"
+			}
+			return s.Transition(ctx, tx, cur.ID, cur.Status, Canceled, why, actor, Change{})
+		}
+		return ErrConflict
 	})
 	if errors.Is(err, ErrConflict) {
-		cur, gerr := s.GetWithdrawal(ctx, w.ID)
-		if gerr != nil {
-			return Cancel{}, gerr
+		if now != nil && (now.Status == Signed || now.Status == Broadcasted) {
+			return s.RequestCancel(ctx, now, reason, actor) // the signature won the race: cancel after signing
 		}
-		return Cancel{}, &Refused{RefusedNotCancelable, "withdrawal is " + string(cur.Status) +
-			"; only AWAITING_APPROVAL, PENDING, SIGNED and BROADCASTED withdrawals can be canceled"}
+		st := w.Status
+		if now != nil {
+			st = now.Status
+		}
+		return Cancel{}, &Refused{RefusedNotCancelable, "withdrawal is " + string(st) +
+			"; only AWAITING_APPROVAL, PENDING, SIGNING, SIGNED and BROADCASTED withdrawals can be canceled"}
 	}
 	if err != nil {
 		return Cancel{}, fmt.Errorf("cancel %s: %w", w.ID, err)
 	}
-	return Cancel{Canceled: true}, nil
+	return Cancel{Canceled: true, Status: Canceled}, nil
 }

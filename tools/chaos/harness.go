@@ -169,9 +169,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Queue != "mysql" && o.Queue != "sqs" {
 		return nil, fmt.Errorf("--queue %q: mysql or sqs", o.Queue)
 	}
-	if o.Recovery.Cancels > 0 {
-		return nil, fmt.Errorf("recovery faults: %d cancels asked for; the harness does not inject cancels yet", o.Recovery.Cancels)
-	}
 	if o.Recovery.Reorgs > 0 && o.Confirmations <= reorgDepth {
 		return nil, fmt.Errorf("--reorgs: a reorg is %d blocks deep, below the confirmations; --confirmations %d leaves no room", reorgDepth, o.Confirmations)
 	}
@@ -186,8 +183,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	r := newRun(o)
 	defer r.teardown()
-	r.logf("recovery faults: %d fee surges, %d silently dropped sends, %d foreign nonces, %d reorgs of %d blocks",
-		o.Recovery.FeeSurges, o.Recovery.DroppedSends, o.Recovery.ForeignNonces, o.Recovery.Reorgs, reorgDepth)
+	r.logf("recovery faults: %d fee surges, %d silently dropped sends, %d foreign nonces, %d reorgs of %d blocks, %d cancels",
+		o.Recovery.FeeSurges, o.Recovery.DroppedSends, o.Recovery.ForeignNonces, o.Recovery.Reorgs, reorgDepth, o.Recovery.Cancels)
 	r.logf("seed %d; profile %s; run dir %s; queue %s; %d withdrawals, %d instances of each service, %d kills, fault rate %.2f, %d confirmations",
 		o.Seed, o.Profile, o.Dir, o.Queue, o.Withdrawals, o.Instances, o.Kills, o.FaultRate, o.Confirmations)
 	if err := r.setup(ctx); err != nil {
@@ -514,6 +511,7 @@ const (
 	streamWorkload = 0x776f726b6c6f6164 // recipients, amounts, assets, replays
 	streamKills    = 0x6b696c6c73636864 // the kill schedule
 	streamRecovery = 0x7265636f76657279 // the recovery faults' schedule
+	streamCancels  = 0x63616e63656c7321 // which withdrawals are canceled, and when
 )
 
 // seededKey derives a private key from the seed: chaos keys only ever hold dev-chain money.

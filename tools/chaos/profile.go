@@ -16,7 +16,8 @@ import (
 //
 // Both fault the RPC at 10%, replay 10% of the withdrawals to the API and send 10% of the withdrawal
 // requests again once they are signed. Both inject the recovery faults (fee surges, silently dropped
-// sends, one foreign transaction at the hot wallet's nonce, shallow reorgs); ci a few of each.
+// sends, one foreign transaction at the hot wallet's nonce, shallow reorgs, cancels of withdrawals in
+// flight); ci a few of each.
 func Profile(name string) (Options, error) {
 	o := Options{
 		Withdrawals:   500,
@@ -34,7 +35,7 @@ func Profile(name string) (Options, error) {
 		BlockTime:     time.Second,
 		KillServices:  slices.Clone(services),
 		Instances:     DefaultInstances,
-		Recovery:      RecoveryFaults{FeeSurges: 3, DroppedSends: 10, ForeignNonces: 1, Reorgs: 3},
+		Recovery:      RecoveryFaults{FeeSurges: 3, DroppedSends: 10, ForeignNonces: 1, Reorgs: 3, Cancels: 50},
 	}
 	switch name {
 	case "default", "":
@@ -46,7 +47,7 @@ func Profile(name string) (Options, error) {
 		// claim, which waits out the 60 s lease. The stall rule (90 s without a change) ends a hopeless
 		// wait sooner, so the timeout only has to leave a slow machine room.
 		o.Timeout = 3 * time.Minute
-		o.Recovery = RecoveryFaults{FeeSurges: 2, DroppedSends: 5, ForeignNonces: 1, Reorgs: 2}
+		o.Recovery = RecoveryFaults{FeeSurges: 2, DroppedSends: 5, ForeignNonces: 1, Reorgs: 2, Cancels: 20}
 	default:
 		return Options{}, fmt.Errorf("profile %q: default or ci", name)
 	}
@@ -64,8 +65,8 @@ type RecoveryFaults struct {
 	DroppedSends  int // the proxy answers a send with its hash without forwarding it: it must be sent again
 	ForeignNonces int // a transaction Sluice did not sign takes one of the hot wallet's nonces
 	Reorgs        int // a shallow reorg (fewer blocks than the confirmations) drops mined withdrawals
-	// Cancels of in-flight withdrawals over the API: off and refused until
-	// POST /v1/withdrawals/{id}/cancel handles SIGNED and BROADCASTED withdrawals (its own work).
+	// Cancels are withdrawals canceled over the API at a moment drawn for each (not yet signed,
+	// signed, broadcast, signed inside a batch; cancels.go): CANCELED ones must have paid nothing.
 	Cancels int
 }
 

@@ -342,7 +342,9 @@ func sumMetric(scrapes map[string][]byte, name string) int {
 func (r *run) recoveryCounts(ctx context.Context, scrapes map[string][]byte, dlq map[string]int) (recoveryCounts, error) {
 	var c recoveryCounts
 	c.Bumped = sumMetric(scrapes, "sluice_recovery_bumps_total")
-	c.Resent = sumMetric(scrapes, "sluice_recovery_resent_total")
+	// Whoever resent a dropped transaction: recovery's stuck sweep, or the monitor while waiting for a
+	// receipt (which usually looks first); each counts only what the node had really dropped.
+	c.Resent = sumMetric(scrapes, "sluice_recovery_resent_total") + sumMetric(scrapes, "sluice_monitor_resent_total")
 	c.GapsFilled = sumMetric(scrapes, "sluice_recovery_gaps_filled_total")
 	// A shallow reorg is ridden out before the confirmation depth, where no counter sees it: its
 	// transactions count as reorged when the harness saw them in the dropped blocks (they must still end

@@ -50,6 +50,7 @@ type Result struct {
 	Queue       QueueReport
 	Replays     struct{ Sequential, Concurrent int }
 	Resent      ResendReport
+	Cancels     *CancelReport
 	KeyScan     KeyScan
 	Crashes     []string
 	Problems    []string // every violation, one line each (the first ones are printed)
@@ -92,9 +93,9 @@ func (res *Result) Violated() bool {
 
 // Summary is the one-line result.
 func (res *Result) Summary() string {
-	return fmt.Sprintf("withdrawals %d, instances %d, confirmed %d, failed %d, paid twice %d, lost %d, kills %d, redeliveries %d, "+
+	return fmt.Sprintf("withdrawals %d, instances %d, confirmed %d, failed %d, canceled %d, paid twice %d, lost %d, kills %d, redeliveries %d, "+
 		"rpc faults %d, nonce gaps %d, key hits %d, bumped %d, resent %d, gaps filled %d, reorged %d, dlq left %d, topups %d, double topups %d, duration %ds",
-		res.Withdrawals, res.Instances, res.Confirmed, res.Failed, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults,
+		res.Withdrawals, res.Instances, res.Confirmed, res.Failed, res.Canceled, res.PaidTwice, res.Lost, res.Kills, res.Redeliveries, res.RPCFaults,
 		res.NonceGaps, res.KeyHits, res.Recovery.Bumped, res.Recovery.Resent, res.Recovery.GapsFilled, res.Recovery.Reorged,
 		res.Recovery.DLQLeft, res.TopUps, res.DoubleTopUps, int(res.Duration.Round(time.Second).Seconds()))
 }
@@ -110,6 +111,9 @@ func (res *Result) Breakdown() string {
 		res.Queue.Retries, orNone(res.Queue.DeadLettered), orNone(res.Queue.DLQDepth), res.Queue.Panics, res.Queue.AlreadySigned, res.Queue.SignDuplicates)
 	fmt.Fprintf(&b, "replays      sequential %d, concurrent %d, duplicates %d\n", res.Replays.Sequential, res.Replays.Concurrent, res.Duplicates)
 	fmt.Fprintf(&b, "resent       withdrawal requests: %s\n", res.Resent)
+	if res.Cancels != nil {
+		fmt.Fprintf(&b, "cancels      %s\n", res.Cancels)
+	}
 	n := res.Nonce
 	fmt.Fprintf(&b, "nonces       mined %d, pending %d, recorded %d, holes %s, unmined %s, foreign %s, injected foreign %s, orphan txs %d, attempts/tx %.2f\n",
 		n.Mined, n.Pending, n.Recorded, short(n.Holes), short(n.Unmined), short(n.Foreign), short(n.Injected), n.Orphans, n.AttemptsPerSent)
@@ -194,6 +198,9 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	resendCtx, stopResend := context.WithCancel(ctx)
 	defer stopResend()
 	go r.resendLoop(resendCtx, specs, &resent, resendDone)
+	cancels := &CancelReport{}
+	cancelDone := make(chan struct{})
+	go r.cancelLoop(resendCtx, c, specs, cancels, cancelDone)
 	r.postAll(ctx, c, specs, rr)
 	r.logf("all posted")
 	<-killsDone
@@ -209,11 +216,16 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	byID, err := r.waitTerminal(ctx, c, specs, time.Now().Add(o.Timeout))
 	stopResend()
 	<-resendDone
+	<-cancelDone
 	if err != nil {
 		return nil, err
 	}
 
-	res := &Result{Withdrawals: len(specs), Instances: o.Instances, Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{}, Resent: resent}
+	res := &Result{Withdrawals: len(specs), Instances: o.Instances, Dir: o.Dir, Seed: o.Seed, KillsBy: map[string]int{}, LostBy: map[string]int{},
+		Resent: resent, Cancels: cancels}
+	if cancels.Planned > 0 && cancels.ByMoment[cancelSigned]+cancels.ByMoment[cancelBroadcast]+cancels.ByMoment[cancelBatch] == 0 {
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("no withdrawal was canceled after signing (%s)", cancels))
+	}
 	if resent.Planned > 0 && resent.Signed == 0 {
 		res.Incomplete = append(res.Incomplete, fmt.Sprintf("no withdrawal request was resent while signed (%s)", resent))
 	}
@@ -241,6 +253,7 @@ func (r *run) exercise(ctx context.Context) (*Result, error) {
 	if err := r.checkTopUps(ctx, res); err != nil {
 		return nil, err
 	}
+	cancels.Outcomes = r.cancelOutcomes(ctx)
 	// The last metrics scrape, then stop the services before reading their logs, so that every line
 	// is written.
 	scrapes := r.scrapeMetrics(ctx)

@@ -76,6 +76,7 @@ func flags(o *chaos.Options, profile *string, seed *uint64, killServices *string
 	fs.IntVar(&o.Recovery.DroppedSends, "dropped-sends", o.Recovery.DroppedSends, "eth_sendRawTransaction calls the proxy answers with the hash without forwarding")
 	fs.IntVar(&o.Recovery.ForeignNonces, "foreign-nonces", o.Recovery.ForeignNonces, "transactions the harness signs with the hot key at its pending nonce, outside Sluice")
 	fs.IntVar(&o.Recovery.Reorgs, "reorgs", o.Recovery.Reorgs, "shallow reorgs (3 blocks, fewer than the confirmations)")
+	fs.IntVar(&o.Recovery.Cancels, "cancels", o.Recovery.Cancels, "withdrawals canceled over the API while pending, signed, broadcast or inside a batch")
 	return fs
 }
 
