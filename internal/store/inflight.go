@@ -6,10 +6,13 @@ import (
 	"math/big"
 )
 
-// Outflow is what is committed to leave one hot wallet in one asset and has not left it on chain yet:
-// transfers signed from the wallet whose transaction is not mined. A wallet's spendable balance is its
-// balance on chain minus its Outflow; the signer picks wallets by it and accountmgr counts it into a
-// wallet's deficit. One query for both, so they never disagree.
+// Outflow is what is committed to leave one hot wallet in one asset and is not settled yet: transfers
+// signed from the wallet whose transaction is not CONFIRMED (SIGNED or BROADCASTED; the sent transaction
+// keeps BROADCASTED until it is deep enough, so a mined one is still counted). The signer's spendable
+// balance is the balance on chain minus this: conservative on purpose, a mined transfer counted twice
+// for a few blocks only delays a payment, while one not counted could overspend the wallet.
+// accountmgr's deficits need the exact figure instead (UnminedOutflows, the same rows cut at the
+// wallet's mined nonce): counting mined transfers twice there would top up too much.
 type Outflow struct {
 	Chain  string
 	From   string // checksummed or lower-case as stored
@@ -24,7 +27,7 @@ type Outflow struct {
 }
 
 // Outflows returns chain's outflows per (wallet, asset): withdrawals whose sent transaction is still
-// SIGNED or BROADCASTED (once mined, the balance on chain already shows them).
+// SIGNED or BROADCASTED.
 func (s *Store) Outflows(ctx context.Context, chain string) ([]Outflow, error) {
 	rows, err := s.DB.QueryContext(ctx, `
 		SELECT w.from_address, w.asset, w.amount, st.id, st.gas_limit, st.max_fee_per_gas
