@@ -31,6 +31,7 @@ commands:
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
   keys          wallet keys: create, import, list, verify (see sluice keys help)
+  ops           the on-call tools: status, withdrawals, DLQ, wallets, approvals, audit (see sluice ops help)
 
 flags (every command):
   --config FILE   configuration file (YAML); environment variables override it
@@ -43,6 +44,9 @@ func main() {
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	if cmd == "ops" {
+		os.Exit(runOps(args))
+	}
 	if err := run(cmd, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
