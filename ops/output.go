@@ -33,12 +33,11 @@ type table struct {
 	tw      *tabwriter.Writer
 	colour  bool
 	painted map[int]bool
+	headers []string // written before the first row, once paint has said which columns are coloured
 }
 
 func (r *runner) table(headers ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0), colour: r.colour(), painted: map[int]bool{}}
-	t.row(headers...)
-	return t
+	return &table{tw: tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0), colour: r.colour(), painted: map[int]bool{}, headers: headers}
 }
 
 // paint marks columns whose cells are coloured by their value (severity, status, ok).
@@ -50,6 +49,10 @@ func (t *table) paint(cols ...int) *table {
 }
 
 func (t *table) row(cells ...string) {
+	if h := t.headers; h != nil {
+		t.headers = nil
+		t.row(h...)
+	}
 	out := make([]string, len(cells))
 	for i, c := range cells {
 		c = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
@@ -61,7 +64,13 @@ func (t *table) row(cells ...string) {
 	fmt.Fprintln(t.tw, strings.Join(out, "\t"))
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+func (t *table) flush() error {
+	if h := t.headers; h != nil {
+		t.headers = nil
+		t.row(h...)
+	}
+	return t.tw.Flush()
+}
 
 // colourOf picks a colour by what a word means to an operator at 3 a.m.
 func colourOf(s string) string {
