@@ -30,9 +30,6 @@ func (r *runner) actionParams() map[string]string {
 	if r.opts.force {
 		p["force"] = "true"
 	}
-	if r.opts.nonce != "" {
-		p["nonce"] = r.opts.nonce
-	}
 	if len(p) == 0 {
 		return nil
 	}

@@ -27,8 +27,6 @@ type cmdOpts struct {
 	query         map[string]*string
 	all           bool
 	force         bool
-	nonce         string
-	params        stringsFlag
 	username      string
 	passwordStdin bool
 }
@@ -98,10 +96,8 @@ func commandTable() []*command {
 			}, run: actionRun(admin.ActionWalletResync, walletTarget)},
 		{path: "wallets freeze", usage: "wallets freeze <chain>/<address> --reason R [action flags]", summary: "stop signing from a wallet", args: -1, action: true, run: actionRun(admin.ActionWalletFreeze, walletTarget)},
 		{path: "wallets unfreeze", usage: "wallets unfreeze <chain>/<address> [action flags]", summary: "sign from a wallet again (two-person)", args: -1, action: true, run: actionRun(admin.ActionWalletUnfreeze, walletTarget)},
-		{path: "wallets fill-gap", usage: "wallets fill-gap <chain>/<address> [--nonce N] [action flags]", summary: "fill a nonce gap with a 0-value transaction (two-person)", args: -1, action: true,
-			flags: func(fs *flag.FlagSet, o *cmdOpts) {
-				fs.StringVar(&o.nonce, "nonce", "", "the missing nonce (default: the lowest gap)")
-			}, run: actionRun(admin.ActionWalletFillGap, walletTarget)},
+		{path: "wallets fill-gap", usage: "wallets fill-gap <chain>/<address> [action flags]", summary: "fill the wallet's nonce gaps with 0-value transactions (two-person)", args: -1, action: true,
+			run: actionRun(admin.ActionWalletFillGap, walletTarget)},
 
 		{path: "nonces show", usage: "nonces show [<chain>/<address>] [--chain C] [--address A]", summary: "nonces: chain latest and pending, Redis, database", args: -1,
 			query: q("chain", "address"), run: (*runner).noncesShow},

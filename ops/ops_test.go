@@ -537,11 +537,11 @@ func TestActions(t *testing.T) {
 	if req.Target != "sepolia/0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091" || req.Params["force"] != "true" {
 		t.Fatalf("resync sent %+v", req)
 	}
-	if code, _, _ := c.run("", "wallets", "fill-gap", "sepolia", "0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091", "--nonce", "7", "--dry-run"); code != ExitOK {
+	if code, _, _ := c.run("", "wallets", "fill-gap", "sepolia", "0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091", "--dry-run"); code != ExitOK {
 		t.Fatalf("fill-gap: exit %d", code)
 	}
 	req = api.lastAction(t)
-	if req.Params["nonce"] != "7" || req.Action != admin.ActionWalletFillGap {
+	if req.Params != nil || req.Action != admin.ActionWalletFillGap || req.Target != "sepolia/0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091" {
 		t.Fatalf("fill-gap sent %+v", req)
 	}
 }
