@@ -157,6 +157,16 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		ok(canned(f.t, "queues.json"))
 	case "GET /admin/v1/dlq":
 		ok(canned(f.t, "dlq.json"))
+	case "GET /admin/v1/dlq/18":
+		var page admin.Page[admin.DLQMessage]
+		_ = json.Unmarshal(canned(f.t, "dlq.json"), &page)
+		b, _ := json.Marshal(page.Items[1])
+		ok(b)
+	case "GET /admin/v1/wallets/sepolia/0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091":
+		var ws []admin.WalletView
+		_ = json.Unmarshal(canned(f.t, "wallets.json"), &ws)
+		b, _ := json.Marshal(ws[1])
+		ok(b)
 	case "GET /admin/v1/wallets":
 		ok(canned(f.t, "wallets.json"))
 	case "GET /admin/v1/nonces":
@@ -172,7 +182,7 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	case "POST /admin/v1/approvals/ap-01/approve":
 		writeErr(w, http.StatusForbidden, "self_approval", "", "you cannot approve your own request")
 	case "POST /admin/v1/approvals/ap-02/approve":
-		res := admin.ActionResult{RequestID: "7b0e5d6c", Action: admin.ActionDLQRedrive, Target: "m-8b21", Status: admin.ActionDone,
+		res := admin.ActionResult{RequestID: "7b0e5d6c", Action: admin.ActionDLQRedrive, Target: "18", Status: admin.ActionDone,
 			RequestedBy: "bob", ApprovedBy: "carol", Result: map[string]any{"queue": "tx-request"}}
 		b, _ := json.Marshal(res)
 		ok(b)
@@ -208,10 +218,9 @@ func (f *fakeAPI) action(w http.ResponseWriter, body []byte) {
 		res.Status = admin.ActionPlanned
 	case req.Action == admin.ActionDLQRedrive:
 		res.Status = admin.ActionAwaitingApproval
-		res.Plan = admin.Plan{Summary: "send message m-8b21 back to tx-request"}
+		res.Plan = admin.Plan{Summary: "send parked message 18 back to tx-request"}
 		exp := testNow.Add(time.Hour)
 		res.ExpiresAt = &exp
-		res.Result = map[string]any{"approval_id": "ap-01"}
 		status = http.StatusAccepted
 	default:
 		res.Status = admin.ActionDone
@@ -310,6 +319,8 @@ func TestTablesMatchGoldenFiles(t *testing.T) {
 		{"withdrawals-show.txt", []string{"withdrawals", "show", "0193a4c2-7d1e-7c3a-9b1f-2f5d6e7a8b90"}},
 		{"dlq-list.txt", []string{"dlq", "list"}},
 		{"wallets-list.txt", []string{"wallets", "list"}},
+		{"wallets-show.txt", []string{"wallets", "show", "sepolia/0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091"}},
+		{"dlq-show.txt", []string{"dlq", "show", "18"}},
 		{"nonces-show.txt", []string{"nonces", "show"}},
 		{"stuck-list.txt", []string{"stuck", "list"}},
 		{"alerts.txt", []string{"alerts"}},
@@ -518,7 +529,7 @@ func TestActions(t *testing.T) {
 	}
 
 	// Two-person: 202 awaiting_approval is exit 3 and names the approval to approve.
-	code, out, _ = c.run("", "dlq", "redrive", "m-8b21", "--yes")
+	code, out, _ = c.run("", "dlq", "redrive", "18", "--yes", "--request-id", "7b0e5d6c-1f2a-4b3c-8d9e-0f1a2b3c4d5e")
 	if code != ExitAwaiting || !strings.Contains(out, "sluice ops approvals approve ap-01") {
 		t.Fatalf("redrive: exit %d\n%s", code, out)
 	}
@@ -559,7 +570,7 @@ func TestApprovals(t *testing.T) {
 		t.Fatalf("approve without --yes off a terminal: exit %d %q", code, errs)
 	}
 	code, out, errs := c.run("", "approvals", "approve", "ap-02", "--yes")
-	if code != ExitOK || !strings.Contains(out, "done: dlq.redrive m-8b21") || !strings.Contains(out, "approved by carol") {
+	if code != ExitOK || !strings.Contains(out, "done: dlq.redrive 18") || !strings.Contains(out, "approved by carol") {
 		t.Fatalf("approve: exit %d %q %q", code, out, errs)
 	}
 }

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -93,34 +92,6 @@ func (r *runner) paintWord(s string) string {
 	return colourOf(s) + s + ansiReset
 }
 
-// jstr decodes any JSON scalar (string, number, bool, null) as text, so a field the API sends as a
-// number today and a string tomorrow (wei amounts, nonces) prints the same.
-type jstr string
-
-func (s *jstr) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*s = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		*s = jstr(v)
-		return nil
-	}
-	*s = jstr(strings.TrimSpace(string(b)))
-	return nil
-}
-
-func (s jstr) or(def string) string {
-	if s == "" {
-		return def
-	}
-	return string(s)
-}
-
 // gwei prints a wei amount in gwei with its unit: "31.5 gwei".
 func gwei(wei string) string {
 	if wei == "" {
@@ -183,20 +154,9 @@ func duration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
 }
 
-func seconds(s jstr) string {
-	if s == "" {
-		return "-"
-	}
-	f, err := strconv.ParseFloat(string(s), 64)
-	if err != nil {
-		return string(s)
-	}
-	return duration(time.Duration(f * float64(time.Second)))
-}
-
 // parseTime reads an RFC 3339 time the API sent as text; zero when absent or unreadable.
-func parseTime(s jstr) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, string(s))
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t
 }
 

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-custody/sluice/admin"
 )
@@ -132,12 +134,19 @@ func (r *runner) status(_ []string) error {
 		fmt.Fprintf(r.stdout, "%s: nothing is wrong now.\n", r.paintWord("ok"))
 	} else {
 		fmt.Fprintf(r.stdout, "%d problem(s), worst first:\n\n", len(st.Problems))
-		t := r.table("SEVERITY", "KIND", "CHAIN", "SUBJECT", "FOR", "WHAT", "FIX").paint(0)
-		for _, p := range st.Problems {
-			t.row(p.Severity, p.Kind, dash(p.Chain), p.Subject, r.age(p.Since), p.Message, dash(p.Hint))
+		t := r.table("#", "SEVERITY", "KIND", "CHAIN", "SUBJECT", "FOR", "WHAT").paint(1)
+		for i, p := range st.Problems {
+			t.row(strconv.Itoa(i+1), p.Severity, p.Kind, dash(p.Chain), p.Subject, r.age(p.Since), p.Message)
 		}
 		if err := t.flush(); err != nil {
 			return err
+		}
+		// The commands apart from the table, whole, so they can be copied even on a narrow terminal.
+		fmt.Fprintln(r.stdout, "\nwhat to type:")
+		for i, p := range st.Problems {
+			if p.Hint != "" {
+				fmt.Fprintf(r.stdout, "  %d  %s\n", i+1, p.Hint)
+			}
 		}
 	}
 	if len(st.Summary) > 0 {
@@ -164,37 +173,13 @@ func (r *runner) status(_ []string) error {
 			}
 			oldest := "-"
 			if open > 0 {
-				oldest = seconds(jstr(fmt.Sprint(c.OldestOpenAgeSec)))
+				oldest = ageSeconds(c.OldestOpenAgeSec)
 			}
 			t.row(c.Chain, fmt.Sprint(open), oldest, strings.Join(parts, " "))
 		}
 		return t.flush()
 	}
 	return nil
-}
-
-// withdrawalView is the public API's withdrawal JSON plus the client, as the admin API lists it.
-type withdrawalView struct {
-	ID            string `json:"id"`
-	ExternalID    string `json:"external_id"`
-	Client        jstr   `json:"client"`
-	Chain         string `json:"chain"`
-	Asset         string `json:"asset"`
-	To            string `json:"to"`
-	Amount        jstr   `json:"amount"`
-	Status        string `json:"status"`
-	From          jstr   `json:"from"`
-	Nonce         jstr   `json:"nonce"`
-	TxHash        jstr   `json:"tx_hash"`
-	BatchID       jstr   `json:"batch_id"`
-	BlockNumber   jstr   `json:"block_number"`
-	Confirmations jstr   `json:"confirmations"`
-	Error         *struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
-	CreatedAt jstr `json:"created_at"`
-	UpdatedAt jstr `json:"updated_at"`
 }
 
 // query builds the API query from the command's filter flags (--tx-hash is tx_hash).
@@ -214,8 +199,22 @@ func (r *runner) nextPage(cursor string) {
 	}
 }
 
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func num(p *uint64) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatUint(*p, 10)
+}
+
 func (r *runner) withdrawalsList(_ []string) error {
-	var page admin.Page[withdrawalView]
+	var page admin.Page[admin.WithdrawalView]
 	if ok, err := r.get("/admin/v1/withdrawals", r.query(), &page); !ok {
 		return err
 	}
@@ -225,7 +224,7 @@ func (r *runner) withdrawalsList(_ []string) error {
 	}
 	t := r.table("ID", "CLIENT", "CHAIN", "ASSET", "AMOUNT", "TO", "STATUS", "TX", "CREATED").paint(6)
 	for _, w := range page.Items {
-		t.row(w.ID, w.Client.or("-"), w.Chain, w.Asset, w.Amount.or("-"), short(w.To), w.Status, short(w.TxHash.or("-")), timeText(parseTime(w.CreatedAt)))
+		t.row(w.ID, dash(w.Client), w.Chain, w.Asset, dash(str(w.Amount)), short(w.To), w.Status, short(dash(str(w.TxHash))), timeText(parseTime(w.CreatedAt)))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -234,62 +233,8 @@ func (r *runner) withdrawalsList(_ []string) error {
 	return nil
 }
 
-type attemptView struct {
-	Hash              string `json:"hash"`
-	Nonce             jstr   `json:"nonce"`
-	From              string `json:"from"`
-	Kind              string `json:"kind"`
-	Status            string `json:"status"`
-	MaxFeeWei         jstr   `json:"max_fee_per_gas_wei"`
-	MaxPriorityFeeWei jstr   `json:"max_priority_fee_per_gas_wei"`
-	GasUsed           jstr   `json:"gas_used"`
-	EffectiveGasPrice jstr   `json:"effective_gas_price_wei"`
-	FeePaidWei        jstr   `json:"fee_paid_wei"`
-	CreatedAt         jstr   `json:"created_at"`
-}
-
-type withdrawalDetail struct {
-	Withdrawal withdrawalView             `json:"withdrawal"`
-	History    []map[string]jsonAnyScalar `json:"history"`
-	Attempts   []attemptView              `json:"attempts"`
-	Batch      *struct {
-		ID            string   `json:"id"`
-		TxHash        jstr     `json:"tx_hash"`
-		Size          jstr     `json:"size"`
-		WithdrawalIDs []string `json:"withdrawal_ids"`
-	} `json:"batch"`
-	FeesPaidWei jstr `json:"fees_paid_wei"`
-	ExplorerURL jstr `json:"explorer_url"`
-}
-
-// jsonAnyScalar is a history field of any type, printed as text (objects as compact JSON).
-type jsonAnyScalar struct{ s string }
-
-func (v *jsonAnyScalar) UnmarshalJSON(b []byte) error {
-	var j jstr
-	if len(b) > 0 && (b[0] == '{' || b[0] == '[') {
-		v.s = string(b)
-		return nil
-	}
-	if err := j.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	v.s = string(j)
-	return nil
-}
-
-// historyField returns the first of the keys a history row has (the row's shape is the store's).
-func historyField(h map[string]jsonAnyScalar, keys ...string) string {
-	for _, k := range keys {
-		if v, ok := h[k]; ok && v.s != "" {
-			return v.s
-		}
-	}
-	return "-"
-}
-
 func (r *runner) withdrawalsShow(args []string) error {
-	var d withdrawalDetail
+	var d admin.WithdrawalDetail
 	if ok, err := r.get("/admin/v1/withdrawals/"+url.PathEscape(args[0]), nil, &d); !ok {
 		return err
 	}
@@ -299,23 +244,23 @@ func (r *runner) withdrawalsShow(args []string) error {
 		errText = w.Error.Type + ": " + w.Error.Message
 	}
 	if err := kv(r.stdout,
-		"id", w.ID, "external id", w.ExternalID, "client", string(w.Client), "status", r.paintWord(w.Status),
-		"chain", w.Chain, "asset", w.Asset, "amount", string(w.Amount), "to", w.To,
-		"from", string(w.From), "nonce", string(w.Nonce), "tx", string(w.TxHash), "block", string(w.BlockNumber),
-		"confirmations", string(w.Confirmations), "error", errText,
+		"id", w.ID, "external id", w.ExternalID, "client", w.Client, "status", r.paintWord(w.Status),
+		"chain", w.Chain, "asset", w.Asset, "amount", str(w.Amount), "to", w.To,
+		"from", str(w.From), "nonce", num(w.Nonce), "tx", str(w.TxHash), "block", num(w.BlockNumber),
+		"confirmations", num(w.Confirmations), "error", errText,
 		"created", timeText(parseTime(w.CreatedAt)), "updated", timeText(parseTime(w.UpdatedAt)),
-		"fees paid", feeText(d.FeesPaidWei), "explorer", string(d.ExplorerURL)); err != nil {
+		"fees paid", feeText(d.FeesPaidWei), "explorer", d.ExplorerURL); err != nil {
 		return err
 	}
 	if d.Batch != nil {
-		fmt.Fprintf(r.stdout, "\nbatch %s: %s withdrawal(s) in tx %s\n", d.Batch.ID, d.Batch.Size.or(fmt.Sprint(len(d.Batch.WithdrawalIDs))), d.Batch.TxHash.or("-"))
+		fmt.Fprintf(r.stdout, "\nbatch %s: %d withdrawal(s) in tx %s\n", d.Batch.ID, d.Batch.Size, dash(d.Batch.TxHash))
 	}
 	if len(d.Attempts) > 0 {
 		fmt.Fprintln(r.stdout, "\ntransactions:")
 		t := r.table("HASH", "KIND", "NONCE", "FROM", "STATUS", "MAX FEE", "PRIORITY FEE", "GAS USED", "FEE PAID", "SENT").paint(4)
 		for _, a := range d.Attempts {
-			t.row(a.Hash, a.Kind, string(a.Nonce), short(a.From), a.Status, gwei(string(a.MaxFeeWei)), gwei(string(a.MaxPriorityFeeWei)),
-				a.GasUsed.or("-"), feeText(a.FeePaidWei), timeText(parseTime(a.CreatedAt)))
+			t.row(a.Hash, a.Kind, strconv.FormatUint(a.Nonce, 10), short(a.From), a.Status, gwei(a.MaxFeePerGasWei), gwei(a.MaxPriorityFeeWei),
+				dash(num(a.GasUsed)), feeText(str(a.FeePaidWei)), timeText(parseTime(a.CreatedAt)))
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -323,175 +268,141 @@ func (r *runner) withdrawalsShow(args []string) error {
 	}
 	if len(d.History) > 0 {
 		fmt.Fprintln(r.stdout, "\nhistory:")
-		t := r.table("AT", "FROM", "TO", "WHY")
+		t := r.table("AT", "FROM", "TO", "BY", "WHY")
 		for _, h := range d.History {
-			at := historyField(h, "at", "created_at", "changed_at")
-			if tm := parseTime(jstr(at)); !tm.IsZero() {
-				at = timeText(tm)
-			}
-			t.row(at, historyField(h, "from", "from_status"), historyField(h, "to", "to_status", "status"),
-				historyField(h, "reason", "note", "detail", "error"))
+			t.row(timeText(parseTime(h.At)), dash(str(h.From)), h.To, dash(h.Actor), dash(h.Reason))
 		}
 		return t.flush()
 	}
 	return nil
 }
 
-func feeText(wei jstr) string {
+func feeText(wei string) string {
 	if wei == "" {
 		return "-"
 	}
-	return ether(string(wei)) + " (native)"
+	return ether(wei) + " (native)"
 }
 
-type dlqDepth struct {
-	Name      string `json:"name"`
-	Depth     jstr   `json:"depth"`
-	OldestAge jstr   `json:"oldest_age_s"`
-}
-
-type queueView struct {
-	Name      string    `json:"name"`
-	Depth     jstr      `json:"depth"`
-	InFlight  jstr      `json:"in_flight"`
-	OldestAge jstr      `json:"oldest_age_s"`
-	DLQ       *dlqDepth `json:"dlq"`
-}
-
-type dlqMessage struct {
-	ID           string          `json:"id"`
-	Queue        string          `json:"queue"`
-	Class        string          `json:"class"`
-	Error        string          `json:"error"`
-	Receives     jstr            `json:"receives"`
-	FirstSeen    jstr            `json:"first_seen"`
-	WithdrawalID jstr            `json:"withdrawal_id"`
-	Body         json.RawMessage `json:"body"`
+func ageSeconds(s float64) string {
+	return duration(time.Duration(s * float64(time.Second)))
 }
 
 func (r *runner) dlqList(_ []string) error {
 	if !r.json {
 		// The queue depths first: a DLQ filling up is the news, its messages the detail.
-		var qs []queueView
+		var qs []admin.QueueView
 		if ok, err := r.get("/admin/v1/queues", nil, &qs); !ok {
 			return err
 		}
-		t := r.table("QUEUE", "DEPTH", "IN FLIGHT", "OLDEST", "DLQ", "DLQ DEPTH", "DLQ OLDEST")
+		t := r.table("QUEUE", "DEPTH", "IN FLIGHT", "OLDEST", "DLQ", "DLQ DEPTH", "PARKED", "DLQ OLDEST")
 		for _, q := range qs {
-			d := dlqDepth{}
+			d := admin.DLQView{}
 			if q.DLQ != nil {
 				d = *q.DLQ
 			}
-			t.row(q.Name, q.Depth.or("0"), q.InFlight.or("0"), seconds(q.OldestAge), dash(d.Name), d.Depth.or("0"), seconds(d.OldestAge))
+			if q.Error != "" {
+				t.row(q.Name, "?", "?", "?", dash(d.Name), "?", "?", "error: "+q.Error)
+				continue
+			}
+			t.row(q.Name, strconv.Itoa(q.Depth), strconv.Itoa(q.InFlight), ageSeconds(q.OldestAgeS), dash(d.Name),
+				strconv.Itoa(d.Depth), strconv.Itoa(d.Parked), ageSeconds(d.OldestAgeS))
 		}
 		if err := t.flush(); err != nil {
 			return err
 		}
 		fmt.Fprintln(r.stdout)
 	}
-	var page admin.Page[dlqMessage]
+	var page admin.Page[admin.DLQMessage]
 	if ok, err := r.get("/admin/v1/dlq", r.query(), &page); !ok {
 		return err
 	}
 	if len(page.Items) == 0 {
-		fmt.Fprintln(r.stdout, "no dead-lettered messages")
+		fmt.Fprintln(r.stdout, "no parked messages")
 		return nil
 	}
 	t := r.table("ID", "QUEUE", "CLASS", "RECEIVES", "FIRST SEEN", "WITHDRAWAL", "ERROR")
 	for _, m := range page.Items {
-		t.row(m.ID, m.Queue, m.Class, m.Receives.or("-"), r.age(parseTime(m.FirstSeen)), m.WithdrawalID.or("-"), m.Error)
+		t.row(m.ID, m.Queue, m.Class, strconv.Itoa(m.Receives), r.age(parseTime(m.FirstSeen)), dash(str(m.WithdrawalID)), m.Error)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	r.nextPage(page.NextCursor)
+	fmt.Fprintln(r.stdout, "\nsee one: sluice ops dlq show <id>; then redrive or discard it (two-person)")
 	return nil
 }
 
 func (r *runner) dlqShow(args []string) error {
-	var m dlqMessage
+	var m admin.DLQMessage
 	if ok, err := r.get("/admin/v1/dlq/"+url.PathEscape(args[0]), nil, &m); !ok {
 		return err
 	}
-	if err := kv(r.stdout, "id", m.ID, "queue", m.Queue, "class", m.Class, "error", m.Error, "receives", string(m.Receives),
-		"first seen", timeText(parseTime(m.FirstSeen)), "withdrawal", string(m.WithdrawalID)); err != nil {
+	resolved := ""
+	if m.Resolution != "" {
+		resolved = m.Resolution + " by " + dash(m.ResolvedBy)
+	}
+	if err := kv(r.stdout, "id", m.ID, "queue", m.Queue, "class", m.Class, "error", m.Error, "receives", strconv.Itoa(m.Receives),
+		"first seen", timeText(parseTime(m.FirstSeen)), "withdrawal", str(m.WithdrawalID), "resolved", resolved); err != nil {
 		return err
 	}
-	if len(m.Body) > 0 && string(m.Body) != "null" {
+	if m.Body != "" {
 		fmt.Fprintln(r.stdout, "\nbody:")
-		var s string
-		if json.Unmarshal(m.Body, &s) == nil {
-			fmt.Fprintln(r.stdout, s)
-		} else {
-			return r.printJSON(m.Body)
+		if json.Valid([]byte(m.Body)) {
+			return r.printJSON([]byte(m.Body))
 		}
+		fmt.Fprintln(r.stdout, m.Body)
 	}
 	return nil
 }
 
-type nonceView struct {
-	Chain   string `json:"chain"`
-	Address string `json:"address"`
-	Latest  jstr   `json:"latest"`
-	Pending jstr   `json:"pending"`
-	Redis   jstr   `json:"redis"`
-	DB      jstr   `json:"db"`
-}
-
-type walletView struct {
-	Chain    string `json:"chain"`
-	Address  string `json:"address"`
-	Role     string `json:"role"`
-	Balances []struct {
-		Asset  string `json:"asset"`
-		Amount jstr   `json:"amount"`
-		Unit   string `json:"unit"`
-		Min    jstr   `json:"min"`
-		Target jstr   `json:"target"`
-	} `json:"balances"`
-	Nonce    nonceView `json:"nonce"`
-	InFlight jstr      `json:"in_flight"`
-	Frozen   *struct {
-		Reason string `json:"reason"`
-		By     string `json:"by"`
-		Since  jstr   `json:"since"`
-	} `json:"frozen"`
-}
-
-func (w walletView) frozenText() string {
+func frozenText(w admin.WalletView) string {
 	if w.Frozen == nil {
 		return "no"
 	}
 	return "frozen"
 }
 
-func (w walletView) balancesText() string {
+func balancesText(w admin.WalletView) string {
 	parts := make([]string, 0, len(w.Balances))
 	for _, b := range w.Balances {
 		unit := b.Unit
 		if unit == "" {
 			unit = b.Asset
 		}
-		parts = append(parts, fmt.Sprintf("%s %s", b.Amount.or("?"), unit))
+		amount := dash(str(b.Amount))
+		if b.Error != "" {
+			amount = "?"
+		}
+		parts = append(parts, amount+" "+unit)
 	}
 	return strings.Join(parts, ", ")
 }
 
-// nonceText shows the four nonces and says when they disagree in a way that matters.
-func nonceText(n nonceView) string {
-	return fmt.Sprintf("latest %s, pending %s, redis %s, db %s", n.Latest.or("?"), n.Pending.or("?"), n.Redis.or("-"), n.DB.or("-"))
+func nonceText(n admin.NonceView) string {
+	s := fmt.Sprintf("latest %s, pending %s, redis %s, db %d", dash(num(n.Latest)), dash(num(n.Pending)), dash(num(n.Redis)), n.DB)
+	if len(n.Gaps) > 0 {
+		s += fmt.Sprintf("; gaps %v", n.Gaps)
+	}
+	if len(n.Leases) > 0 {
+		s += fmt.Sprintf("; leased %v", n.Leases)
+	}
+	if n.Error != "" {
+		s += "; node error: " + n.Error
+	}
+	return s
 }
 
 func (r *runner) walletsList(_ []string) error {
-	var ws []walletView
+	var ws []admin.WalletView
 	if ok, err := r.get("/admin/v1/wallets", nil, &ws); !ok {
 		return err
 	}
 	t := r.table("CHAIN", "ADDRESS", "ROLE", "FROZEN", "IN FLIGHT", "NONCE L/P/R/D", "BALANCES").paint(3)
 	for _, w := range ws {
 		n := w.Nonce
-		t.row(w.Chain, w.Address, w.Role, w.frozenText(), w.InFlight.or("0"),
-			fmt.Sprintf("%s/%s/%s/%s", n.Latest.or("?"), n.Pending.or("?"), n.Redis.or("-"), n.DB.or("-")), w.balancesText())
+		t.row(w.Chain, w.Address, w.Role, frozenText(w), strconv.Itoa(w.InFlight),
+			fmt.Sprintf("%s/%s/%s/%d", dash(num(n.Latest)), dash(num(n.Pending)), dash(num(n.Redis)), n.DB), balancesText(w))
 	}
 	return t.flush()
 }
@@ -515,7 +426,7 @@ func (r *runner) walletsShow(args []string) error {
 	if err != nil {
 		return err
 	}
-	var w walletView
+	var w admin.WalletView
 	if ok, err := r.get("/admin/v1/wallets/"+url.PathEscape(chain)+"/"+url.PathEscape(addr), nil, &w); !ok {
 		return err
 	}
@@ -524,18 +435,18 @@ func (r *runner) walletsShow(args []string) error {
 		frozen = fmt.Sprintf("%s since %s by %s: %s", r.paintWord("frozen"), timeText(parseTime(w.Frozen.Since)), dash(w.Frozen.By), w.Frozen.Reason)
 	}
 	if err := kv(r.stdout, "chain", w.Chain, "address", w.Address, "role", w.Role, "frozen", frozen,
-		"in flight", w.InFlight.or("0"), "nonce", nonceText(w.Nonce)); err != nil {
+		"in flight", strconv.Itoa(w.InFlight), "nonce", nonceText(w.Nonce), "node error", w.Error); err != nil {
 		return err
 	}
 	if len(w.Balances) > 0 {
 		fmt.Fprintln(r.stdout)
 		t := r.table("ASSET", "BALANCE", "MIN", "TARGET")
 		for _, b := range w.Balances {
-			unit := b.Unit
-			if unit == "" {
-				unit = b.Asset
+			amount := dash(str(b.Amount)) + " " + b.Unit
+			if b.Error != "" {
+				amount = "? (" + b.Error + ")"
 			}
-			t.row(b.Asset, b.Amount.or("?")+" "+unit, b.Min.or("-"), b.Target.or("-"))
+			t.row(b.Asset, amount, dash(str(b.Min)), dash(str(b.Target)))
 		}
 		return t.flush()
 	}
@@ -552,58 +463,47 @@ func (r *runner) noncesShow(args []string) error {
 		q.Set("chain", chain)
 		q.Set("address", addr)
 	}
-	// One wallet or all: the API answers one object or a list, so decode either.
-	var raw json.RawMessage
-	if ok, err := r.get("/admin/v1/nonces", q, &raw); !ok {
+	var ns []admin.NonceView
+	if ok, err := r.get("/admin/v1/nonces", q, &ns); !ok {
 		return err
 	}
-	var ns []nonceView
-	if err := json.Unmarshal(raw, &ns); err != nil {
-		var one nonceView
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return fmt.Errorf("decode answer of GET /admin/v1/nonces: %w", err)
-		}
-		ns = []nonceView{one}
-	}
-	t := r.table("CHAIN", "ADDRESS", "LATEST", "PENDING", "REDIS", "DB", "IN SYNC").paint(6)
+	t := r.table("CHAIN", "ADDRESS", "LATEST", "PENDING", "REDIS", "DB", "GAPS", "LEASED", "IN SYNC").paint(8)
 	for _, n := range ns {
-		t.row(n.Chain, n.Address, n.Latest.or("?"), n.Pending.or("?"), n.Redis.or("-"), n.DB.or("-"), nonceVerdict(n))
+		t.row(n.Chain, n.Address, dash(num(n.Latest)), dash(num(n.Pending)), dash(num(n.Redis)), strconv.FormatUint(n.DB, 10),
+			uintsText(n.Gaps), uintsText(n.Leases), nonceVerdict(n))
 	}
 	return t.flush()
 }
 
-// nonceVerdict says whether the four nonce sources agree. Pending above latest is normal (in flight);
-// Redis behind the database or the chain is what resync fixes.
-func nonceVerdict(n nonceView) string {
-	if n.Redis == "" || n.DB == "" {
+func uintsText(v []uint64) string {
+	if len(v) == 0 {
 		return "-"
 	}
-	if n.Redis == n.DB && n.DB == n.Pending {
-		return "ok"
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.FormatUint(n, 10)
 	}
-	if n.Redis == n.DB {
-		return "in flight"
-	}
-	return "stuck"
+	return strings.Join(parts, ",")
 }
 
-type stuckView struct {
-	Chain         string   `json:"chain"`
-	From          string   `json:"from"`
-	Nonce         jstr     `json:"nonce"`
-	TxHash        string   `json:"tx_hash"`
-	WithdrawalIDs []string `json:"withdrawal_ids"`
-	AgeSec        jstr     `json:"age_s"`
-	BlocksWaiting jstr     `json:"blocks_waiting"`
-	MaxFeeWei     jstr     `json:"max_fee_per_gas_wei"`
-	MaxTipWei     jstr     `json:"max_priority_fee_per_gas_wei"`
-	BaseFeeWei    jstr     `json:"market_base_fee_wei"`
-	MarketTipWei  jstr     `json:"market_tip_wei"`
-	AtCap         bool     `json:"at_cap"`
+// nonceVerdict says whether the nonce sources agree: a gap blocks every later transaction (fill-gap);
+// Redis behind the database is what resync fixes; pending above latest is only work in flight.
+func nonceVerdict(n admin.NonceView) string {
+	switch {
+	case n.Error != "":
+		return "unknown"
+	case len(n.Gaps) > 0:
+		return "gap"
+	case n.Redis != nil && *n.Redis < n.DB:
+		return "behind"
+	case n.Latest != nil && n.Pending != nil && *n.Pending > *n.Latest:
+		return "in flight"
+	}
+	return "ok"
 }
 
 func (r *runner) stuckList(_ []string) error {
-	var ss []stuckView
+	var ss []admin.StuckTx
 	if ok, err := r.get("/admin/v1/stuck", nil, &ss); !ok {
 		return err
 	}
@@ -617,8 +517,8 @@ func (r *runner) stuckList(_ []string) error {
 		if s.AtCap {
 			atCap = "yes (at cap)"
 		}
-		t.row(s.Chain, short(s.From), string(s.Nonce), s.TxHash, seconds(s.AgeSec), s.BlocksWaiting.or("-"),
-			gwei(string(s.MaxFeeWei)), gwei(string(s.MaxTipWei)), gwei(string(s.BaseFeeWei)), gwei(string(s.MarketTipWei)),
+		t.row(s.Chain, short(s.From), strconv.FormatUint(s.Nonce, 10), s.TxHash, ageSeconds(s.AgeS), strconv.FormatUint(s.BlocksWaiting, 10),
+			gwei(s.MaxFeePerGasWei), gwei(s.MaxPriorityFeeWei), gwei(str(s.MarketBaseFeeWei)), gwei(str(s.MarketTipWei)),
 			atCap, strings.Join(s.WithdrawalIDs, ","))
 	}
 	if err := t.flush(); err != nil {
@@ -628,22 +528,12 @@ func (r *runner) stuckList(_ []string) error {
 	return nil
 }
 
-type alertView struct {
-	Key        string          `json:"key"`
-	Kind       string          `json:"kind"`
-	Severity   string          `json:"severity"`
-	Summary    string          `json:"summary"`
-	Details    json.RawMessage `json:"details"`
-	OpenedAt   jstr            `json:"opened_at"`
-	ResolvedAt jstr            `json:"resolved_at"`
-}
-
 func (r *runner) alerts(_ []string) error {
 	state := "open"
 	if r.opts.all {
 		state = "all"
 	}
-	var as []alertView
+	var as []admin.AlertView
 	if ok, err := r.get("/admin/v1/alerts", url.Values{"state": {state}}, &as); !ok {
 		return err
 	}
@@ -654,7 +544,7 @@ func (r *runner) alerts(_ []string) error {
 	t := r.table("SEVERITY", "KIND", "KEY", "OPENED", "RESOLVED", "SUMMARY").paint(0)
 	for _, a := range as {
 		resolved := "-"
-		if tm := parseTime(a.ResolvedAt); !tm.IsZero() {
+		if tm := parseTime(str(a.ResolvedAt)); !tm.IsZero() {
 			resolved = r.age(tm) + " ago"
 		}
 		t.row(a.Severity, a.Kind, a.Key, r.age(parseTime(a.OpenedAt))+" ago", resolved, a.Summary)
