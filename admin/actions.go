@@ -63,7 +63,7 @@ func needReason(r ActionRequest) error {
 		return newError(http.StatusUnprocessableEntity, CodeRequired, "reason", "this action needs a reason (it is kept in the history and the audit log)")
 	}
 	if len(r.Reason) > 500 {
-		return newError(http.StatusUnprocessableEntity, CodeUnknown, "reason", "reason is at most 500 characters")
+		return newError(http.StatusUnprocessableEntity, CodeInvalid, "reason", "reason is at most 500 characters")
 	}
 	return nil
 }
@@ -77,10 +77,10 @@ func onlyParams(r ActionRequest, allowed ...string) error {
 			ok = ok || a == k
 		}
 		if !ok {
-			return unknown(field, fmt.Sprintf("%s takes no parameter %q", r.Action, k))
+			return invalid(field, fmt.Sprintf("%s takes no parameter %q", r.Action, k))
 		}
 		if v != "true" && v != "false" {
-			return unknown(field, field+` is "true" or "false"`)
+			return invalid(field, field+` is "true" or "false"`)
 		}
 	}
 	return nil
@@ -107,7 +107,7 @@ func (o *ops) validWithdrawal(extra func(ActionRequest) error) func(context.Cont
 func (o *ops) withdrawal(ctx context.Context, id string) (*store.Withdrawal, error) {
 	w, err := o.st.GetWithdrawal(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("target", "no withdrawal "+id)
+		return nil, missing("target", "no withdrawal "+id)
 	}
 	return w, err
 }
@@ -137,7 +137,7 @@ func (o *ops) parked(ctx context.Context, target string) (*store.ParkedMessage, 
 	}
 	p, err := o.st.ParkedByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("target", "no parked DLQ message "+target)
+		return nil, missing("target", "no parked DLQ message "+target)
 	}
 	return p, err
 }
@@ -165,7 +165,7 @@ func (o *ops) validWallet(extra func(ActionRequest) error, params ...string) fun
 func (o *ops) replacementPlan(ctx context.Context, st *store.SentTx, kind string, ids []string) (TxPlan, []string, error) {
 	cd, ok := o.chains[st.Chain]
 	if !ok {
-		return TxPlan{}, nil, conflict("target", fmt.Sprintf("chain %q is no longer configured", st.Chain))
+		return TxPlan{}, nil, refuse("target", fmt.Sprintf("chain %q is no longer configured", st.Chain))
 	}
 	p := TxPlan{Chain: st.Chain, From: checksum(st.From), Nonce: st.Nonce, To: checksum(st.To), ValueWei: "0", Kind: kind,
 		Replaces: st.Hash, WithdrawalIDs: ids}
@@ -219,9 +219,9 @@ func idsOf(ws []*store.Withdrawal) []string {
 func (o *ops) retryStep(ctx context.Context, w *store.Withdrawal) (Plan, func(context.Context, *sql.Tx) error, error) {
 	switch w.Status {
 	case store.Confirmed, store.Failed, store.Canceled:
-		return Plan{}, nil, conflict("target", "withdrawal is "+string(w.Status)+"; there is nothing to retry")
+		return Plan{}, nil, refuse("target", "withdrawal is "+string(w.Status)+"; there is nothing to retry")
 	case store.AwaitingApproval:
-		return Plan{}, nil, conflict("target", "withdrawal is AWAITING_APPROVAL: it waits for its client's approvers, not for a retry")
+		return Plan{}, nil, refuse("target", "withdrawal is AWAITING_APPROVAL: it waits for its client's approvers, not for a retry")
 	case store.Pending, store.Signing:
 		p := Plan{Summary: "send the withdrawal's tx-request again; the signer picks it up (it never signs a withdrawal twice: the transition to SIGNED and the recorded transaction commit together)",
 			Rows: []RowChange{{Table: "queue " + queue.TxRequest, Key: w.ID, Change: "+1 message withdrawal.requested"},
@@ -235,7 +235,7 @@ func (o *ops) retryStep(ctx context.Context, w *store.Withdrawal) (Plan, func(co
 		}, nil
 	}
 	if w.SentTxID == nil {
-		return Plan{}, nil, conflict("target", "withdrawal is "+string(w.Status)+" without a recorded transaction")
+		return Plan{}, nil, refuse("target", "withdrawal is "+string(w.Status)+" without a recorded transaction")
 	}
 	st, err := o.st.GetSentTx(ctx, *w.SentTxID)
 	if err != nil {
@@ -261,7 +261,7 @@ func (o *ops) retryStep(ctx context.Context, w *store.Withdrawal) (Plan, func(co
 			return o.q.SendTx(ctx, tx, queue.TxMonitor, body, queue.SendOptions{})
 		}, nil
 	}
-	return Plan{}, nil, conflict("target", "the withdrawal's transaction is "+st.Status+"; the monitor settles it")
+	return Plan{}, nil, refuse("target", "the withdrawal's transaction is "+st.Status+"; the monitor settles it")
 }
 
 func (o *ops) planRetry(ctx context.Context, r ActionRequest) (Plan, error) {
@@ -307,7 +307,7 @@ func noteReason(what, by string, r ActionRequest) string {
 // failable says why nothing of w can still be mined, or refuses with why it could.
 func (o *ops) failable(ctx context.Context, w *store.Withdrawal) (string, error) {
 	if w.Status.Terminal() {
-		return "", conflict("target", "withdrawal is "+string(w.Status)+"; it cannot be failed")
+		return "", refuse("target", "withdrawal is "+string(w.Status)+"; it cannot be failed")
 	}
 	if w.SentTxID == nil {
 		return "no transaction was signed for it", nil
@@ -320,11 +320,11 @@ func (o *ops) failable(ctx context.Context, w *store.Withdrawal) (string, error)
 	case store.TxConflicted:
 		return fmt.Sprintf("its nonce %d was taken for good by a transaction Sluice did not sign", st.Nonce), nil
 	case store.TxConfirmed, store.TxFailed:
-		return "", conflict("target", "the withdrawal's transaction is "+st.Status+"; the monitor settles it")
+		return "", refuse("target", "the withdrawal's transaction is "+st.Status+"; the monitor settles it")
 	}
 	cd, ok := o.chains[st.Chain]
 	if !ok {
-		return "", conflict("target", fmt.Sprintf("chain %q is no longer configured: cannot tell whether the transaction can still mine", st.Chain))
+		return "", refuse("target", fmt.Sprintf("chain %q is no longer configured: cannot tell whether the transaction can still mine", st.Chain))
 	}
 	rctx, cancel := o.rpc(ctx)
 	defer cancel()
@@ -333,7 +333,7 @@ func (o *ops) failable(ctx context.Context, w *store.Withdrawal) (string, error)
 		return "", nodeErr(st.Chain, err)
 	}
 	if mined <= st.Nonce {
-		return "", conflict("target", fmt.Sprintf("its transaction %s (nonce %d, %s) can still be mined: the nonce is not used yet; "+
+		return "", refuse("target", fmt.Sprintf("its transaction %s (nonce %d, %s) can still be mined: the nonce is not used yet; "+
 			"cancel it instead (sluice ops withdrawals cancel %s), or wait", st.Hash, st.Nonce, st.Status, w.ID))
 	}
 	hashes, err := o.st.AttemptHashes(ctx, st.ID)
@@ -343,7 +343,7 @@ func (o *ops) failable(ctx context.Context, w *store.Withdrawal) (string, error)
 	for _, h := range hashes {
 		_, pending, err := cd.Client.TransactionByHash(rctx, common.HexToHash(h))
 		if err == nil && !pending {
-			return "", conflict("target", fmt.Sprintf("its attempt %s was mined at nonce %d: the monitor settles it", h, st.Nonce))
+			return "", refuse("target", fmt.Sprintf("its attempt %s was mined at nonce %d: the monitor settles it", h, st.Nonce))
 		}
 	}
 	return fmt.Sprintf("its nonce %d is used on chain by a transaction that is none of its %d attempts", st.Nonce, len(hashes)), nil
@@ -379,7 +379,7 @@ func (o *ops) doFail(ctx context.Context, r ActionRequest, by string) (map[strin
 		return o.st.Transition(ctx, tx, w.ID, w.Status, store.Failed, msg, store.ActorOperator, store.Change{ErrorType: &typ, ErrorMessage: &msg})
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, conflict("target", "the withdrawal moved while failing it; look again (sluice ops withdrawals show "+w.ID+")")
+		return nil, refuse("target", "the withdrawal moved while failing it; look again (sluice ops withdrawals show "+w.ID+")")
 	}
 	if err != nil {
 		return nil, err
@@ -483,7 +483,7 @@ func (o *ops) parkedStep(ctx context.Context, r ActionRequest, res string) (*sto
 	}
 	d := decodeDead(p.Queue, p.Body)
 	if p.ResolvedAt != nil {
-		return p, d, Plan{}, conflict("target", fmt.Sprintf("the message was %s already by %s", p.Resolution, p.ResolvedBy))
+		return p, d, Plan{}, refuse("target", fmt.Sprintf("the message was %s already by %s", p.Resolution, p.ResolvedBy))
 	}
 	rows := []RowChange{{Table: "dlq_parked", Key: r.Target, Change: "resolved: " + res},
 		{Table: "recovery_decisions", Key: p.Queue + "/" + p.MessageID, Change: "+1 decision " + res + " by operator"}}
@@ -492,7 +492,7 @@ func (o *ops) parkedStep(ctx context.Context, r ActionRequest, res string) (*sto
 			Rows: rows, Warnings: []string{"a discarded message is lost: check the withdrawal it names first"}}, nil
 	}
 	if d.src == "" {
-		return p, d, Plan{}, conflict("target", "the message's source queue is unknown ("+p.Queue+"): it cannot be redriven; discard it")
+		return p, d, Plan{}, refuse("target", "the message's source queue is unknown ("+p.Queue+"): it cannot be redriven; discard it")
 	}
 	rows = append([]RowChange{{Table: "queue " + d.src, Key: p.MessageID, Change: "+1 message: the original, as it was"}}, rows...)
 	return p, d, Plan{Summary: "send the parked message of " + p.Queue + " back to " + d.src + " (its consumer decides again; every consumer is idempotent)",
@@ -533,7 +533,7 @@ func (o *ops) doParked(res string) func(context.Context, ActionRequest, string) 
 			return o.q.SendTx(ctx, tx, d.src, d.orig, queue.SendOptions{GroupID: d.groupID, DedupID: "op-" + p.Queue + "-" + p.MessageID})
 		})
 		if errors.Is(err, store.ErrConflict) {
-			return nil, conflict("target", "the message was resolved meanwhile")
+			return nil, refuse("target", "the message was resolved meanwhile")
 		}
 		if err != nil {
 			return nil, err
@@ -586,7 +586,7 @@ func (o *ops) planResync(ctx context.Context, r ActionRequest) (Plan, error) {
 	case cur != nil && *cur == target:
 		return Plan{Summary: fmt.Sprintf("nothing to change: the counter is %d, as the chain and the database say", target)}, nil
 	case cur != nil && *cur > target && r.Params["force"] != "true":
-		return Plan{}, conflict("params.force", fmt.Sprintf("the counter (%d) is ahead of the chain and the database (%d): lowering it hands nonces %d…%d out again; "+
+		return Plan{}, refuse("params.force", fmt.Sprintf("the counter (%d) is ahead of the chain and the database (%d): lowering it hands nonces %d…%d out again; "+
 			"do it with force=true (two-person)", *cur, target, target, *cur-1))
 	}
 	from := "unset"
@@ -614,7 +614,7 @@ func (o *ops) doResync(ctx context.Context, r ActionRequest, _ string) (map[stri
 		return map[string]any{"next": target, "changed": false}, nil
 	}
 	if cur != nil && *cur > target && r.Params["force"] != "true" {
-		return nil, conflict("params.force", "the counter is ahead of the chain and the database; lowering it needs force=true")
+		return nil, refuse("params.force", "the counter is ahead of the chain and the database; lowering it needs force=true")
 	}
 	prev, ok, err := o.nonces.Resync(ctx, w.chain.Config.ChainID, w.addr, target)
 	if err != nil {
@@ -645,7 +645,7 @@ func (o *ops) planFillGap(ctx context.Context, r ActionRequest) (Plan, error) {
 		return Plan{}, err
 	}
 	if len(gs) == 0 {
-		return Plan{}, conflict("target", "no nonce gap: every nonce from the mined one up to the highest recorded is recorded or leased")
+		return Plan{}, refuse("target", "no nonce gap: every nonce from the mined one up to the highest recorded is recorded or leased")
 	}
 	rctx, cancel := o.rpc(ctx)
 	defer cancel()
@@ -698,7 +698,7 @@ func (o *ops) planFreeze(ctx context.Context, r ActionRequest) (Plan, error) {
 		return Plan{}, err
 	}
 	if f != nil {
-		return Plan{}, conflict("target", fmt.Sprintf("the wallet is frozen already (by %s since %s: %s)", f.FrozenBy, ts(f.FrozenAt), f.Reason))
+		return Plan{}, refuse("target", fmt.Sprintf("the wallet is frozen already (by %s since %s: %s)", f.FrozenBy, ts(f.FrozenAt), f.Reason))
 	}
 	return Plan{Summary: "freeze the wallet: the signer signs nothing more from it (withdrawals wait or go to another wallet); what is in flight goes on",
 		Rows: []RowChange{{Table: "wallet_freezes", Key: r.Target, Change: "+1 active freeze"}}}, nil
@@ -730,7 +730,7 @@ func (o *ops) planUnfreeze(ctx context.Context, r ActionRequest) (Plan, error) {
 		return Plan{}, err
 	}
 	if f == nil {
-		return Plan{}, conflict("target", "the wallet is not frozen")
+		return Plan{}, refuse("target", "the wallet is not frozen")
 	}
 	return Plan{Summary: fmt.Sprintf("unfreeze the wallet (frozen by %s since %s: %s); the signer uses it again", f.FrozenBy, ts(f.FrozenAt), f.Reason),
 		Rows: []RowChange{{Table: "wallet_freezes", Key: strconv.FormatInt(f.ID, 10), Change: "active → lifted"}}}, nil
@@ -749,4 +749,12 @@ func (o *ops) doUnfreeze(ctx context.Context, r ActionRequest, by string) (map[s
 		return nil, err
 	}
 	return map[string]any{"frozen": false, "new": true}, nil
+}
+
+// actionSpecs lists the actions operators can request (none without Deps.Ops).
+func (s *Server) actionSpecs() []ActionSpec {
+	if s.ops == nil {
+		return nil
+	}
+	return s.ops.specs()
 }

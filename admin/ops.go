@@ -105,32 +105,14 @@ func (o *ops) rpc(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, o.timeout)
 }
 
-func newError(status int, code, field, msg string) *Error {
-	return &Error{Status: status, Code: code, Field: field, Message: msg}
-}
+// Error helpers of the reads and actions (the framework's codes, errors.go), each naming the field.
+const CodeNodeFailed = "node_unavailable" // 503: a plan needs the node, and it did not answer
 
-// Error codes of the reads and actions (statuses as the contract fixes them).
-const (
-	CodeInvalid    = "invalid_parameter" // 400: a malformed query parameter or target
-	CodeNotFound   = "not_found"         // 404
-	CodeConflict   = "conflict"          // 409: the state does not allow it (the message says why)
-	CodeUnknown    = "unknown"           // 422: an unknown chain, wallet or action parameter
-	CodeRequired   = "required"          // 422
-	CodeNodeFailed = "node_unavailable"  // 503: a plan needs the node, and it did not answer
-)
-
-func badParam(field, msg string) *Error {
-	return newError(http.StatusBadRequest, CodeInvalid, field, msg)
-}
-func notFound(field, msg string) *Error {
+func missing(field, msg string) *Error {
 	return newError(http.StatusNotFound, CodeNotFound, field, msg)
 }
-func conflict(field, msg string) *Error {
-	return newError(http.StatusConflict, CodeConflict, field, msg)
-}
-func unknown(field, msg string) *Error {
-	return newError(http.StatusUnprocessableEntity, CodeUnknown, field, msg)
-}
+func refuse(field, msg string) *Error  { return newError(http.StatusConflict, CodeConflict, field, msg) }
+func invalid(field, msg string) *Error { return unprocessable(CodeInvalid, field, msg) }
 
 // nodeErr is a plan that needs a node that failed: not the caller's fault, and not ours either.
 func nodeErr(chainName string, err error) *Error {
@@ -186,7 +168,7 @@ func (o *ops) chainNames() []string {
 // findWallet resolves "chain/address" (a target, or the path of /wallets/{chain}/{address}).
 func (o *ops) findWallet(field, chainName, address string) (wallet, error) {
 	if _, ok := o.chains[chainName]; !ok {
-		return wallet{}, unknown(field, fmt.Sprintf("chain %q is not configured", chainName))
+		return wallet{}, invalid(field, fmt.Sprintf("chain %q is not configured", chainName))
 	}
 	if !common.IsHexAddress(address) {
 		return wallet{}, badParam(field, fmt.Sprintf("%q is not an address", address))
@@ -197,7 +179,7 @@ func (o *ops) findWallet(field, chainName, address string) (wallet, error) {
 			return w, nil
 		}
 	}
-	return wallet{}, unknown(field, fmt.Sprintf("%s is not a wallet of %s", a.Hex(), chainName))
+	return wallet{}, invalid(field, fmt.Sprintf("%s is not a wallet of %s", a.Hex(), chainName))
 }
 
 // walletTarget parses an action's target "chain/address".

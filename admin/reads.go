@@ -390,18 +390,6 @@ const (
 	maxLimit     = 500
 )
 
-func parseLimit(c echo.Context) (int, error) {
-	s := c.QueryParam("limit")
-	if s == "" {
-		return defaultLimit, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxLimit {
-		return 0, badParam("limit", fmt.Sprintf("limit must be a whole number from 1 to %d", maxLimit))
-	}
-	return n, nil
-}
-
 func validUUID(s string) bool {
 	u, err := uuid.Parse(s)
 	return err == nil && len(s) == 36 && u.String() == s
@@ -449,7 +437,7 @@ func (o *ops) searchWithdrawals(c echo.Context) (Page[WithdrawalView], error) {
 	if f.Until, err = parseTime(c, "until"); err != nil {
 		return Page[WithdrawalView]{}, err
 	}
-	if f.Limit, err = parseLimit(c); err != nil {
+	if f.Limit, err = parseLimit(c, defaultLimit, maxLimit); err != nil {
 		return Page[WithdrawalView]{}, err
 	}
 	lim := f.Limit
@@ -475,7 +463,7 @@ func (o *ops) withdrawalDetail(ctx context.Context, id string) (*WithdrawalDetai
 	}
 	w, err := o.st.GetWithdrawal(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("id", "no withdrawal "+id)
+		return nil, missing("id", "no withdrawal "+id)
 	}
 	if err != nil {
 		return nil, err
@@ -630,7 +618,7 @@ func (o *ops) dlqList(c echo.Context) (Page[DLQMessage], error) {
 	if q != "" && recovery.SourceOf(q) == "" && !slices.Contains([]string{queue.BalanceCheckDLQ, queue.BalanceTransferDLQ}, q) {
 		return Page[DLQMessage]{}, badParam("queue", fmt.Sprintf("%q is not a DLQ", q))
 	}
-	lim, err := parseLimit(c)
+	lim, err := parseLimit(c, defaultLimit, maxLimit)
 	if err != nil {
 		return Page[DLQMessage]{}, err
 	}
@@ -671,7 +659,7 @@ func (o *ops) dlqMessage(ctx context.Context, s string) (*DLQMessage, error) {
 	}
 	p, err := o.st.ParkedByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("id", "no parked DLQ message "+s)
+		return nil, missing("id", "no parked DLQ message "+s)
 	}
 	if err != nil {
 		return nil, err
@@ -964,7 +952,7 @@ func (o *ops) readRoutes() []readRoute {
 				}
 			}
 			if addr != "" && len(out) == 0 {
-				return nil, notFound("address", checksum(addr)+" is not a configured wallet")
+				return nil, missing("address", checksum(addr)+" is not a configured wallet")
 			}
 			return out, nil
 		})},
@@ -978,7 +966,32 @@ func (o *ops) readRoutes() []readRoute {
 func asNotFound(err error) error {
 	var e *Error
 	if errors.As(err, &e) && e.Status == http.StatusUnprocessableEntity {
-		return notFound(e.Field, e.Message)
+		return missing(e.Field, e.Message)
 	}
 	return err
+}
+
+// opsRoutes registers what operators read (role viewer); the sensitive reads are audited before they
+// are served.
+func (s *Server) opsRoutes(g *echo.Group) {
+	if s.ops == nil {
+		return
+	}
+	for _, r := range s.ops.readRoutes() {
+		h := r.h
+		if r.audited {
+			path := r.path
+			h = func(c echo.Context) error {
+				what := strings.TrimPrefix(path, "/")
+				for _, n := range c.ParamNames() {
+					what = strings.Replace(what, ":"+n, c.Param(n), 1)
+				}
+				if err := s.auditRead(c, what, map[string]any{"path": c.Request().URL.Path}); err != nil {
+					return err
+				}
+				return r.h(c)
+			}
+		}
+		g.GET(r.path, h, s.require(RoleViewer))
+	}
 }
