@@ -73,8 +73,7 @@ func (r *runner) login(_ []string) error {
 		return err
 	}
 	p, _ := r.tokenPath()
-	fmt.Fprintf(r.stdout, "logged in to %s as %s (%s); token kept in %s until %s\n",
-		r.baseURL(), t.Operator.Username, t.Operator.Role, p, timeText(t.ExpiresAt))
+	fmt.Fprintf(r.stdout, "logged in to %s as %s (%s); session kept in %s\n", r.baseURL(), t.Operator.Username, t.Operator.Role, p)
 	return nil
 }
 
