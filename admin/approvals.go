@@ -493,7 +493,6 @@ func (s *Server) getApproval(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-
 func (s *Server) approve(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")

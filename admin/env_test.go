@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/testenv"
@@ -115,10 +116,16 @@ type env struct {
 func newEnv(t *testing.T, tweak ...func(*Deps)) *env {
 	t.Helper()
 	st, _ := testenv.Store(t)
+	return newEnvOn(t, st, testenv.Redis(t), tweak...)
+}
+
+// newEnvOn is newEnv on a given database and Redis (the embedded ones of `sluice dev`).
+func newEnvOn(t *testing.T, st *store.Store, rdb redis.Cmdable, tweak ...func(*Deps)) *env {
+	t.Helper()
 	e := &env{t: t, st: st, logs: &syncBuf{}, fake: &fakeAction{calls: map[string]int{}, by: map[string]string{}}}
 	start := time.Now().UTC()
 	e.now.Store(&start)
-	d := Deps{Store: st, Redis: testenv.Redis(t), JWTKey: []byte(testKey), RedisPrefix: "test:" + testenv.UniqueName(t) + ":",
+	d := Deps{Store: st, Redis: rdb, JWTKey: []byte(testKey), RedisPrefix: "test:" + testenv.UniqueName(t) + ":",
 		Now: func() time.Time { return *e.now.Load() }}
 	for _, f := range tweak {
 		f(&d)

@@ -31,7 +31,9 @@ commands:
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
   keys          wallet keys: create, import, list, verify (see sluice keys help)
-  ops           the on-call tools: status, withdrawals, DLQ, wallets, approvals, audit (see sluice ops help)
+  ops           the on-call tools on the admin API: status, withdrawals, DLQ, wallets, approvals, audit
+                (see sluice ops help)
+  ops operator  add, disable or reset an operator of the admin API in the database (see sluice ops operator help)
 
 flags (every command):
   --config FILE   configuration file (YAML); environment variables override it
@@ -44,12 +46,19 @@ func main() {
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
-	if cmd == "ops" {
+	// `sluice ops operator` needs the database and runs below like the services; the rest of `sluice ops`
+	// is the admin API's client.
+	if cmd == "ops" && (len(args) == 0 || args[0] != "operator") {
 		os.Exit(runOps(args))
 	}
 	if err := run(cmd, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "sluice "+cmd+":", err)
+			os.Exit(2)
 		}
 		if errors.Is(err, errNoDevMode) {
 			fmt.Fprintln(os.Stderr, "sluice dev:", err)
@@ -63,6 +72,9 @@ func main() {
 func run(cmd string, args []string) error {
 	if cmd == "keys" {
 		return runKeys(context.Background(), args, os.Stdin, os.Stdout)
+	}
+	if cmd == "ops" && len(args) > 0 && args[0] == "operator" {
+		return runOpsOperator(context.Background(), args[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	cfgPath := fs.String("config", os.Getenv("SLUICE_CONFIG"), "configuration file")
