@@ -77,13 +77,18 @@ func newOpsEnv(t *testing.T) *opsEnv {
 // get reads path into out (when not nil) and returns the status.
 func (e *opsEnv) get(path string, out any) int {
 	e.T.Helper()
-	resp, err := http.Get(e.srv.URL + "/admin/v1" + path)
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/admin/v1"+path, nil)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
+	checkAgainstSpec(e.T, req, nil, resp, buf.Bytes())
 	if out != nil {
 		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
 			e.T.Fatalf("GET %s: %d %s: %v", path, resp.StatusCode, buf.String(), err)
@@ -137,6 +142,10 @@ func wantErr(t *testing.T, err error, status int, field string) {
 // sendPaused signs and broadcasts a native withdrawal with sealing stopped, so it sits in the pool, and
 // makes it look stuck (its stuck clock started at block 0).
 func (e *opsEnv) sendPaused() (*store.Withdrawal, *store.SentTx, queue.Message) {
+	return sendPaused(e.Env)
+}
+
+func sendPaused(e *pipelinetest.Env) (*store.Withdrawal, *store.SentTx, queue.Message) {
 	e.T.Helper()
 	w := e.Withdraw("POL", testenv.NewAccount(e.T).Address, 1e15)
 	if err := e.Signer().Handle(e.Ctx, e.One(queue.TxRequest)); err != nil {
@@ -162,6 +171,42 @@ func (e *opsEnv) sendPaused() (*store.Withdrawal, *store.SentTx, queue.Message) 
 		e.T.Fatal(err)
 	}
 	return w, st, e.One(queue.TxMonitor)
+}
+
+// settle resumes sealing and runs the monitor on mon until withdrawal id is terminal; it returns it.
+func settle(e *pipelinetest.Env, id string, mon queue.Message) *store.Withdrawal {
+	e.T.Helper()
+	e.Chain.SealEvery(100 * time.Millisecond)
+	mo := e.Monitor()
+	deadline := time.Now().Add(45 * time.Second)
+	for !e.Get(id).Status.Terminal() {
+		if time.Now().After(deadline) {
+			e.T.Fatalf("never settled: %s", e.Get(id).Status)
+		}
+		if err := mo.Handle(e.Ctx, mon); err != nil {
+			e.T.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return e.Get(id)
+}
+
+// park parks a dead-lettered copy of the withdrawal's tx-request (taken off the queue) for a person.
+func park(e *pipelinetest.Env, msgID string) {
+	e.T.Helper()
+	orig := e.One(queue.TxRequest)
+	if err := e.Queue.Delete(e.Ctx, queue.TxRequest, orig); err != nil {
+		e.T.Fatal(err)
+	}
+	body, err := queue.DeadLetterFor(orig, queue.TxRequest, errors.New("mystery"), time.Now())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
+		return e.Store.Park(e.Ctx, tx, store.Parked{Queue: queue.RequestDLQ, MessageID: msgID, Body: body, ErrorType: "UNKNOWN", Reason: "nobody classified it"})
+	}); err != nil {
+		e.T.Fatal(err)
+	}
 }
 
 // A stuck transaction: status and stuck show it with the speed-up hint; the withdrawal is found by its
@@ -240,20 +285,8 @@ func TestStuckSpeedUp(t *testing.T) {
 	if cur.Nonce != st.Nonce || cur.Hash == st.Hash || cur.MaxPriorityFee.Cmp(minTip) < 0 {
 		t.Fatalf("after the bump: nonce %d hash %s tip %s", cur.Nonce, cur.Hash, cur.MaxPriorityFee)
 	}
-	e.Chain.SealEvery(100 * time.Millisecond)
-	mo := e.Monitor()
-	deadline := time.Now().Add(45 * time.Second)
-	for !e.Get(w.ID).Status.Terminal() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never settled: %s", e.Get(w.ID).Status)
-		}
-		if err := mo.Handle(e.Ctx, mon); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if s := e.Get(w.ID).Status; s != store.Confirmed {
-		t.Fatalf("withdrawal %s, want CONFIRMED", s)
+	if got := settle(e.Env, w.ID, mon); got.Status != store.Confirmed {
+		t.Fatalf("withdrawal %s, want CONFIRMED", got.Status)
 	}
 	var d WithdrawalDetail
 	if code := e.get("/withdrawals/"+w.ID, &d); code != 200 {
@@ -343,19 +376,7 @@ func TestBadInput(t *testing.T) {
 func TestDLQFreezeFail(t *testing.T) {
 	e := newOpsEnv(t)
 	w := e.Withdraw("POL", testenv.NewAccount(t).Address, 1e15)
-	orig := e.One(queue.TxRequest)
-	if err := e.Queue.Delete(e.Ctx, queue.TxRequest, orig); err != nil {
-		t.Fatal(err)
-	}
-	body, err := queue.DeadLetterFor(orig, queue.TxRequest, errors.New("mystery"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
-		return e.Store.Park(e.Ctx, tx, store.Parked{Queue: queue.RequestDLQ, MessageID: "m-1", Body: body, ErrorType: "UNKNOWN", Reason: "nobody classified it"})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	park(e.Env, "m-1")
 	var page Page[DLQMessage]
 	e.get("/dlq?queue=request-dlq", &page)
 	if len(page.Items) != 1 || page.Items[0].WithdrawalID == nil || *page.Items[0].WithdrawalID != w.ID || page.Items[0].Class != "UNKNOWN" {
