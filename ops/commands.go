@@ -82,8 +82,8 @@ func commandTable() []*command {
 		{path: "withdrawals cancel", usage: "withdrawals cancel <id> [action flags]", summary: "cancel a withdrawal (a 0-value replacement if it was broadcast)", args: 1, action: true, run: actionRun(admin.ActionWithdrawalCancel, withdrawalTarget)},
 		{path: "withdrawals speed-up", usage: "withdrawals speed-up <id> [action flags]", summary: "replace a withdrawal's transaction with higher fees", args: 1, action: true, run: actionRun(admin.ActionWithdrawalSpeedUp, withdrawalTarget)},
 
-		{path: "dlq list", usage: "dlq list [--queue Q] [--class C] [--limit N] [--cursor C]", summary: "queue depths and dead-lettered messages with their error", args: 0,
-			query: q("queue", "class", "limit", "cursor"), run: (*runner).dlqList},
+		{path: "dlq list", usage: "dlq list [--queue Q] [--class C] [--state all] [--limit N] [--cursor C]", summary: "queue depths and parked dead-lettered messages with their error (--state all: resolved ones too)", args: 0,
+			query: q("queue", "class", "state", "limit", "cursor"), run: (*runner).dlqList},
 		{path: "dlq show", usage: "dlq show <id>", summary: "one dead-lettered message with its body", args: 1, run: (*runner).dlqShow},
 		{path: "dlq redrive", usage: "dlq redrive <id> [action flags]", summary: "put a message back on its queue (two-person)", args: 1, action: true, run: actionRun(admin.ActionDLQRedrive, plainTarget)},
 		{path: "dlq discard", usage: "dlq discard <id> --reason R [action flags]", summary: "drop a message for good (two-person)", args: 1, action: true, run: actionRun(admin.ActionDLQDiscard, plainTarget)},

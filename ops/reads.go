@@ -537,7 +537,7 @@ func (r *runner) alerts(_ []string) error {
 		return err
 	}
 	if len(as) == 0 {
-		fmt.Fprintf(r.stdout, "no %s alerts\n", map[string]string{"open": "open", "all": ""}[state])
+		fmt.Fprintln(r.stdout, map[string]string{"open": "no open alerts", "all": "no alerts"}[state])
 		return nil
 	}
 	t := r.table("SEVERITY", "KIND", "KEY", "OPENED", "RESOLVED", "SUMMARY").paint(0)
@@ -561,7 +561,7 @@ func (r *runner) approvalsList(_ []string) error {
 		return err
 	}
 	if len(as) == 0 {
-		fmt.Fprintf(r.stdout, "no %s approvals\n", map[string]string{"pending": "pending", "all": ""}[status])
+		fmt.Fprintln(r.stdout, map[string]string{"pending": "no pending approvals", "all": "no approvals"}[status])
 		return nil
 	}
 	t := r.table("ID", "STATUS", "ACTION", "TARGET", "REQUESTED BY", "AGE", "EXPIRES", "DECIDED BY", "PLAN").paint(1)
