@@ -7,6 +7,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -15,8 +18,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/sluice-custody/sluice/admin"
 	"github.com/sluice-custody/sluice/internal/alert"
@@ -42,6 +51,82 @@ func buildSluice(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// specCheck validates every answer the admin API gives the CLI against admin/openapi.json.
+type specCheck struct {
+	router   routers.Router
+	mu       sync.Mutex
+	checked  int
+	failures []string
+}
+
+func newSpecCheck(t *testing.T) *specCheck {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "admin", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("admin/openapi.json: %v", err)
+	}
+	doc.Servers = nil
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &specCheck{router: router}
+}
+
+func (s *specCheck) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+
+		req := r.Clone(context.Background())
+		req.URL.Scheme, req.URL.Host = "http", r.Host
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		route, params, err := s.router.FindRoute(req)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.failures = append(s.failures, fmt.Sprintf("%s %s is not in admin/openapi.json", r.Method, r.URL.Path))
+			return
+		}
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: rec.Code, Header: rec.Header(),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+		out.SetBodyBytes(rec.Body.Bytes())
+		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+			s.failures = append(s.failures, fmt.Sprintf("%s %s → %d: %v\nbody: %.300s", r.Method, r.URL.Path, rec.Code, err, rec.Body.Bytes()))
+		}
+		s.checked++
+	})
+}
+
+// report fails the test for each answer the document does not describe, and if fewer than min were seen.
+func (s *specCheck) report(t *testing.T, min int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.failures {
+		t.Errorf("answer does not match admin/openapi.json: %s", f)
+	}
+	if s.checked < min {
+		t.Errorf("%d answers checked against admin/openapi.json, want at least %d", s.checked, min)
+	}
+	t.Logf("%d admin API answers validated against admin/openapi.json", s.checked)
 }
 
 // oncall is one operator at their own terminal: their own config dir (token file), the admin API's URL.
@@ -114,8 +199,10 @@ func TestOnCallThroughTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	spec := newSpecCheck(t)
+	hs := httptest.NewServer(spec.wrap(srv.Handler()))
 	t.Cleanup(hs.Close)
+	t.Cleanup(func() { spec.report(t, 25) })
 	rec, err := recovery.New(recovery.Deps{Store: e.Store, Queue: e.Queue, Keys: e.Keys, Leases: e.Nonces, Alerts: alert.Nop{},
 		Chains: map[string]recovery.ChainDeps{"local": {Config: e.Config, Client: e.Client}}}, e.Log, recovery.NopMetrics())
 	if err != nil {
