@@ -92,7 +92,11 @@ func (r *runner) mayAsk() error {
 // confirm asks on stderr and reads y/yes from stdin.
 func (r *runner) confirm(what string) bool {
 	fmt.Fprintf(r.stderr, "\nProceed with %s? [y/N] ", what)
-	line, _ := bufio.NewReader(r.stdin).ReadString('\n')
+	line, err := r.readLine(bufio.NewReader(r.stdin))
+	if err != nil {
+		fmt.Fprintln(r.stderr)
+		return false
+	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		return true

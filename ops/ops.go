@@ -9,6 +9,7 @@
 package ops
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -87,7 +88,29 @@ func newRunner(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, e
 		if !ok {
 			return nil, errors.New("stdin is not a terminal")
 		}
-		return term.ReadPassword(int(f.Fd()))
+		fd := int(f.Fd())
+		// Ctrl-C cancels ctx (the binary catches the signal): give the terminal its echo back rather than
+		// leave it silent, and stop waiting for the password.
+		state, err := term.GetState(fd)
+		if err != nil {
+			return nil, err
+		}
+		type result struct {
+			b   []byte
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			b, err := term.ReadPassword(fd)
+			ch <- result{b, err}
+		}()
+		select {
+		case res := <-ch:
+			return res.b, res.err
+		case <-ctx.Done():
+			_ = term.Restore(fd, state)
+			return nil, ctx.Err()
+		}
 	}
 	if u := env("SLUICE_OPS_URL"); u != "" {
 		r.url = u
@@ -106,6 +129,28 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// readLine reads one line of stdin, or gives up when ctx ends (Ctrl-C at a prompt).
+func (r *runner) readLine(in *bufio.Reader) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		line, err := in.ReadString('\n')
+		ch <- result{line, err}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil && res.line != "" {
+			res.err = nil // the last line without its newline
+		}
+		return res.line, res.err
+	case <-r.ctx.Done():
+		return "", r.ctx.Err()
+	}
+}
 
 // exitError carries a chosen exit code with an optional message (already printed when msg is empty).
 type exitError struct {

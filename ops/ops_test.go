@@ -711,3 +711,38 @@ COMP_WORDS=(sluice ops st); COMP_CWORD=2; _sluice_ops; echo "${COMPREPLY[@]}"
 		t.Fatalf("bash completion: %v %q", err, out)
 	}
 }
+
+// Ctrl-C at the confirmation prompt (the binary cancels the context): nothing is done, and the CLI does
+// not wait for a line that never comes.
+func TestInterruptedPromptDoesNothing(t *testing.T) {
+	api := newFakeAPI(t)
+	c := newCLI(t, api)
+	c.tty = true
+	c.login("access-1", "refresh-1", testNow.Add(10*time.Minute))
+	stdin, _ := io.Pipe() // never written: a person who does not answer
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	r := c.runner("", &out, &errb)
+	r.ctx, r.stdin = ctx, stdin
+	go func() {
+		// Cancel once the plan has been asked for: the prompt is then waiting.
+		for len(api.sentTo("/admin/v1/actions")) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	done := make(chan int, 1)
+	go func() { done <- r.main([]string{"withdrawals", "speed-up", "0193a4c2-7d1e-7c3a-9b1f-2f5d6e7a8b90"}) }()
+	select {
+	case code := <-done:
+		if code != ExitFailed || !strings.Contains(errb.String(), "not confirmed") {
+			t.Fatalf("interrupted prompt: exit %d, %q", code, errb.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the prompt ignored the cancelled context")
+	}
+	if req := api.lastAction(t); !req.DryRun {
+		t.Fatalf("an interrupted prompt sent the action: %+v", req)
+	}
+}

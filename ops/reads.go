@@ -25,16 +25,16 @@ func (r *runner) login(_ []string) error {
 			return usagef("--password-stdin needs --username")
 		}
 		fmt.Fprint(r.stderr, "Username: ")
-		line, err := in.ReadString('\n')
-		if err != nil && line == "" {
+		line, err := r.readLine(in)
+		if err != nil {
 			return fmt.Errorf("read username: %w", err)
 		}
 		user = strings.TrimSpace(line)
 	}
 	var password string
 	if r.opts.passwordStdin {
-		line, err := in.ReadString('\n')
-		if err != nil && line == "" {
+		line, err := r.readLine(in)
+		if err != nil {
 			return fmt.Errorf("read password from stdin: %w", err)
 		}
 		password = strings.TrimRight(line, "\r\n")
