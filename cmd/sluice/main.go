@@ -32,6 +32,8 @@ commands:
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
   keys          wallet keys: create, import, list, verify (see sluice keys help)
+  ops           the on-call tools on the admin API: status, withdrawals, DLQ, wallets, approvals, audit
+                (see sluice ops help)
   ops operator  add, disable or reset an operator of the admin API in the database (see sluice ops operator help)
 
 flags (every command):
@@ -45,6 +47,11 @@ func main() {
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	// `sluice ops operator` needs the database and runs below like the services; the rest of `sluice ops`
+	// is the admin API's client.
+	if cmd == "ops" && (len(args) == 0 || args[0] != "operator") {
+		os.Exit(runOps(args))
+	}
 	if err := run(cmd, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
