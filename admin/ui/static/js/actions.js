@@ -58,6 +58,9 @@ function ensureDialog() {
   return dialog;
 }
 
+// closeAction closes the dialog when the operator leaves the page it was opened from.
+export function closeAction() { if (dialog && dialog.open) dialog.close(); }
+
 export async function openAction(action, target, params, onDone) {
   const d = ensureDialog();
   const body = h('div', { class: 'dlg-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Asking the server for the plan (dry run)…'));
@@ -65,7 +68,8 @@ export async function openAction(action, target, params, onDone) {
   const reason = h('input', { type: 'text', name: 'reason', autocomplete: 'off', maxlength: '500' });
   const confirm = h('button', { type: 'button', class: 'btn primary', disabled: true, 'data-confirm': action }, 'Confirm');
   const cancel = h('button', { type: 'button', class: 'btn', onclick: () => d.close() }, 'Close');
-  replace(d, title, body, field('Reason (kept in the audit log)', reason), h('div', { class: 'dlg-actions' }, cancel, confirm));
+  const reasonField = field('Reason (kept in the audit log)', reason);
+  replace(d, title, body, reasonField, h('div', { class: 'dlg-actions' }, cancel, confirm));
   d.showModal();
   const base = { action, target, params: params || undefined };
   try {
@@ -91,6 +95,8 @@ export async function openAction(action, target, params, onDone) {
           `Result: ${r.status}`, r.error ? ` — ${r.error}` : ''), planView(r.plan));
       }
       confirm.hidden = true;
+      reasonField.hidden = true;
+      cancel.focus();
       if (onDone) onDone(r);
     } catch (e) {
       replace(body, h('p', { class: 'error', role: 'alert' }, `Refused: ${errorText(e)}`));

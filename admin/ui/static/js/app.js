@@ -3,7 +3,7 @@
 import { h, replace, field } from './dom.js';
 import { get, post, A, setUnauthorizedHandler, setCSRF, APIError } from './api.js';
 import { setMe, current, can } from './session.js';
-import { errorText } from './actions.js';
+import { errorText, closeAction } from './actions.js';
 import overview from './pages/overview.js';
 import withdrawals from './pages/withdrawals.js';
 import detail from './pages/detail.js';
@@ -42,6 +42,7 @@ async function route() {
     if (a.dataset.page === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   top.hidden = false;
+  closeAction();
   const root = h('div', { class: 'page', 'data-page': mod === detail ? 'detail' : name });
   replace(main, root);
   document.title = `${mod.title} · Sluice ops`;
@@ -90,7 +91,8 @@ function showLogin(message) {
   const pass = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const err = h('p', { class: 'error', role: 'alert' }, message || '');
   const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Log in');
-  const form = h('form', { class: 'card login', 'data-page': 'login', novalidate: true },
+  // method post: were the handler ever bypassed, the password would not end up in a URL.
+  const form = h('form', { class: 'card login', 'data-page': 'login', method: 'post', novalidate: true },
     h('h1', null, 'Sluice ops'),
     h('p', { class: 'muted' }, 'Operators log in with the account an admin created (sluice ops operator add).'),
     field('Username', user), field('Password', pass), err, submit);

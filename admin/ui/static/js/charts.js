@@ -1,7 +1,7 @@
 // Small SVG charts drawn here (no library): one chart is a few dozen elements, redrawn on each refresh.
 import { s, h } from './dom.js';
 
-const W = 600, H = 180, L = 44, R = 10, T = 12, B = 26;
+const W = 600, H = 190, L = 44, R = 10, T = 24, B = 26;
 
 // chart draws series over 1-minute buckets. series: [{key, label, kind: 'bar'|'line', cls}], unit for
 // the y axis label. Returns a <figure> with a text summary for screen readers.
@@ -19,7 +19,7 @@ export function chart(title, buckets, series, unit, summary) {
     svg.append(s('line', { x1: x0, x2: x1, y1: y(v), y2: y(v), class: 'gridline' }));
     svg.append(s('text', { x: x0 - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtTick(v)));
   }
-  svg.append(s('text', { x: 4, y: T - 2, class: 'axis' }, unit));
+  svg.append(s('text', { x: 4, y: 11, class: 'axis' }, unit));
   const bars = series.filter((x) => x.kind === 'bar');
   buckets.forEach((b, i) => {
     bars.forEach((se, j) => {
@@ -44,8 +44,10 @@ export function chart(title, buckets, series, unit, summary) {
     }
   }
   if (buckets.length) {
-    for (const i of [0, Math.floor(buckets.length / 2), buckets.length - 1]) {
-      svg.append(s('text', { x: x0 + (i + 0.5) * bw, y: H - 8, 'text-anchor': 'middle', class: 'axis' }, label(buckets[i].t)));
+    const last = buckets.length - 1;
+    for (const [i, anchor] of [[0, 'start'], [Math.floor(last / 2), 'middle'], [last, 'end']]) {
+      const x = anchor === 'start' ? x0 : anchor === 'end' ? x1 : x0 + (i + 0.5) * bw;
+      svg.append(s('text', { x, y: H - 8, 'text-anchor': anchor, class: 'axis' }, label(buckets[i].t)));
     }
   }
   svg.append(s('line', { x1: x0, x2: x1, y1: y0, y2: y0, class: 'baseline' }));

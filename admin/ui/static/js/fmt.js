@@ -36,10 +36,14 @@ export function coin(wei, unit) {
   return unit ? `${decimal(n, 18, 6)} ${unit}` : `${group(n.toString())} wei`;
 }
 
+const SINGULAR = { withdrawals: 'withdrawal', msgs: 'msg', txs: 'tx', blocks: 'block', rows: 'row' };
+
+// count renders n with its unit, singular when n is 1 ("1 block", "2 blocks").
 export function count(n, unit) {
   if (n === undefined || n === null) return '—';
   const s = group(String(n));
-  return unit ? `${s} ${unit}` : s;
+  if (!unit) return s;
+  return `${s} ${Number(n) === 1 && SINGULAR[unit] ? SINGULAR[unit] : unit}`;
 }
 
 export function seconds(s) {
