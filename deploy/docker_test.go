@@ -196,6 +196,8 @@ func TestAllStartsFromEnvironmentOnly(t *testing.T) {
 		"SLUICE_REDIS_ADDR=" + testenv.RedisAddr(t),
 		"SLUICE_API_LISTEN=" + apiAddr,
 		"SLUICE_API_KEY=sk_test_env_only_0123456789",
+		"SLUICE_API_ADMIN_LISTEN=" + testenv.FreeAddr(t),
+		"SLUICE_ADMIN_JWT_KEY=test-admin-jwt-key-0123456789abcdef",
 		"SLUICE_KEYSTORE_DIR=" + home,
 		"SLUICE_KEYSTORE_PASSWORD=not-used-no-keys-here",
 		config.EnvConfigYAML + "=" + fmt.Sprintf("chains:\n  - {name: local, chain_id: %s, rpc: [%q], confirmations: 3, assets: [{symbol: ETH, decimals: 18}]}\n", ch.ChainID, ch.URL),

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 // test can see what it leaves behind.
 func devCommand(t *testing.T, key string, args ...string) (cmd *exec.Cmd, apiAddr, rpcAddr, tmp string) {
 	apiAddr, rpcAddr, tmp = testenv.FreeAddr(t), testenv.FreeAddr(t), t.TempDir()
-	cmd = exec.Command(devBin, append([]string{"dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr}, args...)...)
+	cmd = exec.Command(devBin, append([]string{"dev", "--api-addr", apiAddr, "--rpc-addr", rpcAddr, "--admin-addr", testenv.FreeAddr(t)}, args...)...)
 	cmd.Env = append(os.Environ(), "SLUICE_API_KEY="+key, "SLUICE_DATABASE_DSN=", "SLUICE_REDIS_ADDR=", "TMPDIR="+tmp)
 	return cmd, apiAddr, rpcAddr, tmp
 }
@@ -85,6 +86,7 @@ func TestDevMode(t *testing.T) {
 		}
 	}
 	t.Logf("ready after %s", time.Since(start).Round(time.Millisecond))
+	checkDevAdmin(t, banner)
 	base := "http://" + apiAddr
 	api := testenv.API{T: t, Base: base, Key: key}
 
@@ -375,6 +377,48 @@ func readBanner(t *testing.T, r io.Reader) string {
 		case <-timeout:
 			t.Fatalf("no banner within 60s; printed:\n%s", b.String())
 		}
+	}
+}
+
+// checkDevAdmin logs in to the admin API as the first admin the banner names.
+func checkDevAdmin(t *testing.T, banner string) {
+	t.Helper()
+	var adminURL, password string
+	for _, l := range strings.Split(banner, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "Dashboard":
+			adminURL = strings.TrimSuffix(f[1], "/ops/")
+		case len(f) >= 4 && f[0] == "Operator" && f[1] == "admin" && f[2] == "/":
+			password = f[3]
+		}
+	}
+	if adminURL == "" || len(password) < 12 {
+		t.Fatalf("the banner names no dashboard or first admin:\n%s", banner)
+	}
+	body := fmt.Sprintf(`{"username":"admin","password":%q}`, password)
+	var res *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err = http.Post(adminURL+"/admin/v1/auth/login", "application/json", strings.NewReader(body)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("admin login: %v", err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Operator    struct {
+			Role string `json:"role"`
+		} `json:"operator"`
+	}
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&tok) != nil || tok.AccessToken == "" || tok.Operator.Role != "admin" {
+		t.Fatalf("admin login: %d %+v", res.StatusCode, tok)
+	}
+	if res.Header.Get("Content-Security-Policy") == "" {
+		t.Error("the admin API sends no Content-Security-Policy")
 	}
 }
 

@@ -31,6 +31,7 @@ commands:
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
   keys          wallet keys: create, import, list, verify (see sluice keys help)
+  ops operator  add, disable or reset an operator of the admin API in the database (see sluice ops operator help)
 
 flags (every command):
   --config FILE   configuration file (YAML); environment variables override it
@@ -47,6 +48,11 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "sluice "+cmd+":", err)
+			os.Exit(2)
+		}
 		if errors.Is(err, errNoDevMode) {
 			fmt.Fprintln(os.Stderr, "sluice dev:", err)
 			os.Exit(2)
@@ -59,6 +65,9 @@ func main() {
 func run(cmd string, args []string) error {
 	if cmd == "keys" {
 		return runKeys(context.Background(), args, os.Stdin, os.Stdout)
+	}
+	if cmd == "ops" && len(args) > 0 && args[0] == "operator" {
+		return runOpsOperator(context.Background(), args[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	cfgPath := fs.String("config", os.Getenv("SLUICE_CONFIG"), "configuration file")

@@ -62,6 +62,10 @@ type App struct {
 	hub          *alert.Hub     // the process's alert notifier, made by Alerts on first use
 	hubState
 
+	// AdminJWTKey, when set, signs the admin API's tokens instead of the variable api.admin_jwt_key_env
+	// names (`sluice dev` generates one).
+	AdminJWTKey []byte
+
 	// TracerProvider makes the process's spans; nil when tracing is off (tracing.endpoint empty).
 	TracerProvider trace.TracerProvider
 	closeTracing   func(context.Context) error // flushes the provider Open made; nil otherwise
@@ -310,7 +314,15 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err := a.bootstrapAPIKey(); err != nil {
 			return nil, err
 		}
-		return []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, hooks.Run}, nil
+		ws := []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, hooks.Run}
+		adm, err := a.adminWorker(log)
+		if err != nil {
+			return nil, err
+		}
+		if adm != nil {
+			ws = append(ws, adm)
+		}
+		return ws, nil
 	case "signer":
 		m := metricsOf(a, name, signer.NewMetrics)
 		d := signer.Deps{Store: a.Store, Queue: a.Sender, Keys: a.Keys, Nonces: a.Nonces, Chains: map[string]signer.ChainDeps{},

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -94,7 +95,18 @@ type API struct {
 	// BootstrapKeyEnv names a variable whose value, when set, is registered as the API key of the
 	// "default" client at start (only its hash is stored).
 	BootstrapKeyEnv string `yaml:"bootstrap_key_env"`
+	// AdminListen is the admin API's and ops dashboard's own listener (package admin), kept apart so it
+	// can stay off the public network; "off" serves neither.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminJWTKeyEnv names the variable holding the admin API's JWT signing key (at least 32 bytes);
+	// the API refuses to start without it while the admin listener is on.
+	AdminJWTKeyEnv string `yaml:"admin_jwt_key_env"`
+	// AdminApprovalTTL is how long a two-person action waits for its approver (default 1h).
+	AdminApprovalTTL Duration `yaml:"admin_approval_ttl"`
 }
+
+// AdminOff is the api.admin_listen value that turns the admin listener off.
+const AdminOff = "off"
 
 // Service holds per-service settings.
 type Service struct {
@@ -283,6 +295,7 @@ func (c *Config) applyEnv(get func(string) string) []*keyError {
 	set(&c.Keys.Dir, "SLUICE_KEYSTORE_DIR")
 	c.Keys.applyKeyEnv(get)
 	set(&c.API.Listen, "SLUICE_API_LISTEN")
+	set(&c.API.AdminListen, "SLUICE_API_ADMIN_LISTEN")
 	set(&c.Tracing.Endpoint, "SLUICE_TRACING_ENDPOINT")
 	duration(&c.Queue.VisibilityTimeout, "SLUICE_QUEUE_VISIBILITY_TIMEOUT", "queue.visibility_timeout")
 	duration(&c.Queue.WaitTime, "SLUICE_QUEUE_WAIT_TIME", "queue.wait_time")
@@ -341,6 +354,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.API.BootstrapKeyEnv == "" {
 		c.API.BootstrapKeyEnv = "SLUICE_API_KEY"
+	}
+	if c.API.AdminListen == "" {
+		c.API.AdminListen = "127.0.0.1:3001"
+	}
+	if c.API.AdminJWTKeyEnv == "" {
+		c.API.AdminJWTKeyEnv = "SLUICE_ADMIN_JWT_KEY"
+	}
+	if c.API.AdminApprovalTTL.Duration == 0 {
+		c.API.AdminApprovalTTL.Duration = time.Hour
 	}
 	if c.Database.MaxOpenConns == 0 {
 		c.Database.MaxOpenConns = 20
@@ -451,6 +473,16 @@ func (c *Config) validate() []*keyError {
 	}
 	if c.Metrics.GaugeInterval.Duration < 0 {
 		bad("metrics.gauge_interval", "must be positive")
+	}
+	if l := c.API.AdminListen; l != AdminOff {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			bad("api.admin_listen", "%q is not host:port (or off)", l)
+		} else if l == c.API.Listen {
+			bad("api.admin_listen", "%q is api.listen's address too: the admin API needs its own", l)
+		}
+	}
+	if d := c.API.AdminApprovalTTL.Duration; d < time.Minute || d > 7*24*time.Hour {
+		bad("api.admin_approval_ttl", "%s is not within 1m..168h", d)
 	}
 	names := map[string]bool{}
 	for i, ch := range c.Chains {

@@ -421,3 +421,33 @@ func TestLoadFromEnvironmentYAML(t *testing.T) {
 		t.Fatalf("bad YAML in %s: %v", EnvConfigYAML, err)
 	}
 }
+
+func TestAdminListener(t *testing.T) {
+	c, err := Load("example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.AdminListen != "127.0.0.1:3001" || c.API.AdminJWTKeyEnv != "SLUICE_ADMIN_JWT_KEY" || c.API.AdminApprovalTTL.Duration != time.Hour {
+		t.Errorf("admin settings %+v", c.API)
+	}
+	for _, tc := range []struct {
+		listen, ttl string
+		key         string
+	}{
+		{"nonsense", "1h", "api.admin_listen"},
+		{c.API.Listen, "1h", "api.admin_listen"},
+		{"127.0.0.1:3001", "10s", "api.admin_approval_ttl"},
+	} {
+		c2 := *c
+		c2.API.AdminListen = tc.listen
+		c2.API.AdminApprovalTTL, _ = ParseDuration(tc.ttl)
+		err := c2.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s / %s: %v, want an error naming %s", tc.listen, tc.ttl, err, tc.key)
+		}
+	}
+	c.API.AdminListen = AdminOff
+	if err := c.Validate(); err != nil {
+		t.Errorf("admin_listen off: %v", err)
+	}
+}

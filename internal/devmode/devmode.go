@@ -26,6 +26,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-custody/sluice/admin"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/config"
@@ -39,6 +40,7 @@ import (
 type Options struct {
 	RPCAddr       string        // the chain's JSON-RPC address
 	APIAddr       string        // the API's address
+	AdminAddr     string        // the admin API's and dashboard's address (a free port when empty)
 	BlockTime     time.Duration // a block at this interval
 	Confirmations uint64
 	DatabaseDSN   string // a MySQL/MariaDB server (its database is created afresh); embedded when empty
@@ -59,6 +61,7 @@ type Options struct {
 func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.RPCAddr, "rpc-addr", "127.0.0.1:8545", "address of the embedded chain's JSON-RPC")
 	fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:3000", "address of the API")
+	fs.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:3001", "address of the admin API and the ops dashboard")
 	fs.DurationVar(&o.BlockTime, "block-time", 2*time.Second, "block interval")
 	fs.Uint64Var(&o.Confirmations, "confirmations", 12, "confirmations before CONFIRMED")
 	fs.StringVar(&o.DatabaseDSN, "database", os.Getenv("SLUICE_DATABASE_DSN"), "MySQL/MariaDB DSN (database sluice_dev by default); an embedded server when empty")
@@ -87,6 +90,11 @@ type Stack struct {
 	mysql     *embedded.MySQL
 	redis     *embedded.Redis
 	tmpKeys   string // the keystore directory Start made, removed on Close
+
+	// AdminURL is the admin API's and dashboard's base URL; AdminPassword is the password of the first
+	// operator, "admin" (role admin), made afresh at each start.
+	AdminURL      string
+	AdminPassword string
 }
 
 // Native and token asset symbols of the dev chain.
@@ -115,6 +123,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, fmt.Errorf("API address %s is taken: %w", o.APIAddr, err)
 	}
 	l.Close()
+	if o.AdminAddr == "" {
+		if o.AdminAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	} else if l, err := net.Listen("tcp", o.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin address %s is taken: %w", o.AdminAddr, err)
+	} else {
+		l.Close()
+	}
 	hotKey, err := crypto.GenerateKey()
 	if err != nil {
 		return nil, err
@@ -217,7 +234,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		Database: config.Database{DSN: dsn},
 		Redis:    config.Redis{Addr: o.RedisAddr},
 		Queue:    o.Queue,
-		API:      config.API{Listen: o.APIAddr},
+		API:      config.API{Listen: o.APIAddr, AdminListen: o.AdminAddr},
 		Chains: []config.Chain{{
 			Name: "local", ChainID: st.ChainID.Uint64(), RPC: []string{st.RPCURL}, Confirmations: o.Confirmations,
 			BlockTime:     config.Duration{Duration: o.BlockTime},
@@ -244,13 +261,21 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	st.App.Keys = ks
+	// A fresh JWT key each start (no variable to set): tokens of a previous run stop working with it.
+	st.App.AdminJWTKey = []byte(randomHex(32))
 	if err := st.App.Store.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	if _, err := st.App.Store.EnsureAPIClient(ctx, "default", o.APIKey); err != nil {
 		return nil, err
 	}
+	st.AdminPassword = randomHex(12)
+	if _, err := admin.AddOperator(ctx, st.App.Store, admin.Actor{Operator: "cli:sluice-dev", Remote: "local"}, "admin",
+		st.AdminPassword, admin.RoleAdmin); err != nil {
+		return nil, fmt.Errorf("create the first admin: %w", err)
+	}
 	st.APIURL = "http://" + o.APIAddr
+	st.AdminURL = "http://" + o.AdminAddr
 	ok = true
 	return st, nil
 }
@@ -284,6 +309,8 @@ func (s *Stack) Banner() string {
 	fmt.Fprintf(&b, "\nSluice dev is ready.\n\n")
 	fmt.Fprintf(&b, "  API        %s   (OpenAPI: %s/openapi.json)\n", s.APIURL, s.APIURL)
 	fmt.Fprintf(&b, "  API key    %s\n", s.APIKey)
+	fmt.Fprintf(&b, "  Dashboard  %s/ops/   (admin API: %s/admin/v1)\n", s.AdminURL, s.AdminURL)
+	fmt.Fprintf(&b, "  Operator   admin / %s   (role admin; sluice ops login --url %s)\n", s.AdminPassword, s.AdminURL)
 	fmt.Fprintf(&b, "  RPC        %s   (chain local, id %s)\n", s.RPCURL, s.ChainID)
 	fmt.Fprintf(&b, "  Assets     %s (native, 18 decimals)\n", Native)
 	fmt.Fprintf(&b, "             %s (6 decimals) at %s\n", Token, s.Contracts.USDT.Hex())
@@ -367,6 +394,16 @@ func freshDatabase(ctx context.Context, dsn string) (string, error) {
 	}
 	cfg.DBName = name
 	return cfg.FormatDSN(), nil
+}
+
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func coins(n int64, decimals int) *big.Int {

@@ -289,11 +289,12 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 func extraInstance(ctx context.Context, st *devmode.Stack, log *slog.Logger) (*app.App, string, error) {
 	cfg := *st.Config
 	cfg.API.Listen = freeAddr()
+	cfg.API.AdminListen = freeAddr()
 	a, err := app.Open(ctx, &cfg, log)
 	if err != nil {
 		return nil, "", fmt.Errorf("second instance: %w", err)
 	}
-	a.Keys = st.App.Keys
+	a.Keys, a.AdminJWTKey = st.App.Keys, st.App.AdminJWTKey
 	return a, "http://" + cfg.API.Listen, nil
 }
 

@@ -268,7 +268,8 @@ func (r *run) setup(ctx context.Context) error {
 		Queue: config.Queue{Backend: o.Queue, VisibilityTimeout: config.Duration{Duration: o.Visibility},
 			WaitTime: config.Duration{Duration: 500 * time.Millisecond}},
 		Keys: config.Keys{Backend: "keystore", Dir: filepath.Join(o.Dir, "keystore"), PasswordEnv: "SLUICE_KEYSTORE_PASSWORD"},
-		API:  config.API{BootstrapKeyEnv: "SLUICE_API_KEY"},
+		// The admin API is not what chaos exercises, and its instances would share one address.
+		API: config.API{BootstrapKeyEnv: "SLUICE_API_KEY", AdminListen: config.AdminOff},
 		Chains: []config.Chain{{
 			Name: "local", ChainID: r.chainID.Uint64(), RPC: []string{r.proxy.URL}, Confirmations: o.Confirmations,
 			BlockTime: config.Duration{Duration: o.BlockTime}, RPCTimeout: config.Duration{Duration: 10 * time.Second},
