@@ -73,6 +73,11 @@ type Deps struct {
 	// RoleCacheTTL is how long an operator's role and state are cached between requests (default 5 s,
 	// at most 5 s; negative: no cache): disabling an operator bites within it.
 	RoleCacheTTL time.Duration
+
+	// Ops is what the operators' reads and actions work on (reads.go, actions.go: the queues, the nonce
+	// allocator, one node client per chain); Ops.Store defaults to Store. Without Ops.Queue the server
+	// has no reads and actions (the framework's own tests).
+	Ops OpsDeps
 }
 
 // Server is the admin API server.
@@ -86,6 +91,7 @@ type Server struct {
 	now     func() time.Time
 	specs   map[string]ActionSpec
 	roles   *roleCache
+	ops     *ops       // nil without Deps.Ops
 	auditMu sync.Mutex // serializes this process's appends (the audit_head row lock serializes all)
 }
 
@@ -140,6 +146,17 @@ func newServer(d Deps, log *slog.Logger, m Metrics, extra []ActionSpec) (*Server
 	}
 	s := &Server{st: d.Store, rdb: d.Redis, log: log, met: m, d: d, now: d.Now, specs: map[string]ActionSpec{}}
 	s.roles = &roleCache{ttl: d.RoleCacheTTL, now: d.Now, m: map[string]cachedOperator{}}
+	if d.Ops.Queue != nil {
+		if d.Ops.Store == nil {
+			d.Ops.Store = d.Store
+		}
+		o, err := newOps(d.Ops)
+		if err != nil {
+			return nil, err
+		}
+		o.now = d.Now
+		s.ops = o
+	}
 	for _, sp := range append(s.actionSpecs(), extra...) {
 		if sp.Name == "" || sp.Role == "" || sp.Validate == nil || sp.Plan == nil || sp.Do == nil {
 			return nil, fmt.Errorf("admin: action spec %q is incomplete (Name, Role, Validate, Plan and Do are required)", sp.Name)

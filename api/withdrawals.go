@@ -554,34 +554,26 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 
 // ---- cancel ----
 
+// cancelWithdrawal cancels a withdrawal not signed yet at once (200), or asks recovery to replace a
+// signed one's transaction with a zero-value self-transfer at the same nonce (202: whichever of the two
+// mines decides). The rules are the store's (store.RequestCancel), shared with the admin API.
 func (s *Server) cancelWithdrawal(c echo.Context) error {
 	w, err := s.loadOwned(c)
 	if err != nil {
 		return err
 	}
-	notCancelable := func(st store.Status) error {
-		return newErr(CodeNotCancelable, "", "withdrawal is "+string(st)+"; only AWAITING_APPROVAL, PENDING, SIGNED and BROADCASTED withdrawals can be canceled")
-	}
-	if w.Status == store.Signed || w.Status == store.Broadcasted {
-		return s.cancelSigned(c, w) // api/cancel.go
-	}
-	if w.Status != store.Pending && w.Status != store.AwaitingApproval {
-		return notCancelable(w.Status)
-	}
 	ctx := c.Request().Context()
-	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
-		return s.st.Transition(ctx, tx, w.ID, w.Status, store.Canceled, "canceled by client", store.ActorAPI, store.Change{})
-	})
-	conflict := errors.Is(err, store.ErrConflict)
-	if err != nil && !conflict {
-		return err
-	}
-	w, err = s.st.GetWithdrawal(ctx, w.ID)
+	res, err := s.st.RequestCancel(ctx, w, "canceled by client", store.ActorAPI)
 	if err != nil {
-		return err
+		return refused(err)
 	}
-	if conflict {
-		return notCancelable(w.Status) // a worker took it first
+	if !res.Canceled {
+		state(c).log.Info("cancel requested", "withdrawal_id", w.ID, "external_id", w.ExternalID, "action_id", res.Action.ID,
+			"tx_hash", res.SentTx.Hash, "new", res.Created)
+		return c.JSON(http.StatusAccepted, cancelJSON{withdrawalJSON: s.render(w), Cancel: store.ReasonCancelRequested})
+	}
+	if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil {
+		return err
 	}
 	s.met.Canceled()
 	state(c).log.Info("withdrawal canceled", "withdrawal_id", w.ID, "external_id", w.ExternalID)

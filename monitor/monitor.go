@@ -249,7 +249,7 @@ func (mo *Monitor) later(ctx context.Context, env queue.Envelope, p queue.TxBroa
 
 func (mo *Monitor) settle(ctx context.Context, cd ChainDeps, st *store.SentTx, r *types.Receipt, minedAt time.Time) error {
 	rec := store.Receipt{Hash: r.TxHash.Hex(), BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
-		Status: int(r.Status), GasUsed: r.GasUsed}
+		Status: int(r.Status), GasUsed: r.GasUsed, EffectiveGasPrice: r.EffectiveGasPrice}
 	ok := r.Status == types.ReceiptStatusSuccessful
 	var (
 		retry    []*store.Withdrawal // returned to PENDING: asked for again once committed

@@ -140,6 +140,9 @@ func (s *Service) Workers() []Worker {
 				if _, err := s.PerformActions(ctx, name); err != nil {
 					s.log.Warn("client actions of "+name, "err", err)
 				}
+				if _, err := s.PerformWalletActions(ctx, name); err != nil {
+					s.log.Warn("operators' wallet actions of "+name, "err", err)
+				}
 				_, err := s.UnstickChain(ctx, name)
 				return err
 			})

@@ -139,6 +139,9 @@ type Chain struct {
 	// confirmations, FinalityFinalized at the confirmations and once the node's `finalized` block has
 	// reached its block.
 	Finality string `yaml:"finality"`
+	// ExplorerURL is a block explorer's transaction page with {hash} where the hash goes, e.g.
+	// "https://polygonscan.com/tx/{hash}" (optional: the admin API links a withdrawal's transaction).
+	ExplorerURL string `yaml:"explorer_url"`
 }
 
 // Batching tunes how the signer groups pending withdrawals of one (chain, asset) into one transaction.

@@ -224,13 +224,19 @@ type Receipt struct {
 	BlockHash   string
 	Status      int
 	GasUsed     uint64
+	// EffectiveGasPrice is what the mined attempt paid per gas; nil when the node did not say.
+	EffectiveGasPrice *big.Int
 }
 
 // FinishSentTx records the final receipt and status of a sent transaction, from any non-final status.
 func (s *Store) FinishSentTx(ctx context.Context, tx *sql.Tx, id int64, status string, r Receipt) error {
+	var price any
+	if r.EffectiveGasPrice != nil {
+		price = r.EffectiveGasPrice.String()
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE sent_transactions SET status = ?, tx_hash = ?, block_number = ?, block_hash = ?,
-		receipt_status = ?, gas_used = ? WHERE id = ? AND status IN (?, ?)`,
-		status, r.Hash, r.BlockNumber, r.BlockHash, r.Status, r.GasUsed, id, TxSigned, TxBroadcasted)
+		receipt_status = ?, gas_used = ?, effective_gas_price = ? WHERE id = ? AND status IN (?, ?)`,
+		status, r.Hash, r.BlockNumber, r.BlockHash, r.Status, r.GasUsed, price, id, TxSigned, TxBroadcasted)
 	if err != nil {
 		return fmt.Errorf("finish sent tx %d: %w", id, err)
 	}
