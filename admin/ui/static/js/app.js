@@ -30,7 +30,8 @@ function parseHash() {
 
 async function route() {
   if (!current()) return showLogin();
-  if (location.pathname.endsWith('/login')) { location.replace(`${location.pathname.replace(/login$/, '')}#/overview`); return; }
+  // /ops/login is the same shell: once logged in, the address becomes /ops/#/overview without a reload.
+  if (location.pathname.endsWith('/login')) history.replaceState(null, '', `${location.pathname.replace(/login$/, '')}#/overview`);
   const { parts, query } = parseHash();
   let name = parts[0] || 'overview';
   if (name === 'login') { location.hash = '#/overview'; return; }
@@ -105,9 +106,8 @@ function showLogin(message) {
       pass.value = '';
       setCSRF(res.data.csrf_token);
       await start();
-      if (location.pathname.endsWith('/login')) location.replace(`${location.pathname.replace(/login$/, '')}#/overview`);
-      else if (!location.hash || location.hash.startsWith('#/login')) location.hash = '#/overview';
-      else route();
+      if (!location.hash || location.hash.startsWith('#/login')) history.replaceState(null, '', `${location.pathname.replace(/login$/, '')}#/overview`);
+      route();
     } catch (e) {
       pass.value = '';
       err.textContent = e instanceof APIError && e.status === 401 ? 'Wrong username or password.' : errorText(e);

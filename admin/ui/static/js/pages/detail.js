@@ -48,7 +48,7 @@ export default {
         actions.length ? h('div', { class: 'actions', 'aria-label': 'Actions' }, actions) : null);
       replace(timeline, h('h2', { id: 'h-timeline' }, 'Timeline'),
         h('ol', { class: 'timeline' }, (d.history || []).map((e) => h('li', { 'data-to': e.to },
-          h('time', { datetime: e.created_at }, time(e.created_at)), ' ',
+          h('time', { datetime: e.at || e.created_at }, time(e.at || e.created_at)), ' ',
           e.from ? [stateBadge(e.from), ' → '] : 'created → ', stateBadge(e.to),
           h('div', { class: 'small muted' }, [e.actor ? `by ${e.actor}` : '', e.reason ? ` · ${e.reason}` : ''].join(''))))));
       replace(attempts, h('h2', { id: 'h-attempts' }, 'Transaction attempts'),

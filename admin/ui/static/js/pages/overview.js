@@ -41,7 +41,7 @@ function renderProblems(el, alerts, problems) {
     ...alerts.map((a) => h('li', { class: `problem ${a.severity}`, 'data-kind': 'alert' },
       severityBadge(a.severity), ' ', badge('alert', 'muted'), ' ', h('strong', null, a.summary || a.kind),
       h('span', { class: 'muted' }, ` · ${a.kind} · opened ${ago(a.opened_at)}`),
-      a.details ? h('div', { class: 'small' }, a.details) : null)),
+      details(a.details))),
     ...problems.map((p) => h('li', { class: `problem ${p.severity}`, 'data-kind': p.kind },
       severityBadge(p.severity), ' ', badge(p.kind, 'muted'), ' ', h('strong', null, p.message),
       h('span', { class: 'muted' }, `${p.chain ? ' · ' + p.chain : ''}${p.subject ? ' · ' + p.subject : ''} · since ${ago(p.since)}`),
@@ -50,6 +50,13 @@ function renderProblems(el, alerts, problems) {
   replace(el, h('h2', { id: 'h-problems' }, 'What is wrong now'),
     items.length ? h('ul', { class: 'problems' }, items)
       : h('p', { class: 'notice ok', 'data-allclear': '' }, 'Nothing wrong: no open alert, no problem reported.'));
+}
+
+// details shows an alert's details (an object of facts) as "key: value" pairs.
+function details(d) {
+  if (!d || typeof d !== 'object') return d ? h('div', { class: 'small' }, String(d)) : null;
+  const parts = Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+  return parts.length ? h('div', { class: 'small muted' }, parts.join(' · ')) : null;
 }
 
 function renderPipeline(el, summary) {
@@ -69,7 +76,7 @@ function renderTiles(el, buckets, queues) {
   const confirmed = sum('confirmed');
   let w = 0, tot = 0;
   for (const b of buckets) if (b.confirmed && b.avg_confirm_s) { w += b.confirmed; tot += b.confirmed * b.avg_confirm_s; }
-  const dlq = queues.reduce((a, q) => a + ((q.dlq && q.dlq.depth) || 0), 0);
+  const dlq = queues.reduce((a, q) => a + ((q.dlq && q.dlq.depth) || 0) + ((q.dlq && q.dlq.parked) || 0), 0);
   const depth = queues.reduce((a, q) => a + (q.depth || 0), 0);
   const tile = (label, value, key, cls) => h('div', { class: `tile ${cls || ''}`, 'data-tile': key }, h('span', { class: 'tile-v' }, value), h('span', { class: 'tile-l' }, label));
   replace(el,
@@ -95,10 +102,11 @@ function renderCharts(el, buckets) {
 
 function renderQueues(el, qs) {
   replace(el, h('h2', { id: 'h-queues' }, 'Queues and dead-letter queues'),
-    table('Queues', ['Queue', { label: 'Depth', num: true }, { label: 'In flight', num: true }, { label: 'Oldest', num: true }, { label: 'DLQ depth', num: true }, { label: 'DLQ oldest', num: true }],
+    table('Queues', ['Queue', { label: 'Depth', num: true }, { label: 'In flight', num: true }, { label: 'Oldest', num: true }, { label: 'DLQ depth', num: true }, { label: 'Parked', num: true }, { label: 'DLQ oldest', num: true }],
       qs.map((q) => h('tr', { 'data-queue': q.name }, h('th', { scope: 'row' }, q.name), num(count(q.depth, 'msgs')), num(count(q.in_flight, 'msgs')),
         num(q.oldest_age_s ? seconds(q.oldest_age_s) : '—'),
         h('td', { class: `num ${q.dlq && q.dlq.depth ? 'bad' : ''}`, 'data-dlq': '' }, q.dlq ? count(q.dlq.depth, 'msgs') : '—'),
+        h('td', { class: `num ${q.dlq && q.dlq.parked ? 'bad' : ''}`, 'data-parked': '' }, q.dlq ? count(q.dlq.parked || 0, 'msgs') : '—'),
         num(q.dlq && q.dlq.oldest_age_s ? seconds(q.dlq.oldest_age_s) : '—'))),
       { hideCaption: true, empty: 'No queue reported.' }));
 }

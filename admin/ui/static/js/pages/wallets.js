@@ -23,8 +23,10 @@ export default {
 function card(w, refresh) {
   const target = `${w.chain}/${w.address}`;
   const n = w.nonce || {};
-  const agree = n.redis === n.db && (n.pending === undefined || n.pending === n.db);
-  const gap = n.db !== undefined && n.pending !== undefined && n.db > n.pending;
+  // db is one past the highest recorded nonce; redis is the allocator's next one (null: never used).
+  const gaps = n.gaps || [];
+  const gap = gaps.length > 0;
+  const agree = !gap && (n.redis === null || n.redis === undefined || n.redis === n.db) && (n.pending === null || n.pending === undefined || n.pending === n.db);
   const actions = can('operator') ? [
     actionButton('wallet.resync', target, null, refresh),
     gap ? actionButton('wallet.fill-gap', target, null, refresh, 'danger') : null,
@@ -37,16 +39,20 @@ function card(w, refresh) {
     h('div', { class: 'two' },
       table('Balances', ['Asset', { label: 'Balance', num: true }, { label: 'Top-up below', num: true }, { label: 'Top-up to', num: true }],
         (w.balances || []).map((b) => {
-          const low = b.min !== undefined && b.min !== null && b.min !== '' && Number(b.amount) < Number(b.min);
+          const low = b.amount !== null && b.min !== undefined && b.min !== null && b.min !== '' && Number(b.amount) < Number(b.min);
           return h('tr', { class: low ? 'low' : null, 'data-asset': b.asset }, h('th', { scope: 'row' }, b.asset),
-            h('td', { class: `num ${low ? 'bad' : ''}` }, `${b.amount} ${b.unit || b.asset}`, low ? ' ⚠ below threshold' : ''),
+            h('td', { class: `num ${low ? 'bad' : ''}` }, b.amount === null || b.amount === undefined ? `— (${b.error || 'unknown'})` : `${b.amount} ${b.unit || b.asset}`,
+              low ? ' ⚠ below threshold' : ''),
             num(b.min ? `${b.min} ${b.unit || b.asset}` : '—'), num(b.target ? `${b.target} ${b.unit || b.asset}` : '—'));
         }), { empty: 'No balance reported.' }),
       table('Nonce', ['Source', { label: 'Next nonce', num: true }], [
         row('chain latest', num(count(n.latest))), row('chain pending', num(count(n.pending))),
-        row('Redis', num(count(n.redis))), row('database', num(count(n.db))),
+        row('Redis', num(n.redis === null || n.redis === undefined ? 'unused' : count(n.redis))), row('database', num(count(n.db))),
+        row('leased now', num(n.leases && n.leases.length ? n.leases.join(', ') : 'none')),
+        row('gaps', h('td', { class: `num ${gap ? 'bad' : ''}` }, gap ? gaps.join(', ') : 'none')),
         row('in flight', num(count(w.in_flight, 'txs'))),
       ], { empty: '' })),
-    h('p', { class: agree ? 'small muted' : 'notice warn' }, agree ? 'Nonce sources agree.' : `Nonce sources differ${gap ? ' (the database is ahead of the chain: a gap)' : ''}.`),
+    w.error || n.error ? h('p', { class: 'notice bad' }, `Node: ${w.error || n.error}`) : null,
+    h('p', { class: agree ? 'small muted' : 'notice warn' }, agree ? 'Nonce sources agree.' : `Nonce sources differ${gap ? ` (unrecorded nonces: ${gaps.join(', ')})` : ''}.`),
     actions.length ? h('div', { class: 'actions' }, actions) : null);
 }
