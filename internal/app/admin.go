@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-custody/sluice/admin"
 	"github.com/sluice-custody/sluice/internal/config"
+	"github.com/sluice-custody/sluice/internal/queue"
 	"github.com/sluice-custody/sluice/internal/service"
 )
 
@@ -27,8 +28,16 @@ func (a *App) adminWorker(log *slog.Logger) (service.Worker, error) {
 		return nil, fmt.Errorf("%s must hold the admin API's JWT key, at least %d bytes (it has %d); or set api.admin_listen: off",
 			a.Cfg.API.AdminJWTKeyEnv, admin.MinJWTKey, len(key))
 	}
+	insp, ok := a.Queue.(queue.Inspector)
+	if !ok {
+		return nil, fmt.Errorf("admin: the %T queue cannot describe its queues", a.Queue)
+	}
+	ops := admin.OpsDeps{Queue: a.Sender, Queues: insp, Nonces: a.Nonces, Chains: map[string]admin.ChainDeps{}}
+	for _, ch := range a.Cfg.Chains {
+		ops.Chains[ch.Name] = admin.ChainDeps{Config: ch, Client: a.Chains[ch.Name]}
+	}
 	srv, err := admin.New(admin.Deps{Store: a.Store, Redis: a.Redis, JWTKey: key, Chains: a.Cfg.Chains,
-		ApprovalTTL: a.Cfg.API.AdminApprovalTTL.Duration}, log.With("component", "admin"), metricsOf(a, "admin", admin.NewMetrics))
+		ApprovalTTL: a.Cfg.API.AdminApprovalTTL.Duration, Ops: ops}, log.With("component", "admin"), metricsOf(a, "admin", admin.NewMetrics))
 	if err != nil {
 		return nil, err
 	}
