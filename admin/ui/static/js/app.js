@@ -47,7 +47,7 @@ async function route() {
   const root = h('div', { class: 'page', 'data-page': mod === detail ? 'detail' : name });
   replace(main, root);
   document.title = `${mod.title} · Sluice ops`;
-  active = { refresh: mod.mount(root, arg) };
+  active = { refresh: mod.mount(root, arg), root };
   await tick(true);
   main.focus({ preventScroll: true });
 }
@@ -58,6 +58,7 @@ async function tick(force) {
   const mine = active;
   try {
     await mine.refresh();
+    mine.root.dataset.loaded = 'true'; // drawn with data at least once (tests and scripts wait on it)
     updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s while this tab is visible`;
     updated.classList.remove('error');
   } catch (e) {

@@ -60,7 +60,8 @@ export function chart(title, buckets, series, unit, summary) {
 function niceMax(m) {
   if (m <= 0) return 1;
   const p = 10 ** Math.floor(Math.log10(m));
-  for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= m) return k * p;
+  // four grid steps: maxima whose quarter is a round number
+  for (const k of [1, 2, 4, 8, 10]) if (k * p >= m) return k * p;
   return 10 * p;
 }
 

@@ -24,6 +24,15 @@ export function decimal(n, decimals, maxFrac) {
 
 function group(s) { return s.replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
 
+// amount renders a decimal amount the API sends as a string ("999998.9981") with its unit, the whole
+// part grouped by thousands; the digits themselves are kept (no float rounding).
+export function amount(s, unit) {
+  if (s === undefined || s === null || s === '') return '—';
+  const m = /^(-?)(\d+)(\.\d+)?$/.exec(String(s));
+  const v = m ? `${m[1]}${group(m[2])}${m[3] || ''}` : String(s);
+  return unit ? `${v} ${unit}` : v;
+}
+
 export function gwei(wei) {
   const n = big(wei);
   return n === null ? '—' : `${decimal(n, 9, 3)} gwei`;

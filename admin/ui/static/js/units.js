@@ -11,7 +11,7 @@ export async function nativeUnit(chain) {
   if (units.has(chain)) return units.get(chain);
   if (!loading) {
     loading = get(`${A}/activity`).then((a) => { for (const g of (a && a.gas_today) || []) remember(g.chain, g.unit); })
-      .catch(() => {}).finally(() => { setTimeout(() => { loading = null; }, 30000); });
+      .catch(() => {}).finally(() => { loading = null; }); // unknown yet (no gas spent today): asked again next time
   }
   await loading;
   return units.get(chain) || '';

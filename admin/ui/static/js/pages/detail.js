@@ -2,7 +2,7 @@
 // batch it rode in, a block-explorer link, and the actions an operator may take on it.
 import { h, replace, table, row, num, stateBadge, safeURL } from '../dom.js';
 import { get, A } from '../api.js';
-import { short, time, gwei, coin, count, ago } from '../fmt.js';
+import { short, time, gwei, coin, count, ago, amount } from '../fmt.js';
 import { actionButton } from '../actions.js';
 import { nativeUnit } from '../units.js';
 
@@ -21,10 +21,10 @@ export default {
     return async function refresh() {
       const d = await get(`${A}/withdrawals/${encodeURIComponent(id)}`);
       const w = d.withdrawal || {};
-      const key = `${w.status}|${w.updated_at}|${(d.attempts || []).length}|${(d.history || []).length}`;
+      const unit = d.native_unit || await nativeUnit(w.chain);
+      const key = `${w.status}|${w.updated_at}|${w.confirmations}|${(d.attempts || []).length}|${(d.history || []).length}|${unit}`;
       if (key === lastKey) return; // unchanged: leave the page as it is (no flicker, focus kept)
       lastKey = key;
-      const unit = d.native_unit || await nativeUnit(w.chain);
       const link = safeURL(d.explorer_url);
       const actions = TERMINAL.has(w.status) ? [] : [
         actionButton('withdrawal.speed-up', w.id, null, refresh),
@@ -36,7 +36,7 @@ export default {
         h('h1', null, 'Withdrawal ', h('code', { class: 'wrap' }, w.id), ' ', h('span', { 'data-status': w.status }, stateBadge(w.status))),
         h('dl', { class: 'facts card' },
           fact('External ID', w.external_id || '—'), fact('Client', w.client || '—'), fact('Chain', w.chain),
-          fact('Amount', w.amount ? `${w.amount} ${w.asset}` : `— ${w.asset}`), fact('To', h('code', { class: 'wrap' }, w.to)),
+          fact('Amount', amount(w.amount, w.asset)), fact('To', h('code', { class: 'wrap' }, w.to)),
           fact('From', w.from ? h('code', { class: 'wrap' }, w.from) : '—'), fact('Nonce', w.nonce ?? '—'),
           fact('Tx hash', w.tx_hash ? h('code', { class: 'wrap' }, w.tx_hash) : '—'),
           fact('Block', w.block_number ? count(w.block_number) : '—'),

@@ -2,7 +2,7 @@
 // each see it, transactions in flight, frozen or not; resync, fill a gap, freeze and unfreeze by role.
 import { h, replace, table, row, num, badge } from '../dom.js';
 import { get, A } from '../api.js';
-import { count, ago } from '../fmt.js';
+import { count, ago, amount } from '../fmt.js';
 import { actionButton } from '../actions.js';
 import { can } from '../session.js';
 
@@ -41,9 +41,9 @@ function card(w, refresh) {
         (w.balances || []).map((b) => {
           const low = b.amount !== null && b.min !== undefined && b.min !== null && b.min !== '' && Number(b.amount) < Number(b.min);
           return h('tr', { class: low ? 'low' : null, 'data-asset': b.asset }, h('th', { scope: 'row' }, b.asset),
-            h('td', { class: `num ${low ? 'bad' : ''}` }, b.amount === null || b.amount === undefined ? `— (${b.error || 'unknown'})` : `${b.amount} ${b.unit || b.asset}`,
+            h('td', { class: `num ${low ? 'bad' : ''}` }, b.amount === null || b.amount === undefined ? `— (${b.error || 'unknown'})` : amount(b.amount, b.unit || b.asset),
               low ? ' ⚠ below threshold' : ''),
-            num(b.min ? `${b.min} ${b.unit || b.asset}` : '—'), num(b.target ? `${b.target} ${b.unit || b.asset}` : '—'));
+            num(amount(b.min, b.unit || b.asset)), num(amount(b.target, b.unit || b.asset)));
         }), { empty: 'No balance reported.' }),
       table('Nonce', ['Source', { label: 'Next nonce', num: true }], [
         row('chain latest', num(count(n.latest))), row('chain pending', num(count(n.pending))),

@@ -2,7 +2,7 @@
 // rows re-read every few seconds so their states move while the page is open.
 import { h, replace, table, field, stateBadge, num } from '../dom.js';
 import { get, A } from '../api.js';
-import { short, ago, count } from '../fmt.js';
+import { short, ago, count, amount } from '../fmt.js';
 import { STATES } from './overview.js';
 
 const FILTERS = ['id', 'external_id', 'address', 'tx_hash', 'state', 'chain', 'asset', 'since', 'until'];
@@ -65,7 +65,7 @@ export default {
           items.map((w) => h('tr', { 'data-id': w.id, 'data-state': w.status },
             h('td', null, h('a', { href: `#/withdrawals/${encodeURIComponent(w.id)}` }, h('code', null, short(w.id, 8)))),
             h('td', null, w.external_id || '—'), h('td', null, w.chain),
-            num(w.amount ? `${w.amount} ${w.asset}` : `— ${w.asset}`),
+            num(amount(w.amount, w.asset)),
             h('td', null, h('code', { title: w.to }, short(w.to))),
             h('td', null, stateBadge(w.status)),
             h('td', null, w.tx_hash ? h('code', { title: w.tx_hash }, short(w.tx_hash)) : '—'),
