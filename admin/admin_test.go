@@ -661,3 +661,57 @@ func TestPasswordHash(t *testing.T) {
 		t.Error("no salt")
 	}
 }
+
+// TestAuditAppendsSerialize appends from two servers (two processes' worth: each has its own mutex) on one
+// database at once: the audit_head lock keeps the ids contiguous and the chain whole.
+func TestAuditAppendsSerialize(t *testing.T) {
+	e := newEnv(t)
+	other, err := newServer(Deps{Store: e.st, Redis: e.srv.rdb, JWTKey: []byte(testKey)}, nil, NopMetrics(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		srv := e.srv
+		if i%2 == 1 {
+			srv = other
+		}
+		go func() {
+			errs <- srv.audit(ctx, auditRecord{Operator: "x", Remote: "local", Kind: KindRead, What: "n " + strconv.Itoa(i), Outcome: "ok"})
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := VerifyAudit(ctx, e.st)
+	if err != nil || !v.OK || v.Rows != 40 {
+		t.Fatalf("after 40 concurrent appends: %+v %v", v, err)
+	}
+}
+
+// TestApprovedButRefused: the target changed between request and approval; the plan computed again at
+// approval refuses, nothing is done, and the approval shows the action failed with the reason.
+func TestApprovedButRefused(t *testing.T) {
+	e := newEnv(t)
+	oscar := bearer(e.login("oscar", e.addOperator("oscar", RoleOperator)).AccessToken)
+	amy := bearer(e.login("amy", e.addOperator("amy", RoleApprover)).AccessToken)
+	req := ActionRequest{Action: "test.poke", Target: "w9", Params: map[string]string{"two": "true"}, RequestID: "late-1"}
+	e.want(e.do("POST", "/admin/v1/actions", oscar, req), 202, "")
+	var list []Approval
+	e.do("GET", "/admin/v1/approvals", amy, nil).json(t, &list)
+	e.fake.gone.Store(true)
+	e.want(e.do("POST", "/admin/v1/approvals/"+list[0].ID+"/approve", amy, nil), 409, CodeConflict)
+	e.fake.gone.Store(false)
+	var got Approval
+	e.do("GET", "/admin/v1/approvals/"+list[0].ID, oscar, nil).json(t, &got)
+	if got.Status != ApprovalApproved || got.Action.Status != ActionFailed || !strings.Contains(got.Action.Error, "terminal") || got.Action.RequestID != "late-1" {
+		t.Errorf("approval after a refused plan: %+v", got)
+	}
+	e.want(e.do("POST", "/admin/v1/actions", oscar, req), 409, CodeConflict) // the replay: the same refusal
+	if e.fake.count("late-1") != 0 {
+		t.Error("a refused action was performed")
+	}
+}

@@ -143,11 +143,7 @@ func (s *Server) postAction(c echo.Context) error {
 	if err := checkRole(c, spec.Role); err != nil {
 		return err
 	}
-	if !req.DryRun {
-		if err := checkRequestID(req.RequestID); err != nil {
-			return err
-		}
-	} else if req.RequestID != "" {
+	if !req.DryRun || req.RequestID != "" {
 		if err := checkRequestID(req.RequestID); err != nil {
 			return err
 		}
@@ -193,7 +189,7 @@ func (s *Server) postAction(c echo.Context) error {
 		exp := now.Add(s.d.ApprovalTTL)
 		res.Status, res.ExpiresAt = ActionAwaitingApproval, &exp
 		resp, _ := json.Marshal(res)
-		err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+		err := s.auditTx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO action_requests (request_id, body_hash, action, target, requested_by, status,
 				request, http_status, response, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				req.RequestID, bodyHash(req, by), req.Action, req.Target, by, ActionAwaitingApproval, string(reqJSON),
@@ -217,7 +213,7 @@ func (s *Server) postAction(c echo.Context) error {
 		s.met.Action(req.Action, ActionAwaitingApproval)
 		return c.JSON(http.StatusAccepted, res)
 	}
-	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.auditTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO action_requests (request_id, body_hash, action, target, requested_by, status,
 			request, lease_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			req.RequestID, bodyHash(req, by), req.Action, req.Target, by, statusDoing, string(reqJSON), now.Add(actionLease), now, now); err != nil {
@@ -259,7 +255,7 @@ func (s *Server) replay(c echo.Context, spec ActionSpec, req ActionRequest, by s
 		return true, conflict(CodeInProgress, "request "+req.RequestID+" is being performed; ask again in a minute")
 	}
 	// Left doing by a crash: take the lease and perform it again.
-	by, ok, err := s.takeLease(ctx, req.RequestID)
+	performer, ok, err := s.takeLease(ctx, req.RequestID)
 	if err != nil {
 		return true, err
 	}
@@ -271,10 +267,10 @@ func (s *Server) replay(c echo.Context, spec ActionSpec, req ActionRequest, by s
 		return true, s.recordFailure(c, req, ActionResult{RequestID: req.RequestID, Action: req.Action, Target: req.Target, RequestedBy: a.by}, err)
 	}
 	res := ActionResult{RequestID: req.RequestID, Action: req.Action, Target: req.Target, Plan: plan, RequestedBy: a.by}
-	if i := strings.IndexByte(by, '+'); i > 0 {
-		res.RequestedBy, res.ApprovedBy = by[:i], by[i+1:]
+	if i := strings.IndexByte(performer, '+'); i > 0 {
+		res.RequestedBy, res.ApprovedBy = performer[:i], performer[i+1:]
 	}
-	return true, s.perform(c, spec, req, res, by)
+	return true, s.perform(c, spec, req, res, performer)
 }
 
 // takeLease claims a doing request whose lease has passed; by is whom to perform it for.
@@ -350,7 +346,7 @@ func (s *Server) recordOutcome(c echo.Context, req ActionRequest, res ActionResu
 		detail["approved_by"] = res.ApprovedBy
 	}
 	now := s.now().UTC()
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE action_requests SET status = ?, http_status = ?, response = ?, lease_until = NULL, updated_at = ?
 			WHERE request_id = ?`, res.Status, status, string(body), now, req.RequestID); err != nil {
 			return fmt.Errorf("record action outcome: %w", err)
@@ -502,7 +498,7 @@ func (s *Server) approve(c echo.Context) error {
 	var act *storedAction
 	resume := false  // approved before, action left doing by a crash: perform it again
 	expired := false // found expired: the new state commits, then 409
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		resume, expired = false, false
 		var err error
 		if a, err = s.approvalByID(ctx, tx, id, true); err != nil {
@@ -612,7 +608,7 @@ func (s *Server) reject(c echo.Context) error {
 	remote := c.RealIP()
 	var a *approvalRow
 	expired := false
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
 		expired = false
 		var err error
 		if a, err = s.approvalByID(ctx, tx, id, true); err != nil {

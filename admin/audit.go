@@ -90,9 +90,16 @@ func appendAudit(ctx context.Context, tx *sql.Tx, r auditRecord) error {
 
 // audit appends one row in its own transaction.
 func (s *Server) audit(ctx context.Context, r auditRecord) error {
+	return s.auditTx(ctx, func(tx *sql.Tx) error { return appendAudit(ctx, tx, r) })
+}
+
+// auditTx runs a transaction that appends to the audit log. This process's appenders take turns before
+// they reach the database: the audit_head row lock serializes appends on MariaDB and MySQL, but the
+// embedded server of `sluice dev` does not lock rows, and two appenders there would pick the same id.
+func (s *Server) auditTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	return s.st.InTx(ctx, func(tx *sql.Tx) error { return appendAudit(ctx, tx, r) })
+	return s.st.InTx(ctx, fn)
 }
 
 // auditRead records a read of sensitive data by the request's operator (what: e.g. "withdrawal <id>";

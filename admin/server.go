@@ -92,7 +92,7 @@ type Server struct {
 	specs   map[string]ActionSpec
 	roles   *roleCache
 	ops     *ops       // nil without Deps.Ops
-	auditMu sync.Mutex // serializes this process's appends (the audit_head row lock serializes all)
+	auditMu sync.Mutex // serializes this process's audit appends (auditTx)
 }
 
 // New checks d (a missing dependency is an error naming it) and builds the server and its routes. A nil

@@ -143,6 +143,7 @@ func TestHardhat(t *testing.T) {
 			"SLUICE_DATABASE_DSN": testenv.MySQLDSN(t), "SLUICE_REDIS_ADDR": testenv.RedisAddr(t),
 			"SLUICE_CHAIN_LOCAL_RPC": url, "SLUICE_API_LISTEN": apiAddr, "SLUICE_QUEUE_BACKEND": "mysql",
 			"SLUICE_KEYSTORE_DIR": ksDir, "SLUICE_KEYSTORE_PASSWORD": ksPassword, "SLUICE_API_KEY": apiKey,
+			"SLUICE_API_ADMIN_LISTEN": testenv.FreeAddr(t), "SLUICE_ADMIN_JWT_KEY": randomHex(t, 32),
 		} {
 			t.Setenv(k, v)
 		}
