@@ -420,6 +420,20 @@ func checkDevAdmin(t *testing.T, banner string) {
 	if res.Header.Get("Content-Security-Policy") == "" {
 		t.Error("the admin API sends no Content-Security-Policy")
 	}
+	// The operators' reads run on the embedded database, Redis and chain.
+	for _, path := range []string{"/status", "/summary", "/withdrawals", "/queues", "/dlq", "/wallets", "/nonces", "/stuck", "/alerts", "/activity"} {
+		req, _ := http.NewRequest(http.MethodGet, adminURL+"/admin/v1"+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		raw, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != 200 || (path == "/wallets" && (!strings.Contains(string(raw), `"role":"hot"`) || strings.Contains(string(raw), `"latest":null`))) {
+			t.Errorf("GET /admin/v1%s: %d %.300s", path, r.StatusCode, raw)
+		}
+	}
 }
 
 func newAddr(t *testing.T) common.Address {
