@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -332,6 +333,13 @@ func (h *harness) testLogin(t *testing.T) {
 	if body := eval[string](b, `document.body.innerText`); strings.Contains(body, h.stack.AdminPassword) || strings.Contains(body, h.stack.APIKey) {
 		t.Error("a secret is rendered on the page")
 	}
+	// Logging out ends the session on the server too: the page shows the login form, and the API
+	// answers the old cookie with 401.
+	b.do(chromedp.Click(chromedp.CSS(`#logout`)))
+	b.waitFor("the login form after logout", `!!document.querySelector('form.login') && document.querySelector('#top').hidden`, 10*time.Second)
+	if code := eval[int](b, `fetch('/admin/v1/me', { credentials: 'same-origin' }).then((r) => r.status)`); code != http.StatusUnauthorized {
+		t.Errorf("GET /me after logout: %d, want 401", code)
+	}
 }
 
 type withdrawalJSON struct {
@@ -589,6 +597,20 @@ func (h *harness) testPages(t *testing.T, ids []string) {
 		t.Errorf("audit page lists %d entries, want the logins and actions of this test", n)
 	}
 	b.shot("audit")
+	// Dark mode follows the system's preference.
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.open("overview")
+	if bg := eval[string](b, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(13, 17, 23)" {
+		t.Errorf("dark mode: body background %s, want the dark one", bg)
+	}
+	b.shot("overview-dark")
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatal(err)
+	}
+	b.open("audit")
 	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	b.open("overview")
 	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 400 {
