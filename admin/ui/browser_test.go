@@ -646,6 +646,7 @@ func (h *harness) testCSPAndWeight(t *testing.T) {
 	}
 	b := h.newTab(t)
 	b.login("admin", h.stack.AdminPassword)
+	csrfBefore := eval[string](b, `document.cookie`)
 	// A new document (not a fragment change), from a cold cache, with the session cookie set.
 	b.do(chromedp.Navigate("about:blank"))
 	if _, err := chromedp.Call(b.ctx, network.ClearBrowserCache, cdp.Empty{}); err != nil {
@@ -691,4 +692,8 @@ func (h *harness) testCSPAndWeight(t *testing.T) {
 	if csp := eval[[]string](b, `window.__csp`); len(csp) != 0 {
 		t.Errorf("CSP violations on the overview: %q", csp)
 	}
+	// The reloaded page renews its session once drawn (it cannot know when the old one ends) and works on
+	// with it.
+	b.waitFor("the session renewed", fmt.Sprintf(`document.cookie !== %q && document.cookie.includes('sluice_ops_csrf=')`, csrfBefore), 10*time.Second)
+	b.open("withdrawals")
 }

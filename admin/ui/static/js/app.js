@@ -4,6 +4,7 @@ import { h, replace, field } from './dom.js';
 import { get, post, A, setUnauthorizedHandler, setCSRF, APIError } from './api.js';
 import { setMe, current, can } from './session.js';
 import { errorText, closeAction } from './actions.js';
+import { sessionExpires, stopKeepalive, renew, renewalDue } from './keepalive.js';
 import overview from './pages/overview.js';
 import withdrawals from './pages/withdrawals.js';
 import detail from './pages/detail.js';
@@ -20,6 +21,7 @@ const top = document.getElementById('top');
 const updated = document.getElementById('updated');
 let active = null; // {refresh, key}
 let busy = false;
+let again = false;
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -53,10 +55,12 @@ async function route() {
 }
 
 async function tick(force) {
-  if (!active || busy || (!force && document.hidden)) return;
+  if (!active || (!force && document.hidden)) return;
+  if (busy) { again = again || force; return; } // a page opened during a refresh is drawn right after it
   busy = true;
   const mine = active;
   try {
+    if (renewalDue()) await renew();
     await mine.refresh();
     mine.root.dataset.loaded = 'true'; // drawn with data at least once (tests and scripts wait on it)
     updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s while this tab is visible`;
@@ -66,10 +70,10 @@ async function tick(force) {
       updated.textContent = `Refresh failed: ${errorText(e)}`;
       updated.classList.add('error');
     }
-  } finally {
-    busy = false;
   }
-  if (can('approver')) refreshBadge();
+  if (can('approver')) await refreshBadge();
+  busy = false;
+  if (again) { again = false; await tick(true); }
 }
 
 async function refreshBadge() {
@@ -85,6 +89,7 @@ async function refreshBadge() {
 
 function showLogin(message) {
   active = null;
+  stopKeepalive();
   setMe(null);
   top.hidden = true;
   document.title = 'Log in · Sluice ops';
@@ -106,6 +111,7 @@ function showLogin(message) {
       const res = await post(`${A}/auth/login`, { username: user.value.trim(), password: pass.value, session: 'cookie' }, { noRedirect: true });
       pass.value = '';
       setCSRF(res.data.csrf_token);
+      sessionExpires(res.data.expires_at);
       await start();
       if (!location.hash || location.hash.startsWith('#/login')) history.replaceState(null, '', `${location.pathname.replace(/login$/, '')}#/overview`);
       route();
@@ -148,4 +154,7 @@ setInterval(() => tick(false), REFRESH_MS);
     return showLogin(e instanceof APIError && e.status === 401 ? '' : errorText(e));
   }
   await route();
+  // A reloaded page does not know when its session ends: renewing tells it. After the first draw, so
+  // that no request is in flight with the cookie the renewal revokes (and the page shows sooner).
+  await renew();
 })();
