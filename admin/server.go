@@ -198,6 +198,9 @@ func newServer(d Deps, log *slog.Logger, m Metrics, extra []ActionSpec) (*Server
 	g.GET("/approvals/:id", s.getApproval, s.require(RoleViewer))
 	g.POST("/approvals/:id/approve", s.approve, s.require(RoleApprover))
 	g.POST("/approvals/:id/reject", s.reject, s.require(RoleApprover))
+	// The reads (reads.go) register here the same way: g.GET(path, handler, s.require(role)); a handler
+	// finds its operator with operatorOf(c), records a sensitive read with s.auditRead, answers bad input
+	// with an *Error (badParam, unprocessable, notFound, conflict), and reads its collaborators from s.d.
 	s.opsRoutes(g)
 	s.e = e
 	return s, nil
