@@ -6,8 +6,6 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/sluice-custody/sluice/internal/store"
 )
 
 // Error codes, the "code" of {"error":{"code","field","message"}}. The HTTP status is fixed per code
@@ -17,32 +15,32 @@ import (
 // not a JSON object of string fields, a query parameter is malformed), 422 when it can but a field's
 // value is not acceptable.
 const (
-	CodeInvalidJSON         = "invalid_json"             // 400
-	CodeInvalidParameter    = "invalid_parameter"        // 400: a query parameter (field names it)
-	CodeUnauthorized        = "unauthorized"             // 401
-	CodeForbidden           = "forbidden"                // 403: the key lacks the route's scope
-	CodeNotFound            = "not_found"                // 404
-	CodeMethodNotAllowed    = "method_not_allowed"       // 405
-	CodeIdempotencyConflict = "idempotency_conflict"     // 409: external_id seen with a different body
-	CodeNotCancelable       = store.RefusedNotCancelable // 409: cancel of a withdrawal that is not PENDING
-	CodeNotAwaitingApproval = "not_awaiting_approval"    // 409: approve/reject of a withdrawal not held
-	CodeAlreadyApproved     = "already_approved"         // 409: the same approver approving twice
-	CodeBodyTooLarge        = "body_too_large"           // 413
-	CodeRequired            = "required"                 // 422
-	CodeInvalidExternalID   = "invalid_external_id"      // 422
-	CodeUnknownChain        = "unknown_chain"            // 422
-	CodeUnknownAsset        = "unknown_asset"            // 422
-	CodeInvalidAddress      = "invalid_address"          // 422
-	CodeInvalidChecksum     = "invalid_checksum"         // 422
-	CodeInvalidAmount       = "invalid_amount"           // 422
-	CodeAmountNotPositive   = "amount_not_positive"      // 422
-	CodeTooManyDecimals     = "too_many_decimals"        // 422
-	CodeAmountTooLarge      = "amount_too_large"         // 422
-	CodeLimitExceeded       = "limit_exceeded"           // 422: a policy limit or list (the message names the rule)
-	CodeInvalidURL          = "invalid_url"              // 422: a webhook URL that is malformed or resolves to an internal address
-	CodeRecipientRefused    = "recipient_refused"        // 422: a recipient check (the message names the rule)
-	CodeRateLimited         = "rate_limited"             // 429
-	CodeInternal            = "internal"                 // 500
+	CodeInvalidJSON         = "invalid_json"          // 400
+	CodeInvalidParameter    = "invalid_parameter"     // 400: a query parameter (field names it)
+	CodeUnauthorized        = "unauthorized"          // 401
+	CodeForbidden           = "forbidden"             // 403: the key lacks the route's scope
+	CodeNotFound            = "not_found"             // 404
+	CodeMethodNotAllowed    = "method_not_allowed"    // 405
+	CodeIdempotencyConflict = "idempotency_conflict"  // 409: external_id seen with a different body
+	CodeNotCancelable       = "not_cancelable"        // 409: cancel of a withdrawal that is not PENDING
+	CodeNotAwaitingApproval = "not_awaiting_approval" // 409: approve/reject of a withdrawal not held
+	CodeAlreadyApproved     = "already_approved"      // 409: the same approver approving twice
+	CodeBodyTooLarge        = "body_too_large"        // 413
+	CodeRequired            = "required"              // 422
+	CodeInvalidExternalID   = "invalid_external_id"   // 422
+	CodeUnknownChain        = "unknown_chain"         // 422
+	CodeUnknownAsset        = "unknown_asset"         // 422
+	CodeInvalidAddress      = "invalid_address"       // 422
+	CodeInvalidChecksum     = "invalid_checksum"      // 422
+	CodeInvalidAmount       = "invalid_amount"        // 422
+	CodeAmountNotPositive   = "amount_not_positive"   // 422
+	CodeTooManyDecimals     = "too_many_decimals"     // 422
+	CodeAmountTooLarge      = "amount_too_large"      // 422
+	CodeLimitExceeded       = "limit_exceeded"        // 422: a policy limit or list (the message names the rule)
+	CodeInvalidURL          = "invalid_url"           // 422: a webhook URL that is malformed or resolves to an internal address
+	CodeRecipientRefused    = "recipient_refused"     // 422: a recipient check (the message names the rule)
+	CodeRateLimited         = "rate_limited"          // 429
+	CodeInternal            = "internal"              // 500
 )
 
 // codeStatus is the status each code is sent with.
