@@ -19,4 +19,6 @@ if [ -n "$unformatted" ]; then
   echo "gofmt: these files are not formatted:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# Tests that save what they saw (the dashboard's browser tests save screenshots) keep it here.
+export SLUICE_TEST_ARTIFACTS="${SLUICE_TEST_ARTIFACTS:-$root/test-artifacts}"
 go test -count=1 -timeout 20m "$@" ./...
