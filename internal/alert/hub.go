@@ -128,7 +128,12 @@ func (h *Hub) Open(ctx context.Context, kind string) ([]store.OpenAlert, error) 
 
 // Sync sets sluice_alerts_open from the book: the count is the shared one, whichever instance opened
 // or resolved each alert, so every process reports the same figure.
+//
+// The read and the gauge update happen under one lock: a periodic Sync that read the book before an
+// alert opened must not write its stale count after the Sync of the Fire that opened it.
 func (h *Hub) Sync(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	open, err := h.book.OpenAlerts(ctx, "")
 	if err != nil {
 		h.log.Debug("count open alerts", "err", err)
@@ -138,8 +143,6 @@ func (h *Hub) Sync(ctx context.Context) {
 	for _, a := range open {
 		now[[2]string{a.Kind, a.Severity}]++
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	for k := range h.counts {
 		if _, ok := now[k]; !ok {
 			h.m.Open(k[0], k[1], 0)
