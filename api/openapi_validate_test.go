@@ -107,7 +107,7 @@ func TestSpecValidationBites(t *testing.T) {
 	// OpenAPI 3.1: null is allowed where the type array has "null", and only there.
 	w := func(status, amount, from string) []byte {
 		return []byte(`{"id":"0190c7a4-0000-7000-8000-000000000001","external_id":"x","chain":"local","asset":"USDT",
-			"to":"0x00000000000000000000000000000000000000b1","amount":` + amount + `,"status":` + status + `,"from":` + from + `,
+			"to":"0x00000000000000000000000000000000000000b1","amount":` + amount + `,"status":` + status + `,"waiting":null,"from":` + from + `,
 			"nonce":null,"tx_hash":null,"batch_id":null,"block_number":null,"confirmations":null,"error":null,
 			"created_at":"2026-01-01T00:00:00.000000Z","updated_at":"2026-01-01T00:00:00.000000Z"}`)
 	}
