@@ -10,7 +10,9 @@ type WalletBusy struct {
 	// SentTxs are its transactions signed and not yet CONFIRMED or FAILED (withdrawals, batches, sweeps,
 	// approvals, nonce fills): recovery still bumps them, so its key is still needed.
 	SentTxs int
-	// Signing are withdrawals assigned to it and not yet signed.
+	// Signing are withdrawals in SIGNING that already name it. The signer writes from_address with the
+	// signature today, so this is 0 in practice; it is counted so that a path recording the wallet at
+	// assignment can never let a sweep race a payment.
 	Signing int
 	// Transfers are balance transfers from it (sweeps) not yet signed.
 	Transfers int
