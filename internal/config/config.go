@@ -134,7 +134,7 @@ type Chain struct {
 	// withdrawals, their transactions in flight finish, and accountmgr sweeps what they hold to the main
 	// account once nothing is in flight. Each must also be in HotWallets (so its key still signs
 	// recovery bumps and the sweep).
-	DrainingWallets []Address `yaml:"draining_wallets"`
+	DrainingWallets []Address `yaml:"draining_wallets,omitempty"`
 	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
 	// FAILS with INSUFFICIENT_FUNDS (default 1h).
 	FundsDeadline Duration `yaml:"funds_deadline"`
