@@ -281,6 +281,17 @@ func (a *Manager) assess(ctx context.Context, cd ChainDeps, wallets []config.Add
 			return nil, err
 		}
 		ws := &walletState{addr: addr, assets: map[string]assetState{}, urgency: new(big.Rat)}
+		draining, idle, tokensLeft := c.IsDraining(w), false, false
+		if draining {
+			busy, err := a.d.Store.DrainState(ctx, c.Name, addr.Hex())
+			if err != nil {
+				return nil, err
+			}
+			idle = busy.Idle()
+			for _, asset := range c.ManagedAssets() {
+				tokensLeft = tokensLeft || (!asset.Native() && bals[asset.Symbol].Sign() > 0)
+			}
+		}
 		for _, asset := range c.ManagedAssets() {
 			p := Position{Balance: bals[asset.Symbol], Incoming: new(big.Int), Outgoing: new(big.Int)}
 			if o := out[asset.Symbol]; o != nil {
@@ -302,7 +313,11 @@ func (a *Manager) assess(ctx context.Context, cd ChainDeps, wallets []config.Add
 				store.TransferTopUp: book.Epoch(store.TransferTopUp, addr.Hex(), asset.Symbol),
 				store.TransferSweep: book.Epoch(store.TransferSweep, addr.Hex(), asset.Symbol),
 			}}
-			st.topUp, st.sweep = Need(band, p)
+			if draining {
+				st.sweep = Drain(asset.Native(), p, idle, tokensLeft, SweepReserve(c))
+			} else {
+				st.topUp, st.sweep = Need(band, p)
+			}
 			if u := Urgency(band, p); st.topUp != nil && u.Cmp(ws.urgency) > 0 {
 				ws.urgency = u
 			}

@@ -1,6 +1,7 @@
 package accountmgr
 
 import (
+	"fmt"
 	"math/big"
 	"testing"
 )
@@ -86,5 +87,30 @@ func TestUrgencyPutsTheEmptierWalletFirst(t *testing.T) {
 	low, lower := Urgency(band, Position{Balance: b(50)}), Urgency(band, Position{Balance: b(10)})
 	if lower.Cmp(low) <= 0 {
 		t.Fatalf("urgency of 10 (%s) should exceed urgency of 50 (%s)", lower, low)
+	}
+}
+
+// A draining wallet sweeps nothing while busy, all of a token, and its coin only once no token is left
+// and less the reserve for that sweep's gas.
+func TestDrain(t *testing.T) {
+	p := Position{Balance: big.NewInt(1000), Outgoing: big.NewInt(100)}
+	reserve := big.NewInt(300)
+	for _, c := range []struct {
+		name               string
+		native, idle, left bool
+		want               string
+	}{
+		{"busy token", false, false, false, "<nil>"},
+		{"idle token", false, true, true, "900"},
+		{"busy coin", true, false, false, "<nil>"},
+		{"coin while a token is left", true, true, true, "<nil>"},
+		{"idle coin", true, true, false, "600"},
+	} {
+		if got := Drain(c.native, p, c.idle, c.left, reserve); fmt.Sprint(got) != c.want {
+			t.Errorf("%s: %v, want %s", c.name, got, c.want)
+		}
+	}
+	if got := Drain(true, Position{Balance: big.NewInt(200)}, true, false, reserve); got != nil {
+		t.Errorf("coin below the reserve: %v, want nothing", got)
 	}
 }

@@ -20,6 +20,9 @@ import (
 //     seen mined (store.Outflows), covers the transfer and its gas, with the gas of its transactions in
 //     flight kept aside: so no signed transaction fails for want of funds and strands its nonce;
 //   - a frozen wallet is given nothing; the chain's other wallets go on;
+//   - a draining wallet (chains[].draining_wallets, being retired by `sluice keys rotate`) is not even
+//     read: it is given nothing, never counts as able to fund, and raises no alert; what it already
+//     signed is bumped by recovery and mined as usual;
 //   - a wallet with chains[].max_in_flight transactions pending (default 16: the txpool's guaranteed
 //     pending slots per sender) is given nothing more this round;
 //   - among wallets that can pay, the least loaded (fewest transactions in flight) is served first, and a
@@ -185,11 +188,13 @@ func nz(v *big.Int) *big.Int {
 	return v
 }
 
-// wallets are chain's configured hot wallets.
+// wallets are chain's hot wallets that may be given withdrawals: the configured ones less the draining.
 func wallets(c config.Chain) []common.Address {
-	out := make([]common.Address, len(c.HotWallets))
-	for i, w := range c.HotWallets {
-		out[i] = w.Common()
+	out := make([]common.Address, 0, len(c.HotWallets))
+	for _, w := range c.HotWallets {
+		if !c.IsDraining(w) {
+			out = append(out, w.Common())
+		}
 	}
 	return out
 }

@@ -31,7 +31,7 @@ commands:
   all           every service above in one process
   dev           all, plus an embedded chain with contracts deployed (dev builds only: make dev)
   migrate       applies the database migrations
-  keys          wallet keys: create, import, list, verify (see sluice keys help)
+  keys          wallet keys: create, import, list, verify, rotate, retire (see sluice keys help)
   ops           the on-call tools on the admin API: status, withdrawals, DLQ, wallets, approvals, audit
                 (see sluice ops help)
   ops operator  add, disable or reset an operator of the admin API in the database (see sluice ops operator help)

@@ -30,6 +30,16 @@ func (ch *Chain) IsHotWallet(addr Address) bool {
 	return false
 }
 
+// IsDraining reports whether addr is one of the chain's draining wallets.
+func (ch *Chain) IsDraining(addr Address) bool {
+	for _, w := range ch.DrainingWallets {
+		if w == addr {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Config) applyAccountMgrDefaults() {
 	if c.AccountMgr.Interval.Duration == 0 {
 		c.AccountMgr.Interval.Duration = 30 * time.Second
@@ -45,6 +55,14 @@ func (c *Config) validateAccountMgr(bad func(key, format string, args ...any)) {
 	for i := range c.Chains {
 		ch := &c.Chains[i]
 		at := fmt.Sprintf("chains[%d]", i)
+		for j, w := range ch.DrainingWallets {
+			if !ch.IsHotWallet(w) {
+				bad(fmt.Sprintf("%s.draining_wallets[%d]", at, j), "%s is not in hot_wallets: a draining wallet stays listed there until it is retired", w.Hex())
+			}
+		}
+		if len(ch.DrainingWallets) > 0 && len(ch.DrainingWallets) >= len(ch.HotWallets) {
+			bad(at+".draining_wallets", "every hot wallet is draining: add the new wallet to hot_wallets first")
+		}
 		managed := false
 		for j, a := range ch.Assets {
 			t := a.TopUp

@@ -31,6 +31,9 @@ func TestAccountMgrConfig(t *testing.T) {
 	if c.AccountMgr.Interval.Duration != 30*time.Second {
 		t.Fatalf("interval %s, want 30s", c.AccountMgr.Interval.Duration)
 	}
+	if c.Chains[0].IsDraining(c.Chains[0].HotWallets[0]) {
+		t.Fatal("a hot wallet drains with no draining_wallets")
+	}
 	if ms := c.Chains[0].ManagedAssets(); len(ms) != 1 || ms[0].TopUp.Max.String() != "9000000000000000000" {
 		t.Fatalf("managed assets %+v", ms)
 	}
@@ -41,6 +44,9 @@ func TestAccountMgrConfig(t *testing.T) {
 		{asset(`min: "1 ether", target: "5 ether"`), "", "chains[0].main_account"},
 		{"    main_account: \"0x1111111111111111111111111111111111111111\"\n", "", "chains[0].main_account"},
 		{main, "accountmgr:\n  interval: 10ms\n", "accountmgr.interval"},
+		// Draining: only a hot wallet can drain, and never the last one.
+		{"    draining_wallets: [\"0x3333333333333333333333333333333333333333\"]\n", "", "chains[0].draining_wallets[0]"},
+		{"    draining_wallets: [\"0x1111111111111111111111111111111111111111\"]\n", "", "chains[0].draining_wallets"},
 	} {
 		if _, err := load(bad.chain, bad.extra); err == nil || !strings.Contains(err.Error(), bad.key) {
 			t.Errorf("%q: %v, want %s named", bad.chain+bad.extra, err, bad.key)

@@ -130,6 +130,11 @@ type Chain struct {
 	// MainAccount tops up the hot wallets (accountmgr); its key signs only top-ups, never withdrawals.
 	// Zero: no top-ups on this chain.
 	MainAccount Address `yaml:"main_account"`
+	// DrainingWallets are hot wallets being retired (`sluice keys rotate`): the signer gives them no new
+	// withdrawals, their transactions in flight finish, and accountmgr sweeps what they hold to the main
+	// account once nothing is in flight. Each must also be in HotWallets (so its key still signs
+	// recovery bumps and the sweep).
+	DrainingWallets []Address `yaml:"draining_wallets,omitempty"`
 	// FundsDeadline is how long a withdrawal no hot wallet can fund waits (awaiting_funds) before it
 	// FAILS with INSUFFICIENT_FUNDS (default 1h).
 	FundsDeadline Duration `yaml:"funds_deadline"`

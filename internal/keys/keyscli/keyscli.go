@@ -41,6 +41,15 @@ commands (wallet keys in AWS Secrets Manager, see docs/keys.md):
   list                                       configured wallets and stored key secrets, no values
   verify                                     loads every configured key, checks it signs for its
                                              address, prints nothing secret
+  rotate       --chain NAME --from OLD --backend secretsmanager --secret-id ID
+               --chain NAME --from OLD --backend kms --kms-key-id ID
+               --chain NAME --from OLD --backend keystore --new ADDRESS
+                                             creates (secretsmanager) or takes the new wallet key,
+                                             checks it signs for its address, prints the
+                                             configuration change that drains OLD
+  retire       --chain NAME --address OLD    exits 0 when the draining wallet OLD has nothing in
+                                             flight and nothing left to sweep (reads the database
+                                             and the node), else says what remains
 
 flags (every command):
   --config FILE   configuration file (YAML); environment variables override it
@@ -59,6 +68,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	chain := fs.String("chain", "", "chain name (create, import)")
 	secretID := fs.String("secret-id", "", "secret name (create, import, init-master)")
 	ksFile := fs.String("keystore", "", "keystore file to import (its password is read from stdin)")
+	var ra rotateArgs
+	fs.StringVar(&ra.from, "from", "", "rotate: the hot wallet to drain")
+	fs.StringVar(&ra.backend, "backend", "", "rotate: the new key's backend (secretsmanager, kms, keystore)")
+	fs.StringVar(&ra.kmsKeyID, "kms-key-id", "", "rotate --backend kms: the new wallet's KMS key")
+	fs.StringVar(&ra.newAddr, "new", "", "rotate --backend keystore: the new wallet's address (its key in keys.dir)")
+	retireAddr := fs.String("address", "", "retire: the draining wallet")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -117,7 +132,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	case "verify":
 		return verifyKeys(ctx, cfg, stdout)
 	case "rotate":
-		return errors.New("keys rotate: not implemented yet: it needs wallets that can be drained (no new withdrawals, float swept) first; see docs/keys.md")
+		ra.chain, ra.secretID = *chain, *secretID
+		return rotate(ctx, cfg, ra, stdout)
+	case "retire":
+		return retire(ctx, cfg, *chain, *retireAddr, stdout)
 	}
 	fmt.Fprint(os.Stderr, keysUsage)
 	return fmt.Errorf("unknown keys command %q", sub)

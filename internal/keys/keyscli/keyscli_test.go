@@ -182,8 +182,48 @@ chains:
 		t.Fatalf("verify after tampering: %v\n%s", err, out)
 	}
 	t.Logf("sluice keys verify after tampering: %v\n%s", err, out)
-	if _, err := run("", "rotate"); err == nil || !strings.Contains(err.Error(), "not implemented") {
-		t.Fatalf("rotate: %v", err)
+
+	// rotate: the new key is made (secretsmanager) or taken (kms), proven to sign through the signer's
+	// path, and the configuration change that drains the old wallet is printed; nothing is stored in
+	// the configuration, nothing secret printed.
+	if _, err := run("", "rotate", "--chain", "dev", "--from", created.Hex(), "--backend", "secretsmanager", "--secret-id", "x"); err == nil ||
+		!strings.Contains(err.Error(), "not a hot wallet") {
+		t.Fatalf("rotate from a wallet that is not a hot wallet: %v", err)
+	}
+	if _, err := run("", "rotate", "--chain", "dev", "--from", fileAddr.Hex(), "--backend", "secretsmanager"); err == nil ||
+		!strings.Contains(err.Error(), "--secret-id") {
+		t.Fatalf("rotate without --secret-id: %v", err)
+	}
+	out, err = run("", "rotate", "--chain", "dev", "--from", fileAddr.Hex(), "--backend", "secretsmanager", "--secret-id", "sluice/dev/hot-9")
+	if err != nil {
+		t.Fatalf("rotate to secretsmanager: %v\n%s", err, out)
+	}
+	for _, want := range []string{"secret_id: sluice/dev/hot-9", "draining_wallets:", fmt.Sprintf("%q", fileAddr.Hex()), "sluice keys retire --chain dev --address " + fileAddr.Hex()} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("rotate output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("sluice keys rotate:\n%s", out)
+	sk2, err := kc.CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccSecgP256k1, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsAddr2, err := kms.KeyAddress(ctx, kc, aws.ToString(sk2.KeyMetadata.KeyId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = run("", "rotate", "--chain", "dev", "--from", fileAddr.Hex(), "--backend", "kms", "--kms-key-id", aws.ToString(sk2.KeyMetadata.KeyId))
+	if err != nil || !strings.Contains(out, "new wallet "+kmsAddr2.Hex()) || !strings.Contains(out, "backend: kms") {
+		t.Fatalf("rotate to kms: %v\n%s", err, out)
+	}
+	// A KMS key for encryption, not secp256k1 signing, is refused before anything is printed.
+	if out, err = run("", "rotate", "--chain", "dev", "--from", fileAddr.Hex(), "--backend", "kms", "--kms-key-id", master); err == nil {
+		t.Fatalf("rotate to a symmetric KMS key: printed\n%s", out)
+	}
+	// keystore: a key that is not in keys.dir does not sign, so nothing is proposed.
+	stranger, _ := crypto.GenerateKey()
+	if out, err = run("", "rotate", "--chain", "dev", "--from", fileAddr.Hex(), "--backend", "keystore", "--new", crypto.PubkeyToAddress(stranger.PublicKey).Hex()); err == nil {
+		t.Fatalf("rotate to a keystore address with no key: printed\n%s", out)
 	}
 
 	for _, k := range [][]byte{crypto.FromECDSA(hexKey), crypto.FromECDSA(fileKey)} {
