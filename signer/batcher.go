@@ -162,42 +162,47 @@ func (s *Signer) BatchOnce(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
+		ready := func(g store.PendingGroup) bool {
+			return g.Count >= b.MinBatch || time.Since(g.Oldest) >= b.MaxWait.Duration
+		}
 		for _, g := range groups {
-			key := name + "/" + g.Asset
-			if g.Count < b.MinBatch && time.Since(g.Oldest) < b.MaxWait.Duration {
+			if !ready(g) {
 				// While the group fills, the wallets get the allowance its batch will need.
 				if err := s.primeAllowances(ctx, cd, g.Asset); err != nil {
 					errs = append(errs, fmt.Errorf("%s/%s: %w", name, g.Asset, err))
 				}
-				continue
 			}
-			if !s.batcher.due(key) {
-				continue
-			}
-			for ctx.Err() == nil { // drain the group while it stays ready
+		}
+		// The ready groups are drained in turn, one round of each per pass, not one group to the end
+		// before the next: drained one after another, the first asset's batches went out ahead and the
+		// last asset's alone at the end, in blocks that held only its (dearer) transfers, so the chain
+		// carried less than it could. A group whose round failed or moved nothing rests until the
+		// next call.
+		stalled := map[string]bool{}
+		for ctx.Err() == nil {
+			progressed := false
+			for _, g := range groups {
+				key := name + "/" + g.Asset
+				if stalled[key] || !ready(g) || !s.batcher.due(key) {
+					continue
+				}
 				n, err := s.batchGroup(ctx, cd, g.Asset)
 				total += n
 				s.batcher.outcome(key, err)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s/%s: %w", name, g.Asset, err))
-					break
 				}
-				if n == 0 {
-					break
+				if err != nil || n == 0 {
+					stalled[key] = true
+					continue
 				}
-				more, err := s.store.PendingGroups(ctx, name, claimStaleAfter)
-				if err != nil {
-					break
-				}
-				ready := false
-				for _, m := range more {
-					if m.Asset == g.Asset && (m.Count >= b.MinBatch || time.Since(m.Oldest) >= b.MaxWait.Duration) {
-						ready = true
-					}
-				}
-				if !ready {
-					break
-				}
+				progressed = true
+			}
+			if !progressed {
+				break
+			}
+			if groups, err = s.store.PendingGroups(ctx, name, claimStaleAfter); err != nil {
+				break
 			}
 		}
 	}

@@ -56,7 +56,10 @@ var (
 	verbose     = flag.Bool("v", false, "log the services at info level")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (chain included: it runs in this process) to this file")
 	intakeOnly  = flag.Bool("intake-only", false, "measure only the API's intake variants (-intake-variants), not inclusion")
-	instances   = flag.Int("instances", 2, "also measure intake and batched inclusion with this many instances of every service "+
+	batchedOnly = flag.Bool("batched-only", false, "measure only batched inclusion with one instance (no intake, unbatched or instances modes): "+
+		"for iterating on the batcher; its RESULT line has only that mode's fields")
+	timeline  = flag.Bool("timeline", false, "print each inclusion mode's timeline per block interval: withdrawals accepted, claimed, signed, and included")
+	instances = flag.Int("instances", 2, "also measure intake and batched inclusion with this many instances of every service "+
 		"(API, signer with its batcher, broadcaster, monitor) on one database, Redis and chain; 1 skips it")
 )
 
@@ -130,6 +133,19 @@ func run() error {
 		res := map[string]any{}
 		intake.addTo(res)
 		b, _ := json.Marshal(res)
+		fmt.Printf("RESULT %s\n", b)
+		return nil
+	}
+	if *batchedOnly {
+		on, err := runMode(ctx, log, ch, funder, dsn, redisAddr, true, 1, *wallets, *transfers)
+		if err != nil {
+			return fmt.Errorf("batching on: %w", err)
+		}
+		printMode(on)
+		ceiling := float64(*gasLimit) / ((on.GasPerERC20 + on.GasPerNative) / 2) / blockTime.Seconds()
+		b, _ := json.Marshal(map[string]any{"transfers": on.Transfers, "wallets": on.Wallets, "included_per_sec": round1(on.IncludedPerSec),
+			"chain_ceiling_per_sec": round1(ceiling), "batches": on.Batches, "failed": on.Failed, "paid_twice": on.PaidTwice, "unpaid": on.Unpaid,
+			"gas_per_transfer_erc20": round(on.GasPerERC20), "gas_per_transfer_native": round(on.GasPerNative), "submit_s": round1(on.SubmitSeconds)})
 		fmt.Printf("RESULT %s\n", b)
 		return nil
 	}
@@ -336,6 +352,7 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 		}
 	}
 	reqs := make([]request, *apiRequests)
+	randomAddr := addrs{}.next
 	for i := range reqs {
 		reqs[i] = request{asset: devmode.Token, to: randomAddr(), amount: "1.5"}
 		if i%2 == 1 {
@@ -376,12 +393,23 @@ type request struct {
 	amount string
 }
 
-// randomAddr is a fresh address nobody holds a key of (random bytes: deriving one from a key cost the
-// bench seconds of CPU per mode).
-func randomAddr() common.Address {
-	var a common.Address
-	_, _ = rand.Read(a[:])
-	return a
+// addrs hands out fresh addresses nobody holds a key of (random bytes: deriving one from a key cost the
+// bench seconds of CPU per mode), no two sharing their first and last two bytes: the API holds a
+// withdrawal whose destination matches a recent one's edges but not its middle (address poisoning), and
+// among 10,000 random addresses such a pair turns up in about one run in a hundred, which held one
+// withdrawal for approval and left the mode waiting for it until -mode-timeout.
+type addrs map[[4]byte]bool
+
+func (u addrs) next() common.Address {
+	for {
+		var a common.Address
+		_, _ = rand.Read(a[:])
+		edge := [4]byte{a[0], a[1], a[18], a[19]}
+		if !u[edge] {
+			u[edge] = true
+			return a
+		}
+	}
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
@@ -516,6 +544,7 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	defer eth.Close()
 
 	reqs := make([]request, transfers)
+	randomAddr := addrs{}.next
 	var nativeTo []common.Address
 	for i := range reqs {
 		if i%2 == 0 {
@@ -675,6 +704,14 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 	var approve sql.NullInt64
 	_ = q.QueryRowContext(ctx, `SELECT SUM(gas_used) FROM sent_transactions WHERE kind = 'approve'`).Scan(&approve)
 	m.ApproveGas = uint64(approve.Int64)
+	if *timeline {
+		seenMu.Lock()
+		err := printTimeline(ctx, q, seen, pr.firstAccepted, firstBlock, lastBlock)
+		seenMu.Unlock()
+		if err != nil {
+			return m, err
+		}
+	}
 	if err := checkBalances(ctx, eth, st, reqs, &m); err != nil {
 		return m, err
 	}
@@ -729,5 +766,82 @@ func checkBalances(ctx context.Context, eth *ethclient.Client, st *devmode.Stack
 			m.Unpaid++
 		}
 	}
+	return nil
+}
+
+// printTimeline prints, per block interval from the first accepted request, how many withdrawals were
+// accepted, claimed (→ SIGNING), signed (→ SIGNED) and included (their transaction's block first seen),
+// so the stage that falls behind shows. Database times are taken relative to the first withdrawal's
+// created_at, the chain's to the first accepted request: the two origins differ by the request's
+// latency, a few ms.
+func printTimeline(ctx context.Context, q *sql.DB, seen map[uint64]time.Time, first time.Time, from, to uint64) error {
+	slot := func(d float64) int { return int(d / blockTime.Seconds()) }
+	type row struct{ acc, claim, sign, incl int }
+	rows := map[int]*row{}
+	at := func(i int) *row {
+		if rows[i] == nil {
+			rows[i] = &row{}
+		}
+		return rows[i]
+	}
+	var origin time.Time
+	if err := q.QueryRowContext(ctx, `SELECT MIN(created_at) FROM withdrawals`).Scan(&origin); err != nil {
+		return err
+	}
+	rs, err := q.QueryContext(ctx, `SELECT 'a', created_at FROM withdrawals
+		UNION ALL SELECT IF(to_status = 'SIGNING', 'c', 's'), created_at FROM withdrawal_history WHERE to_status IN ('SIGNING','SIGNED')`)
+	if err != nil {
+		return err
+	}
+	for rs.Next() {
+		var (
+			k string
+			t time.Time
+		)
+		if err := rs.Scan(&k, &t); err != nil {
+			rs.Close()
+			return err
+		}
+		r := at(slot(t.Sub(origin).Seconds()))
+		switch k {
+		case "a":
+			r.acc++
+		case "c":
+			r.claim++
+		default:
+			r.sign++
+		}
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	rs, err = q.QueryContext(ctx, `SELECT t.block_number, COUNT(*) FROM withdrawals w JOIN sent_transactions t ON t.id = w.sent_tx_id
+		WHERE w.status = 'CONFIRMED' GROUP BY t.block_number`)
+	if err != nil {
+		return err
+	}
+	for rs.Next() {
+		var b uint64
+		var n int
+		if err := rs.Scan(&b, &n); err != nil {
+			rs.Close()
+			return err
+		}
+		if t, ok := seen[b]; ok {
+			at(slot(t.Sub(first).Seconds())).incl += n
+		}
+	}
+	rs.Close()
+	last := 0
+	for i := range rows {
+		last = max(last, i)
+	}
+	fmt.Printf("  timeline per %s (s: accepted, claimed, signed, included):", *blockTime)
+	for i := 0; i <= last; i++ {
+		r := at(i)
+		fmt.Printf(" %.0f:%d/%d/%d/%d", float64(i)*blockTime.Seconds(), r.acc, r.claim, r.sign, r.incl)
+	}
+	fmt.Println()
 	return nil
 }
