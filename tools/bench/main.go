@@ -40,6 +40,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/multicall"
 	"github.com/sluice-custody/sluice/signer"
 )
@@ -91,6 +92,7 @@ type modeResult struct {
 	Failed          int
 	Wallets         int
 	AwaitingFundsS  float64 // the longest any withdrawal waited awaiting_funds before it was signed
+	TopUps          int     // accountmgr's top-ups confirmed during the run (the dev stack's main account)
 	GasPerERC20     float64
 	GasPerNative    float64
 	Batches         int
@@ -206,6 +208,7 @@ func run() error {
 		"wallets":                           on.Wallets,
 		"unbatched_wallets":                 off.Wallets,
 		"awaiting_funds_max_s":              round1(max(on.AwaitingFundsS, off.AwaitingFundsS)),
+		"topups":                            on.TopUps + off.TopUps,
 		"gas_per_transfer_erc20":            round(on.GasPerERC20),
 		"unbatched_gas_per_transfer_erc20":  round(off.GasPerERC20),
 		"gas_per_transfer_native":           round(on.GasPerNative),
@@ -260,7 +263,7 @@ func printMode(m modeResult) {
 	fmt.Printf("%s: %d transfers, %d confirmed, %d failed; gas/transfer ERC-20 %.0f, native %.0f; accepted in %.1fs; "+
 		"first accept → last inclusion %.1fs = %.1f transfers/s over %d blocks (fullest block %d gas)\n",
 		name, m.Transfers, m.Confirmed, m.Failed, m.GasPerERC20, m.GasPerNative, m.SubmitSeconds, m.Seconds, m.IncludedPerSec, m.Blocks, m.MaxBlockGasUsed)
-	fmt.Printf("  balances: paid twice %d, confirmed but unpaid %d; longest awaiting_funds wait %.1fs\n", m.PaidTwice, m.Unpaid, m.AwaitingFundsS)
+	fmt.Printf("  balances: paid twice %d, confirmed but unpaid %d; longest awaiting_funds wait %.1fs; top-ups %d\n", m.PaidTwice, m.Unpaid, m.AwaitingFundsS, m.TopUps)
 	if m.ApproveGas > 0 {
 		fmt.Printf("  (plus %d gas of bounded approves for the batch contract, not counted per transfer)\n", m.ApproveGas)
 	}
@@ -701,6 +704,10 @@ func runMode(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *
 		return m, err
 	}
 	m.AwaitingFundsS = waited.Float64
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM balance_transfers WHERE kind = ? AND status = ?`,
+		store.TransferTopUp, store.TransferConfirmed).Scan(&m.TopUps); err != nil {
+		return m, err
+	}
 	var approve sql.NullInt64
 	_ = q.QueryRowContext(ctx, `SELECT SUM(gas_used) FROM sent_transactions WHERE kind = 'approve'`).Scan(&approve)
 	m.ApproveGas = uint64(approve.Int64)
