@@ -251,9 +251,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // CSP is the Content-Security-Policy of every response of the admin listener (the dashboard's pages
-// and the API).
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// and the API): the dashboard's own, so the two can never differ.
+const CSP = ui.CSP
 
 const headerCorrelationID = "X-Correlation-ID"
 
