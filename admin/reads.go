@@ -31,31 +31,11 @@ const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
 func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
 
-// WithdrawalView is a withdrawal as the public API shows it, plus its client.
+// WithdrawalView is a withdrawal as the public API shows it (api.Render: one rendering for both), plus
+// its client.
 type WithdrawalView struct {
-	ID            string     `json:"id"`
-	ExternalID    string     `json:"external_id"`
-	Client        string     `json:"client"`
-	Chain         string     `json:"chain"`
-	Asset         string     `json:"asset"`
-	To            string     `json:"to"`
-	Amount        *string    `json:"amount"`
-	Status        string     `json:"status"`
-	From          *string    `json:"from"`
-	Nonce         *uint64    `json:"nonce"`
-	TxHash        *string    `json:"tx_hash"`
-	BatchID       *string    `json:"batch_id"`
-	BlockNumber   *uint64    `json:"block_number"`
-	Confirmations *uint64    `json:"confirmations"`
-	Error         *ErrorView `json:"error"`
-	CreatedAt     string     `json:"created_at"`
-	UpdatedAt     string     `json:"updated_at"`
-}
-
-// ErrorView is why a withdrawal failed.
-type ErrorView struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
+	*api.WithdrawalJSON
+	Client string `json:"client"`
 }
 
 // AttemptView is one signed attempt of a withdrawal's transaction.
@@ -241,29 +221,17 @@ func checksum(a string) string {
 }
 
 func (o *ops) render(w *store.Withdrawal, client string) WithdrawalView {
-	v := WithdrawalView{ID: w.ID, ExternalID: w.ExternalID, Client: client, Chain: w.Chain, Asset: w.Asset, To: checksum(w.To),
-		Status: string(w.Status), Nonce: w.Nonce, TxHash: strOrNil(w.TxHash), BatchID: strOrNil(w.BatchID), BlockNumber: w.BlockNumber,
-		CreatedAt: ts(w.CreatedAt), UpdatedAt: ts(w.UpdatedAt)}
-	if w.From != "" {
-		f := checksum(w.From)
-		v.From = &f
-	}
+	var decimals, confirmations *uint64
 	if cd, ok := o.chains[w.Chain]; ok {
+		confirmations = &cd.Config.Confirmations
 		for _, a := range cd.Config.Assets {
-			if a.Symbol == w.Asset && w.Amount != nil {
-				s := api.FormatAmount(w.Amount, a.Decimals)
-				v.Amount = &s
+			if a.Symbol == w.Asset {
+				d := uint64(a.Decimals)
+				decimals = &d
 			}
 		}
-		if w.Status == store.Confirmed {
-			n := cd.Config.Confirmations
-			v.Confirmations = &n
-		}
 	}
-	if w.ErrorType != "" || w.ErrorMessage != "" {
-		v.Error = &ErrorView{Type: w.ErrorType, Message: w.ErrorMessage}
-	}
-	return v
+	return WithdrawalView{WithdrawalJSON: api.Render(w, decimals, confirmations), Client: client}
 }
 
 // ---- status and summary ----

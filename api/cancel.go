@@ -47,6 +47,6 @@ func (s *Server) speedUpWithdrawal(c echo.Context) error {
 
 // cancelJSON is the answer to a cancel after signing: the withdrawal as it is, and the cancel's state.
 type cancelJSON struct {
-	*withdrawalJSON
+	*WithdrawalJSON
 	Cancel string `json:"cancel"`
 }

@@ -37,8 +37,9 @@ const (
 
 // ---- rendering ----
 
-// withdrawalJSON is the withdrawal as the API shows it; absent values are null.
-type withdrawalJSON struct {
+// WithdrawalJSON is the withdrawal as the API shows it; absent values are null. The admin API shows the
+// same (plus its client), rendered by the same Render.
+type WithdrawalJSON struct {
 	ID            string     `json:"id"`
 	ExternalID    string     `json:"external_id"`
 	Chain         string     `json:"chain"`
@@ -53,12 +54,13 @@ type withdrawalJSON struct {
 	BatchID       *string    `json:"batch_id"`
 	BlockNumber   *uint64    `json:"block_number"`
 	Confirmations *uint64    `json:"confirmations"`
-	Error         *errorJSON `json:"error"`
+	Error         *ErrorJSON `json:"error"`
 	CreatedAt     string     `json:"created_at"`
 	UpdatedAt     string     `json:"updated_at"`
 }
 
-type errorJSON struct {
+// ErrorJSON is why a withdrawal failed.
+type ErrorJSON struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
 }
@@ -77,8 +79,22 @@ func strOrNil(s string) *string {
 // render turns a stored withdrawal into its JSON. amount is null only if the withdrawal's chain or asset
 // has since been removed from the configuration (its decimals are then unknown). confirmations is the
 // chain's configured confirmation depth once the withdrawal is CONFIRMED, and null before.
-func (s *Server) render(w *store.Withdrawal) *withdrawalJSON {
-	out := &withdrawalJSON{
+func (s *Server) render(w *store.Withdrawal) *WithdrawalJSON {
+	var decimals, confirmations *uint64
+	if ch := s.chains[w.Chain]; ch != nil {
+		confirmations = &ch.confirmations
+		if dec, ok := ch.assets[w.Asset]; ok {
+			d := uint64(dec)
+			decimals = &d
+		}
+	}
+	return Render(w, decimals, confirmations)
+}
+
+// Render is w as the API shows it, given its asset's decimals and its chain's confirmation depth (nil
+// when the asset or the chain is no longer configured: amount or confirmations are then null).
+func Render(w *store.Withdrawal, decimals, confirmations *uint64) *WithdrawalJSON {
+	out := &WithdrawalJSON{
 		ID:          w.ID,
 		ExternalID:  w.ExternalID,
 		Chain:       w.Chain,
@@ -99,18 +115,16 @@ func (s *Server) render(w *store.Withdrawal) *withdrawalJSON {
 	if w.Status == store.Pending {
 		out.Waiting = strOrNil(w.Waiting)
 	}
-	if ch := s.chains[w.Chain]; ch != nil {
-		if dec, ok := ch.assets[w.Asset]; ok && w.Amount != nil {
-			a := FormatAmount(w.Amount, dec)
-			out.Amount = &a
-		}
-		if w.Status == store.Confirmed {
-			n := ch.confirmations
-			out.Confirmations = &n
-		}
+	if decimals != nil && w.Amount != nil {
+		a := FormatAmount(w.Amount, uint8(*decimals))
+		out.Amount = &a
+	}
+	if confirmations != nil && w.Status == store.Confirmed {
+		n := *confirmations
+		out.Confirmations = &n
 	}
 	if w.ErrorType != "" || w.ErrorMessage != "" {
-		out.Error = &errorJSON{Type: w.ErrorType, Message: w.ErrorMessage}
+		out.Error = &ErrorJSON{Type: w.ErrorType, Message: w.ErrorMessage}
 	}
 	return out
 }
@@ -473,7 +487,7 @@ func (s *Server) getWithdrawal(c echo.Context) error {
 }
 
 type listJSON struct {
-	Withdrawals []*withdrawalJSON `json:"withdrawals"`
+	Withdrawals []*WithdrawalJSON `json:"withdrawals"`
 	NextCursor  *string           `json:"next_cursor"`
 }
 
@@ -532,7 +546,7 @@ func (s *Server) listWithdrawals(c echo.Context) error {
 		}
 		f.Cursor = u.String()
 	}
-	out := listJSON{Withdrawals: []*withdrawalJSON{}}
+	out := listJSON{Withdrawals: []*WithdrawalJSON{}}
 	if q.Has("external_id") {
 		ext := q.Get("external_id")
 		if err := validExternalID("external_id", ext); err != nil {
@@ -587,7 +601,7 @@ func (s *Server) cancelWithdrawal(c echo.Context) error {
 		if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil { // it may have been SIGNING when read
 			return err
 		}
-		return c.JSON(http.StatusAccepted, cancelJSON{withdrawalJSON: s.render(w), Cancel: store.ReasonCancelRequested})
+		return c.JSON(http.StatusAccepted, cancelJSON{WithdrawalJSON: s.render(w), Cancel: store.ReasonCancelRequested})
 	}
 	if w, err = s.st.GetWithdrawal(ctx, w.ID); err != nil {
 		return err
