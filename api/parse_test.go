@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/sluice-custody/sluice/internal/policy"
 )
 
 func codeOf(err error) string {
@@ -219,4 +221,12 @@ func FuzzValidateAddress(f *testing.F) {
 			t.Fatalf("checksummed %s refused: %v", a.Hex(), err)
 		}
 	})
+}
+
+// A create must commit well within the overlap other instances' destination indexes read back, or a
+// late commit could be missed by them (policy.Destinations).
+func TestCreateTimeoutUnderDestinationsOverlap(t *testing.T) {
+	if CreateTimeout >= policy.DestinationsOverlap/2 {
+		t.Fatalf("CreateTimeout %v must stay under half of policy.DestinationsOverlap %v", CreateTimeout, policy.DestinationsOverlap)
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
@@ -34,6 +35,10 @@ const (
 	// MaxExternalIDLen is the longest external_id, in characters.
 	MaxExternalIDLen = 128
 )
+
+// CreateTimeout bounds a create, from its id to its commit. It must stay well under
+// policy.DestinationsOverlap (a test says so).
+const CreateTimeout = 20 * time.Second
 
 // ---- rendering ----
 
@@ -392,7 +397,10 @@ func (s *Server) createWithdrawal(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("message id: %w", err)
 	}
-	ctx := c.Request().Context()
+	// Bounded, so that a create commits within CreateTimeout of its id's time or not at all: the
+	// destination index of every other instance counts on it (policy.Destinations).
+	ctx, cancel := context.WithTimeout(c.Request().Context(), CreateTimeout)
+	defer cancel()
 	env, err := queue.NewEnvelope(ctx, queue.TypeWithdrawalRequested, msgID.String(), rs.cid, queue.WithdrawalRequested{WithdrawalID: id.String()})
 	if err != nil {
 		return err

@@ -301,8 +301,10 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		for name, c := range a.Chains {
 			nodes[name] = c
 		}
+		polMetrics := metricsOf(a, "policy", policy.NewMetrics)
+		dests := policy.NewDestinations(a.Store.DB, 0, 0, log.With("component", "destinations"), polMetrics)
 		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
-			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
+			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes), Destinations: dests}}, log, polMetrics)
 		if err != nil {
 			return nil, err
 		}
@@ -326,6 +328,9 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 			return nil, err
 		}
 		ws := []service.Worker{func(ctx context.Context) error { return srv.Run(ctx, a.Cfg.API.Listen) }, hooks.Run}
+		if pol != nil {
+			ws = append(ws, dests.Run)
+		}
 		adm, err := a.adminWorker(log)
 		if err != nil {
 			return nil, err

@@ -58,8 +58,10 @@ type ChainInfo struct {
 type Recipients struct {
 	Chains  map[string]ChainInfo
 	Actions map[Rule]Action // missing rules take DefaultActions
-	// PoisoningWindow is how far back a client's destinations are compared (default 30 days).
+	// PoisoningWindow is how far back a client's destinations are compared (DefaultPoisoningWindow).
 	PoisoningWindow time.Duration
+	// Destinations answers most look-alike checks from memory (nil: every check asks the database).
+	Destinations *Destinations
 	// Timeout bounds the node calls of one check (default 3 s): a slow node refuses nothing, it fails
 	// the request with a 5xx the client retries.
 	Timeout time.Duration
@@ -176,13 +178,14 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 			return "", err
 		}
 	}
-	// The look-alike query runs beside the node calls: a create waits for the slower of the two, not both.
+	// The look-alike query, when the destination index cannot answer, runs beside the node calls: a
+	// create waits for the slower of the two, not both.
 	type found struct {
 		similar string
 		err     error
 	}
 	var look chan found
-	if rc.action(RulePoisoning) != Allow {
+	if rc.action(RulePoisoning) != Allow && (rc.Destinations == nil || !rc.Destinations.clear(r.ClientID, r.Chain, to)) {
 		look = make(chan found, 1)
 		go func() {
 			similar, err := rc.lookalike(ctx, st, r)
@@ -273,7 +276,7 @@ func reserved(a common.Address) bool {
 func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request) (string, error) {
 	window := rc.PoisoningWindow
 	if window <= 0 {
-		window = 30 * 24 * time.Hour
+		window = DefaultPoisoningWindow
 	}
 	// One index range of idx_withdrawals_to_edge (client_id, chain, to_edge, to_address), split around
 	// the destination itself by "to_address <> ?": paying one address many times must not make this a
@@ -292,8 +295,8 @@ func (rc *Recipients) lookalike(ctx context.Context, st *store.Store, r Request)
 	return a, nil
 }
 
-// ChainsFromConfig builds the checks' view of the configured chains: the hot wallets as our own
-// addresses (plus extra, e.g. the main account of each chain, by chain name), the token contracts, and
+// ChainsFromConfig builds the checks' view of the configured chains: the hot wallets and the main
+// account as our own addresses (plus extra, by chain name), the token contracts, and
 // the node of each chain from nodes (absent: the checks needing a node are skipped on that chain).
 func ChainsFromConfig(chains []config.Chain, extra map[string][]common.Address, nodes map[string]Node) map[string]ChainInfo {
 	out := make(map[string]ChainInfo, len(chains))
@@ -301,6 +304,9 @@ func ChainsFromConfig(chains []config.Chain, extra map[string][]common.Address, 
 		ci := ChainInfo{Tokens: map[string]common.Address{}, Node: nodes[ch.Name]}
 		for _, a := range ch.HotWallets {
 			ci.Own = append(ci.Own, a.Common())
+		}
+		if !ch.MainAccount.IsZero() {
+			ci.Own = append(ci.Own, ch.MainAccount.Common())
 		}
 		ci.Own = append(ci.Own, extra[ch.Name]...)
 		for _, a := range ch.Assets {

@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/txerr"
 )
 
@@ -163,5 +164,20 @@ func TestContractCheckRemembersOnlyCode(t *testing.T) {
 	}
 	if n.calls[contract] != 3 {
 		t.Fatalf("ContractTTL -1: %d calls, want 3", n.calls[contract])
+	}
+}
+
+// The main account is one of our own addresses: paying it is not a withdrawal.
+func TestChainsFromConfigOwnAddresses(t *testing.T) {
+	hot, main, extra := common.HexToAddress("0x00000000000000000000000000000000000000a1"),
+		common.HexToAddress("0x00000000000000000000000000000000000000a2"), common.HexToAddress("0x00000000000000000000000000000000000000a3")
+	chains := ChainsFromConfig([]config.Chain{{Name: "c", HotWallets: []config.Address{config.Address(hot)}, MainAccount: config.Address(main)}},
+		map[string][]common.Address{"c": {extra}}, nil)
+	own := map[common.Address]bool{}
+	for _, a := range chains["c"].Own {
+		own[a] = true
+	}
+	if len(own) != 3 || !own[hot] || !own[main] || !own[extra] {
+		t.Fatalf("own = %v", chains["c"].Own)
 	}
 }
