@@ -252,6 +252,9 @@ func printAPI(r apiResult) {
 	fmt.Printf("API intake (%s), %d instance(s): %d POST /v1/withdrawals at concurrency %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms (%d non-2xx); "+
 		"CPU per request %.0f µs here + %.0f µs database\n",
 		r.variant, r.instances, r.n, *apiConc, r.perSec, r.p50, r.p99, r.errors, r.cpuPerReq.self, r.cpuPerReq.db)
+	if r.firstErr != nil {
+		fmt.Printf("  the first of the %d retried requests: %v\n", r.errors, r.firstErr)
+	}
 }
 
 func printMode(m modeResult) {
@@ -301,6 +304,7 @@ type apiResult struct {
 	held          int // withdrawals created AWAITING_APPROVAL (policy+webhooks)
 	delivered     int // their withdrawal.awaiting_approval events the local receiver got
 	n, errors     int
+	firstErr      error // of the retried requests (errors > 0)
 	perSec        float64
 	p50, p99      float64
 	firstAccepted time.Time
@@ -501,7 +505,7 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-	return apiResult{instances: len(urls), n: len(lat), errors: errs, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first,
+	return apiResult{instances: len(urls), n: len(lat), errors: errs, firstErr: firstErr, perSec: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99), firstAccepted: first,
 		cpuPerReq: cpu.perReq(len(lat))}, nil
 }
 
