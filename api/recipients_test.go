@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/internal/config"
@@ -62,18 +63,40 @@ func TestRecipientChecksOnChain(t *testing.T) {
 		},
 		HotWallets: []config.Address{hot},
 	}}
+	// Twice: with every look-alike check asked of the database, and answered by the destination index
+	// where it can (as `sluice api` runs).
+	for _, index := range []bool{false, true} {
+		t.Run(map[bool]string{false: "database", true: "index"}[index], func(t *testing.T) {
+			recipientChecks(t, chains, deployer.Address, client, addrs, hot, listedAddr, index)
+		})
+	}
+}
+
+func recipientChecks(t *testing.T, chains []config.Chain, mainAccount common.Address, client *ethclient.Client, addrs contracts.Addresses,
+	hot config.Address, listedAddr common.Address, index bool) {
+	ctx := context.Background()
 	actions := map[policy.Rule]policy.Action{}
+	var dests *policy.Destinations
 	e := newPolicyEnv(t, func(d *Deps) {
 		d.Chains = chains
+		if index {
+			dests = policy.NewDestinations(d.Store.DB, 0, 0, nil, nil)
+		}
 		eng, err := policy.New(policy.Deps{Store: d.Store, Recipients: &policy.Recipients{
-			Chains:  policy.ChainsFromConfig(chains, map[string][]common.Address{"local": {deployer.Address}}, map[string]policy.Node{"local": client}),
-			Actions: actions,
+			Chains:       policy.ChainsFromConfig(chains, map[string][]common.Address{"local": {mainAccount}}, map[string]policy.Node{"local": client}),
+			Actions:      actions,
+			Destinations: dests,
 		}}, nil, policy.NopMetrics())
 		if err != nil {
 			t.Fatal(err)
 		}
 		d.Policy = eng
 	})
+	if dests != nil {
+		if err := dests.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	refused := func(name string, b map[string]any, rule policy.Rule) {
 		t.Helper()
 		expectBreach(t, e.post(aliceKey, b), CodeRecipientRefused, "to", rule)
@@ -92,7 +115,7 @@ func TestRecipientChecksOnChain(t *testing.T) {
 		}
 	}
 	refused("hot wallet", body("own", "to", hot.Common().Hex()), policy.RuleOwnWallet)
-	refused("main account", body("main", "to", deployer.Address.Hex()), policy.RuleOwnWallet)
+	refused("main account", body("main", "to", mainAccount.Hex()), policy.RuleOwnWallet)
 	// The zero address is refused earlier, by validation.
 	if r := e.post(aliceKey, body("zero", "to", "0x0000000000000000000000000000000000000000")); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("zero address: %d %s", r.status, r.raw)

@@ -111,7 +111,7 @@ func (d *Destinations) Run(ctx context.Context) error {
 	t := time.NewTicker(DestinationsRefresh)
 	defer t.Stop()
 	for {
-		if err := d.refresh(ctx); err != nil && ctx.Err() == nil {
+		if err := d.Refresh(ctx); err != nil && ctx.Err() == nil {
 			d.log.Warn("destination index: read failed; look-alike checks ask the database meanwhile", "err", err)
 		}
 		select {
@@ -122,9 +122,9 @@ func (d *Destinations) Run(ctx context.Context) error {
 	}
 }
 
-// refresh reads what is new since the last read, or everything in the window when the index is not
+// Refresh reads what is new since the last read, or everything in the window when the index is not
 // loaded or due for a rebuild (then into a fresh map, swapped in whole).
-func (d *Destinations) refresh(ctx context.Context) error {
+func (d *Destinations) Refresh(ctx context.Context) error {
 	start := time.Now()
 	d.mu.Lock()
 	whole := !d.ready || start.Sub(d.built) >= DestinationsRebuild

@@ -84,7 +84,7 @@ func TestDestinationsAnswers(t *testing.T) {
 	if d.clear(e.client, "c", randomAddr(r)) {
 		t.Fatal("an index not loaded yet answered")
 	}
-	if err := d.refresh(ctx); err != nil {
+	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -119,7 +119,7 @@ func TestDestinationsRefresh(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 4))
 	d := NewDestinations(e.st.DB, 0, 0, nil, nil)
-	if err := d.refresh(ctx); err != nil {
+	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	other, late := randomAddr(r), randomAddr(r)
@@ -128,7 +128,7 @@ func TestDestinationsRefresh(t *testing.T) {
 	if !d.clear(e.client, "c", lookalikeOf(other, r)) {
 		t.Fatal("another instance's create was known before a refresh (the test proves nothing)")
 	}
-	if err := d.refresh(ctx); err != nil {
+	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if d.clear(e.client, "c", lookalikeOf(other, r)) {
@@ -139,7 +139,7 @@ func TestDestinationsRefresh(t *testing.T) {
 	}
 
 	small := NewDestinations(e.st.DB, 0, 1, nil, nil)
-	if err := small.refresh(ctx); err != nil {
+	if err := small.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if small.clear(e.client, "c", randomAddr(r)) {
@@ -155,7 +155,7 @@ func TestDestinationsAgreeWithDatabase(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	m := &countMetrics{by: map[string]int{}}
 	d := NewDestinations(e.st.DB, 0, 0, nil, m)
-	if err := d.refresh(ctx); err != nil {
+	if err := d.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	chains := map[string]ChainInfo{"c": {}}
@@ -191,7 +191,7 @@ func TestDestinationsAgreeWithDatabase(t *testing.T) {
 		e.create(to, time.Now())
 		seen = append(seen, to)
 		if i%50 == 0 {
-			if err := d.refresh(ctx); err != nil {
+			if err := d.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
