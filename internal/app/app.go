@@ -302,6 +302,8 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 			nodes[name] = c
 		}
 		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
+			Actions: policy.ActionsFromConfig(a.Cfg.RecipientChecks), PoisoningWindow: a.Cfg.RecipientChecks.PoisoningWindow.Duration,
+			Timeout: a.Cfg.RecipientChecks.NodeTimeout.Duration, ContractTTL: policy.ContractTTLFromConfig(a.Cfg.RecipientChecks),
 			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
 		if err != nil {
 			return nil, err
