@@ -66,3 +66,17 @@ func TestRecipientsFromConfig(t *testing.T) {
 		t.Errorf("contract_ttl 5m: %s", got)
 	}
 }
+
+// The example configuration lists every rule with its default action, as the checks have it.
+func TestExampleConfigShowsDefaultActions(t *testing.T) {
+	c, err := config.Load("../config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ActionsFromConfig(c.RecipientChecks); !maps.Equal(got, DefaultActions) {
+		t.Fatalf("example.yaml's recipient_checks.actions %v, the defaults %v", got, DefaultActions)
+	}
+	if got := ContractTTLFromConfig(c.RecipientChecks); got != DefaultContractTTL {
+		t.Fatalf("example.yaml's contract_ttl %s, the default %s", got, DefaultContractTTL)
+	}
+}
