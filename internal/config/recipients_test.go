@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func loadYAML(t *testing.T, y string) (*Config, error) {
@@ -109,8 +111,20 @@ func TestRecipientChecksConfig(t *testing.T) {
 	}
 }
 
-// A CacheTTL reads back what it writes.
+// A CacheTTL reads back what it writes, alone and in a whole configuration written by yaml.Marshal.
 func TestCacheTTLRoundTrip(t *testing.T) {
+	c, err := loadYAML(t, "recipient_checks: {contract_ttl: off, actions: {token_blacklist: hold}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadYAML(t, string(b))
+	if err != nil || !reflect.DeepEqual(c.RecipientChecks, again.RecipientChecks) || !again.RecipientChecks.ContractTTL.Off {
+		t.Fatalf("round trip: %+v, want %+v (%v)", again.RecipientChecks, c.RecipientChecks, err)
+	}
 	for _, s := range []string{"off", "1h0m0s", "1m30s"} {
 		v, err := ParseCacheTTL(s)
 		if err != nil {
