@@ -302,8 +302,10 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 			nodes[name] = c
 		}
 		polMetrics := metricsOf(a, "policy", policy.NewMetrics)
-		dests := policy.NewDestinations(a.Store.DB, 0, 0, log.With("component", "destinations"), polMetrics)
+		dests := policy.NewDestinations(a.Store.DB, a.Cfg.RecipientChecks.PoisoningWindow.Duration, 0, log.With("component", "destinations"), polMetrics)
 		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
+			Actions: policy.ActionsFromConfig(a.Cfg.RecipientChecks), PoisoningWindow: a.Cfg.RecipientChecks.PoisoningWindow.Duration,
+			Timeout: a.Cfg.RecipientChecks.NodeTimeout.Duration, ContractTTL: policy.ContractTTLFromConfig(a.Cfg.RecipientChecks),
 			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes), Destinations: dests}}, log, polMetrics)
 		if err != nil {
 			return nil, err

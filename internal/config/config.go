@@ -33,6 +33,8 @@ type Config struct {
 	Tracing  Tracing            `yaml:"tracing"`
 	// AccountMgr tunes the account manager (see fleet.go).
 	AccountMgr AccountMgr `yaml:"accountmgr"`
+	// RecipientChecks tunes the API's recipient checks (see recipients.go).
+	RecipientChecks RecipientChecks `yaml:"recipient_checks"`
 }
 
 // Metrics tunes what the process exports besides its counters.
@@ -457,6 +459,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyRecoveryDefaults()
 	c.applyAccountMgrDefaults()
+	c.applyRecipientDefaults()
 }
 
 // Validate reports every problem at once, each naming its key.
@@ -571,6 +574,7 @@ func (c *Config) validate() []*keyError {
 	}
 	c.validateRecovery(bad)
 	c.validateAccountMgr(bad)
+	c.validateRecipientChecks(bad)
 	return errs
 }
 
