@@ -62,7 +62,7 @@ type Recipients struct {
 	PoisoningWindow time.Duration
 	// Destinations answers most look-alike checks from memory (nil: every check asks the database).
 	Destinations *Destinations
-	// Timeout bounds the node calls of one check (default 3 s): a slow node refuses nothing, it fails
+	// Timeout bounds the node calls of one check (DefaultNodeTimeout): a slow node refuses nothing, it fails
 	// the request with a 5xx the client retries.
 	Timeout time.Duration
 
@@ -77,6 +77,9 @@ type Recipients struct {
 	// the node again (default DefaultContractTTL; negative: always ask).
 	ContractTTL time.Duration
 }
+
+// DefaultNodeTimeout bounds the node calls of one check unless Timeout says otherwise.
+const DefaultNodeTimeout = 3 * time.Second
 
 // DefaultContractTTL is how long a destination found to be a contract is remembered.
 const DefaultContractTTL = time.Hour
@@ -204,7 +207,7 @@ func (rc *Recipients) Check(ctx context.Context, st *store.Store, r Request) (st
 	if ci.Node != nil {
 		timeout := rc.Timeout
 		if timeout <= 0 {
-			timeout = 3 * time.Second
+			timeout = DefaultNodeTimeout
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

@@ -35,6 +35,10 @@ func TestRecipientRulesMatchConfig(t *testing.T) {
 	if config.DefaultContractTTL != DefaultContractTTL {
 		t.Errorf("contract_ttl default %s, the checks' %s", config.DefaultContractTTL, DefaultContractTTL)
 	}
+	if config.DefaultPoisoningWindow != DefaultPoisoningWindow || config.DefaultNodeTimeout != DefaultNodeTimeout {
+		t.Errorf("poisoning_window and node_timeout defaults %s %s, the checks' %s %s", config.DefaultPoisoningWindow,
+			config.DefaultNodeTimeout, DefaultPoisoningWindow, DefaultNodeTimeout)
+	}
 }
 
 // A loaded recipient_checks section becomes the checks' settings: listed rules only, "off" as never
