@@ -291,10 +291,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAtt
 // WebhookDeliveries lists the deliveries of client's endpoint, newest first, with state "" for all
 // (the dead-letter view is state "dead").
 func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int64, state string, limit int) ([]*WebhookDelivery, error) {
-	q := `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code, COALESCE(d.last_error, ''),
-		d.next_attempt_at, d.created_at, d.delivered_at
-		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE e.client_id = ? AND d.endpoint_id = ?`
+	q := deliverySelect + ` WHERE e.client_id = ? AND d.endpoint_id = ?`
 	args := []any{clientID, endpointID}
 	if state != "" {
 		q += ` AND d.state = ?`
@@ -308,21 +305,11 @@ func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int6
 	defer rows.Close()
 	var out []*WebhookDelivery
 	for rows.Next() {
-		var d WebhookDelivery
-		var code sql.NullInt64
-		var done sql.NullTime
-		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
-			&d.NextAttemptAt, &d.CreatedAt, &done); err != nil {
-			return nil, err
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list webhook deliveries: %w", err)
 		}
-		if code.Valid {
-			c := int(code.Int64)
-			d.LastStatusCode = &c
-		}
-		if done.Valid {
-			d.DeliveredAt = &done.Time
-		}
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }
