@@ -28,7 +28,7 @@ import (
 // ErrorTypeOperator is the error type of a withdrawal an operator failed.
 const ErrorTypeOperator = "OPERATOR"
 
-// specs returns the ten actions.
+// specs returns the eleven actions.
 func (o *ops) specs() []ActionSpec {
 	never := func(ActionRequest) bool { return false }
 	always := func(ActionRequest) bool { return true }
@@ -53,6 +53,8 @@ func (o *ops) specs() []ActionSpec {
 			Validate: o.validWallet(needReason), Plan: o.planFreeze, Do: o.doFreeze},
 		{Name: ActionWalletUnfreeze, Role: RoleOperator, TwoPerson: always,
 			Validate: o.validWallet(nil), Plan: o.planUnfreeze, Do: o.doUnfreeze},
+		{Name: ActionWebhookRedeliver, Role: RoleOperator, TwoPerson: never,
+			Validate: o.validRedeliver, Plan: o.planRedeliver, Do: o.doRedeliver},
 	}
 }
 

@@ -303,6 +303,13 @@ func (o *ops) status(ctx context.Context) (Status, error) {
 			Message: "parked for a person: " + p.Reason, Since: p.CreatedAt,
 			Hint: "sluice ops dlq show " + strconv.FormatInt(p.ID, 10)})
 	}
+	if n, oldest, err := o.st.CountDeadWebhookDeliveries(ctx, store.DeadLetterFilter{}); err != nil {
+		return Status{}, err
+	} else if n > 0 {
+		add(Problem{Severity: "warning", Kind: "webhook_dead", Subject: "webhooks",
+			Message: fmt.Sprintf("%d webhook deliveries dead-lettered: their clients missed those events", n), Since: oldest,
+			Hint: "sluice ops webhooks dead"})
+	}
 	// Withdrawals waiting long: for funds or signing (PENDING), or for a client's approvers.
 	for _, wait := range []struct {
 		st    store.Status
@@ -927,6 +934,8 @@ func (o *ops) readRoutes() []readRoute {
 		{"/stuck", false, js(func(c echo.Context) (any, error) { return o.stuck(c.Request().Context()) })},
 		{"/alerts", false, js(func(c echo.Context) (any, error) { return o.alerts(c.Request().Context(), c.QueryParam("state")) })},
 		{"/activity", false, js(func(c echo.Context) (any, error) { return o.activity(c.Request().Context()) })},
+		{"/webhooks/dead", false, js(func(c echo.Context) (any, error) { return o.deadWebhooks(c) })},
+		{"/webhooks/deliveries/:id", true, js(func(c echo.Context) (any, error) { return o.webhookDelivery(c.Request().Context(), c.Param("id")) })},
 	}
 }
 

@@ -41,7 +41,7 @@ type Tokens struct {
 // Problem is one thing wrong now, for `sluice ops status` and the dashboard's overview (worst first).
 type Problem struct {
 	Severity string    `json:"severity"` // critical, warning, info
-	Kind     string    `json:"kind"`     // stuck_tx, nonce_gap, dlq, frozen_wallet, alert, awaiting_funds, ...
+	Kind     string    `json:"kind"`     // stuck_tx, nonce_gap, dlq, frozen_wallet, alert, awaiting_funds, webhook_dead, ...
 	Chain    string    `json:"chain,omitempty"`
 	Subject  string    `json:"subject"` // what it is about: a wallet, a tx hash, a queue
 	Message  string    `json:"message"`

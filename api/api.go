@@ -180,6 +180,8 @@ func New(d Deps, log *slog.Logger, m Metrics) (*Server, error) {
 	e.GET("/v1/webhooks", s.listWebhooks, hooks)
 	e.POST("/v1/webhooks/:id/rotate", s.rotateWebhook, hooks)
 	e.GET("/v1/webhooks/:id/deliveries", s.webhookDeliveries, hooks)
+	e.POST("/v1/webhooks/:id/deliveries/:delivery_id/redeliver", s.redeliverWebhook, hooks)
+	e.POST("/v1/webhooks/:id/redeliver", s.redeliverDead, hooks)
 	s.e = e
 	return s, nil
 }

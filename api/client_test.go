@@ -69,7 +69,8 @@ func TestClientMatchesDocument(t *testing.T) {
 	}
 	for schema, v := range map[string]any{"Withdrawal": client.Withdrawal{}, "Approval": client.Approval{},
 		"WebhookEndpoint": client.WebhookEndpoint{}, "WithdrawalList": client.WithdrawalList{},
-		"CreateWithdrawalRequest": client.CreateWithdrawal{}, "WithdrawalError": client.WithdrawalError{}} {
+		"CreateWithdrawalRequest": client.CreateWithdrawal{}, "WithdrawalError": client.WithdrawalError{},
+		"WebhookDelivery": client.WebhookDelivery{}, "WebhookAttempt": client.WebhookAttempt{}} {
 		var want []string
 		for k := range doc.Components.Schemas[schema].Properties {
 			want = append(want, k)

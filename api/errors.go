@@ -25,6 +25,7 @@ const (
 	CodeNotCancelable       = "not_cancelable"        // 409: cancel of a withdrawal that is not PENDING
 	CodeNotAwaitingApproval = "not_awaiting_approval" // 409: approve/reject of a withdrawal not held
 	CodeAlreadyApproved     = "already_approved"      // 409: the same approver approving twice
+	CodeNotRedeliverable    = "not_redeliverable"     // 409: redeliver of a webhook delivery that is pending
 	CodeBodyTooLarge        = "body_too_large"        // 413
 	CodeRequired            = "required"              // 422
 	CodeInvalidExternalID   = "invalid_external_id"   // 422
@@ -38,6 +39,7 @@ const (
 	CodeAmountTooLarge      = "amount_too_large"      // 422
 	CodeLimitExceeded       = "limit_exceeded"        // 422: a policy limit or list (the message names the rule)
 	CodeInvalidURL          = "invalid_url"           // 422: a webhook URL that is malformed or resolves to an internal address
+	CodeInvalidTime         = "invalid_time"          // 422: a body field that must be an RFC 3339 time
 	CodeRecipientRefused    = "recipient_refused"     // 422: a recipient check (the message names the rule)
 	CodeRateLimited         = "rate_limited"          // 429
 	CodeInternal            = "internal"              // 500
@@ -55,6 +57,7 @@ var codeStatus = map[string]int{
 	CodeNotCancelable:       http.StatusConflict,
 	CodeNotAwaitingApproval: http.StatusConflict,
 	CodeAlreadyApproved:     http.StatusConflict,
+	CodeNotRedeliverable:    http.StatusConflict,
 	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
 	CodeTerminal:            http.StatusConflict,
 	CodeCancelInBatch:       http.StatusConflict,
@@ -71,6 +74,7 @@ var codeStatus = map[string]int{
 	CodeAmountTooLarge:      http.StatusUnprocessableEntity,
 	CodeLimitExceeded:       http.StatusUnprocessableEntity,
 	CodeInvalidURL:          http.StatusUnprocessableEntity,
+	CodeInvalidTime:         http.StatusUnprocessableEntity,
 	CodeRecipientRefused:    http.StatusUnprocessableEntity,
 	CodeRateLimited:         http.StatusTooManyRequests,
 	CodeInternal:            http.StatusInternalServerError,

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -142,6 +143,7 @@ type deliveryJSON struct {
 	CreatedAt      string        `json:"created_at"`
 	DeliveredAt    *string       `json:"delivered_at"`
 	LastStatusCode *int          `json:"last_status_code"`
+	Redeliveries   int           `json:"redeliveries"`
 }
 
 type attemptJSON struct {
@@ -153,17 +155,12 @@ type attemptJSON struct {
 
 // webhookDeliveries is the delivery log of an endpoint (?state=dead is the dead-letter view).
 func (s *Server) webhookDeliveries(c echo.Context) error {
-	id, err := endpointID(c)
+	id, err := s.clientEndpoint(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	rs := state(c)
-	if _, err := s.st.WebhookEndpoint(ctx, rs.client.ID, id); errors.Is(err, store.ErrNotFound) {
-		return errEndpointNotFound
-	} else if err != nil {
-		return err
-	}
 	st := c.QueryParam("state")
 	switch st {
 	case "", "pending", "delivered", "dead":
@@ -186,29 +183,126 @@ func (s *Server) webhookDeliveries(c echo.Context) error {
 		Deliveries []deliveryJSON `json:"deliveries"`
 	}{Deliveries: []deliveryJSON{}}
 	for _, d := range ds {
-		as, err := s.st.WebhookAttempts(ctx, d.ID)
+		dj, err := s.renderDelivery(ctx, d)
 		if err != nil {
 			return err
-		}
-		dj := deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: d.EventType, WithdrawalID: d.WithdrawalID, Seq: d.Seq,
-			State: d.State, Attempts: []attemptJSON{}, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastStatusCode: d.LastStatusCode}
-		if d.State == "pending" {
-			t := d.NextAttemptAt.UTC().Format(timeFormat)
-			dj.NextAttemptAt = &t
-		}
-		if d.DeliveredAt != nil {
-			t := d.DeliveredAt.UTC().Format(timeFormat)
-			dj.DeliveredAt = &t
-		}
-		for _, a := range as {
-			aj := attemptJSON{Error: a.Error, LatencyMS: a.Latency.Milliseconds(), At: a.CreatedAt.UTC().Format(timeFormat)}
-			if a.StatusCode != 0 {
-				code := a.StatusCode
-				aj.StatusCode = &code
-			}
-			dj.Attempts = append(dj.Attempts, aj)
 		}
 		out.Deliveries = append(out.Deliveries, dj)
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// renderDelivery is a delivery with its attempts, oldest first.
+func (s *Server) renderDelivery(ctx context.Context, d *store.WebhookDelivery) (deliveryJSON, error) {
+	as, err := s.st.WebhookAttempts(ctx, d.ID)
+	if err != nil {
+		return deliveryJSON{}, err
+	}
+	dj := deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: d.EventType, WithdrawalID: d.WithdrawalID, Seq: d.Seq,
+		State: d.State, Attempts: []attemptJSON{}, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastStatusCode: d.LastStatusCode,
+		Redeliveries: d.Redeliveries}
+	if d.State == "pending" {
+		t := d.NextAttemptAt.UTC().Format(timeFormat)
+		dj.NextAttemptAt = &t
+	}
+	if d.DeliveredAt != nil {
+		t := d.DeliveredAt.UTC().Format(timeFormat)
+		dj.DeliveredAt = &t
+	}
+	for _, a := range as {
+		aj := attemptJSON{Error: a.Error, LatencyMS: a.Latency.Milliseconds(), At: a.CreatedAt.UTC().Format(timeFormat)}
+		if a.StatusCode != 0 {
+			code := a.StatusCode
+			aj.StatusCode = &code
+		}
+		dj.Attempts = append(dj.Attempts, aj)
+	}
+	return dj, nil
+}
+
+var errDeliveryNotFound = newErr(CodeNotFound, "delivery_id", "webhook delivery not found")
+
+// clientEndpoint is the endpoint of the path's id when it is the caller's (404 otherwise, as for one
+// that does not exist).
+func (s *Server) clientEndpoint(c echo.Context) (int64, error) {
+	id, err := endpointID(c)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.st.WebhookEndpoint(c.Request().Context(), state(c).client.ID, id); errors.Is(err, store.ErrNotFound) {
+		return 0, errEndpointNotFound
+	} else if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// redeliverWebhook sends one delivery of the endpoint again (a dead one, or a delivered one the
+// receiver lost): the same event id and body, signed anew, with its attempts kept.
+func (s *Server) redeliverWebhook(c echo.Context) error {
+	epID, err := s.clientEndpoint(c)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(c.Param("delivery_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return newErr(CodeInvalidParameter, "delivery_id", "delivery_id must be a positive integer (the id of a delivery in the endpoint's delivery log)")
+	}
+	ctx := c.Request().Context()
+	rs := state(c)
+	d, err := s.st.RedeliverWebhook(ctx, rs.client.ID, epID, id, "client:"+rs.client.Actor())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errDeliveryNotFound
+	case errors.Is(err, store.ErrConflict):
+		return newErr(CodeNotRedeliverable, "delivery_id", "the delivery is pending: it is being delivered already")
+	case err != nil:
+		return err
+	}
+	rs.log.Info("webhook delivery redelivered", "endpoint", epID, "delivery", id, "event", d.EventID)
+	dj, err := s.renderDelivery(ctx, d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, dj)
+}
+
+type redeliverRequest struct {
+	Since *string `json:"since"`
+}
+
+// redeliverDead sends again every dead delivery of the endpoint (created at or after since, when
+// given), oldest first and in order per withdrawal.
+func (s *Server) redeliverDead(c echo.Context) error {
+	epID, err := s.clientEndpoint(c)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := readBody(c, &buf); err != nil {
+		return err
+	}
+	var req redeliverRequest
+	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
+		dec := json.NewDecoder(&buf)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return newErr(CodeInvalidJSON, "", `body must be empty or a JSON object {"since": RFC 3339 time}`)
+		}
+	}
+	var since time.Time
+	if req.Since != nil {
+		if since, err = time.Parse(time.RFC3339Nano, *req.Since); err != nil {
+			return newErr(CodeInvalidTime, "since", "since must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+		}
+	}
+	rs := state(c)
+	n, err := s.st.RedeliverDeadWebhooks(c.Request().Context(), rs.client.ID, epID, since, "client:"+rs.client.Actor())
+	if err != nil {
+		return err
+	}
+	rs.log.Info("dead webhook deliveries redelivered", "endpoint", epID, "queued", n)
+	return c.JSON(http.StatusOK, struct {
+		Queued int `json:"queued"`
+	}{n})
 }

@@ -331,3 +331,70 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id int64) (*WebhookEnd
 	}
 	return e, nil
 }
+
+// WebhookAttempt is one attempt of a delivery; StatusCode is nil when no HTTP answer came.
+type WebhookAttempt struct {
+	StatusCode *int   `json:"status_code"`
+	Error      string `json:"error"`
+	LatencyMS  int64  `json:"latency_ms"`
+	At         string `json:"at"`
+}
+
+// WebhookDelivery is one event sent (or to send) to one endpoint, with its attempts.
+type WebhookDelivery struct {
+	ID             int64            `json:"id"`
+	EventID        string           `json:"event_id"`
+	EventType      string           `json:"event_type"`
+	WithdrawalID   string           `json:"withdrawal_id"`
+	Seq            int              `json:"seq"`
+	State          string           `json:"state"` // pending, delivered, dead
+	Attempts       []WebhookAttempt `json:"attempts"`
+	NextAttemptAt  *string          `json:"next_attempt_at"`
+	CreatedAt      string           `json:"created_at"`
+	DeliveredAt    *string          `json:"delivered_at"`
+	LastStatusCode *int             `json:"last_status_code"`
+	Redeliveries   int              `json:"redeliveries"`
+}
+
+// ListWebhookDeliveries is endpoint id's delivery log, newest first; state "dead" lists the dead
+// letters ("" lists all).
+func (c *Client) ListWebhookDeliveries(ctx context.Context, id int64, state string) ([]WebhookDelivery, error) {
+	var out struct {
+		Deliveries []WebhookDelivery `json:"deliveries"`
+	}
+	path := "/v1/webhooks/" + strconv.FormatInt(id, 10) + "/deliveries"
+	if state != "" {
+		path += "?state=" + url.QueryEscape(state)
+	}
+	if _, err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Deliveries, nil
+}
+
+// RedeliverWebhook sends delivery deliveryID of endpoint id again (the same event id: a replay, which
+// may arrive after later events of its withdrawal). A pending delivery is an *Error not_redeliverable.
+func (c *Client) RedeliverWebhook(ctx context.Context, id, deliveryID int64) (*WebhookDelivery, error) {
+	d := new(WebhookDelivery)
+	if _, err := c.do(ctx, http.MethodPost, "/v1/webhooks/"+strconv.FormatInt(id, 10)+"/deliveries/"+
+		strconv.FormatInt(deliveryID, 10)+"/redeliver", nil, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// RedeliverDeadWebhooks sends every dead delivery of endpoint id again (those created at or after
+// since, unless zero) and returns how many were queued.
+func (c *Client) RedeliverDeadWebhooks(ctx context.Context, id int64, since time.Time) (int, error) {
+	body := map[string]string{}
+	if !since.IsZero() {
+		body["since"] = since.UTC().Format(time.RFC3339Nano)
+	}
+	var out struct {
+		Queued int `json:"queued"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, "/v1/webhooks/"+strconv.FormatInt(id, 10)+"/redeliver", body, &out); err != nil {
+		return 0, err
+	}
+	return out.Queued, nil
+}

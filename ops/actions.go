@@ -30,6 +30,9 @@ func (r *runner) actionParams() map[string]string {
 	if r.opts.force {
 		p["force"] = "true"
 	}
+	if r.opts.since != "" {
+		p["since"] = r.opts.since
+	}
 	if len(p) == 0 {
 		return nil
 	}

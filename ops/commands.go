@@ -29,6 +29,8 @@ type cmdOpts struct {
 	force         bool
 	username      string
 	passwordStdin bool
+	endpoint      string
+	since         string
 }
 
 // group is a noun with subcommands (withdrawals, dlq, ...).
@@ -42,6 +44,7 @@ func groups() []group {
 		{"withdrawals", "search, inspect and act on withdrawals"},
 		{"dlq", "dead-lettered messages: inspect, redrive, discard"},
 		{"wallets", "hot and main wallets: balances, nonces, freeze, resync, gaps"},
+		{"webhooks", "dead-lettered webhook deliveries: inspect, redeliver"},
 		{"nonces", "a wallet's nonce on chain, in Redis and in the database"},
 		{"stuck", "transactions waiting too long to be mined"},
 		{"approvals", "two-person requests waiting for a second operator"},
@@ -98,6 +101,17 @@ func commandTable() []*command {
 		{path: "wallets unfreeze", usage: "wallets unfreeze <chain>/<address> [action flags]", summary: "sign from a wallet again (two-person)", args: -1, action: true, run: actionRun(admin.ActionWalletUnfreeze, walletTarget)},
 		{path: "wallets fill-gap", usage: "wallets fill-gap <chain>/<address> [action flags]", summary: "fill the wallet's nonce gaps with 0-value transactions (two-person)", args: -1, action: true,
 			run: actionRun(admin.ActionWalletFillGap, walletTarget)},
+
+		{path: "webhooks dead", usage: "webhooks dead [--client N] [--endpoint N] [--limit N] [--cursor C]",
+			summary: "webhook deliveries dead-lettered after 24 h of failures (newest first)", args: 0,
+			query: q("client", "endpoint", "limit", "cursor"), run: (*runner).webhooksDead},
+		{path: "webhooks show", usage: "webhooks show <id>", summary: "one webhook delivery with its attempts and event", args: 1, run: (*runner).webhooksShow},
+		{path: "webhooks redeliver", usage: "webhooks redeliver <id>… | --endpoint N [--since T] [action flags]",
+			summary: "send dead (or delivered) webhook deliveries again: the same event ids", args: -1, action: true,
+			flags: func(fs *flag.FlagSet, o *cmdOpts) {
+				fs.StringVar(&o.endpoint, "endpoint", "", "every dead delivery of this endpoint id")
+				fs.StringVar(&o.since, "since", "", "with --endpoint: only those created at or after this RFC 3339 time")
+			}, run: (*runner).webhooksRedeliver},
 
 		{path: "nonces show", usage: "nonces show [<chain>/<address>] [--chain C] [--address A]", summary: "nonces: chain latest and pending, Redis, database", args: -1,
 			query: q("chain", "address"), run: (*runner).noncesShow},

@@ -188,6 +188,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		ok(b)
 	case "GET /admin/v1/audit":
 		ok(canned(f.t, "audit.json"))
+	case "GET /admin/v1/webhooks/dead":
+		ok(canned(f.t, "webhooks-dead.json"))
+	case "GET /admin/v1/webhooks/deliveries/41":
+		ok(canned(f.t, "webhook-delivery.json"))
 	case "GET /admin/v1/audit/verify":
 		ok([]byte(`{"ok":true,"rows":3}`))
 	case "POST /admin/v1/actions":
@@ -329,6 +333,8 @@ func TestTablesMatchGoldenFiles(t *testing.T) {
 		{"speed-up-dry-run.txt", []string{"withdrawals", "speed-up", "0193a4c2-7d1e-7c3a-9b1f-2f5d6e7a8b90", "--dry-run"}},
 		{"speed-up-yes.txt", []string{"withdrawals", "speed-up", "--yes", "0193a4c2-7d1e-7c3a-9b1f-2f5d6e7a8b90"}},
 		{"approve-dry-run.txt", []string{"approvals", "approve", "ap-01", "--dry-run"}},
+		{"webhooks-dead.txt", []string{"webhooks", "dead", "--endpoint", "7"}},
+		{"webhooks-show.txt", []string{"webhooks", "show", "41"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -554,6 +560,54 @@ func TestActions(t *testing.T) {
 	req = api.lastAction(t)
 	if req.Params != nil || req.Action != admin.ActionWalletFillGap || req.Target != "sepolia/0x4a1bd0c93e2f1a7b8c9d0e1f2a3b4c5d6e7f8091" {
 		t.Fatalf("fill-gap sent %+v", req)
+	}
+}
+
+// webhooks redeliver: one action per delivery id, or one for every dead delivery of --endpoint with
+// --since as a parameter; ids and --endpoint together, or --since without --endpoint, are usage errors.
+func TestWebhookRedeliver(t *testing.T) {
+	api := newFakeAPI(t)
+	c := newCLI(t, api)
+	c.login("access-1", "refresh-1", testNow.Add(10*time.Minute))
+	before := len(api.sentTo("/admin/v1/actions"))
+	if code, out, errs := c.run("", "webhooks", "redeliver", "41", "42", "--yes"); code != ExitOK || strings.Count(ansi.ReplaceAllString(out, ""), "done: webhook.redeliver") != 2 {
+		t.Fatalf("redeliver 41 42: exit %d\n%s\n%s", code, out, errs)
+	}
+	var targets []string
+	for _, r := range api.sentTo("/admin/v1/actions")[before:] {
+		var q admin.ActionRequest
+		_ = json.Unmarshal(r.Body, &q)
+		if q.Action != admin.ActionWebhookRedeliver || q.DryRun || q.Params != nil {
+			t.Fatalf("sent %s", r.Body)
+		}
+		targets = append(targets, q.Target)
+	}
+	if strings.Join(targets, ",") != "41,42" {
+		t.Fatalf("targets %v, want 41,42", targets)
+	}
+	if code, _, errs := c.run("", "webhooks", "redeliver", "--endpoint", "7", "--since", "2026-11-29T00:00:00Z", "--dry-run"); code != ExitOK {
+		t.Fatalf("redeliver --endpoint: exit %d %q", code, errs)
+	}
+	req := api.lastAction(t)
+	if req.Target != "endpoint/7" || req.Params["since"] != "2026-11-29T00:00:00Z" || !req.DryRun {
+		t.Fatalf("redeliver --endpoint sent %+v", req)
+	}
+	sent := len(api.sentTo("/admin/v1/actions"))
+	for _, args := range [][]string{
+		{"webhooks", "redeliver", "41", "--endpoint", "7", "--yes"},
+		{"webhooks", "redeliver", "41", "--since", "2026-11-29T00:00:00Z", "--yes"},
+		{"webhooks", "redeliver", "--yes"},
+		{"webhooks", "redeliver", "41", "42", "--request-id", "r-1", "--yes"},
+	} {
+		if code, _, errs := c.run("", args...); code != ExitUsage || !strings.Contains(errs, "usage: sluice ops webhooks redeliver") {
+			t.Errorf("%v: exit %d %q, want a usage error", args, code, errs)
+		}
+	}
+	if n := len(api.sentTo("/admin/v1/actions")); n != sent {
+		t.Fatalf("usage errors sent %d actions", n-sent)
+	}
+	if list := api.sentTo("/admin/v1/webhooks/dead"); len(list) != 0 {
+		t.Fatalf("unexpected reads %+v", list)
 	}
 }
 

@@ -57,6 +57,8 @@ type harness struct {
 	browser  context.Context
 	mu       sync.Mutex
 	problems []string // JavaScript exceptions and CSP reports seen by any browser
+	// deadHook is a dead-lettered webhook delivery left for the viewer's page (0: none).
+	deadHook int64
 }
 
 func TestDashboard(t *testing.T) {
@@ -110,6 +112,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("login", func(t *testing.T) { h.testLogin(t) })
 	t.Run("withdrawals_reach_confirmed", func(t *testing.T) { ids = h.testConfirmed(t) })
 	t.Run("dlq_redrive_two_person", func(t *testing.T) { h.testRedrive(t) })
+	t.Run("webhook_redeliver", func(t *testing.T) { h.testWebhookRedeliver(t) })
 	t.Run("viewer_has_no_actions", func(t *testing.T) { h.testViewer(t, ids) })
 	t.Run("pages", func(t *testing.T) { h.testPages(t, ids) })
 	t.Run("csp_weight_render", func(t *testing.T) { h.testCSPAndWeight(t) })
@@ -493,6 +496,69 @@ func (h *harness) testRedrive(t *testing.T) {
 	bob.waitFor("the message gone from the DLQ", fmt.Sprintf(`!document.querySelector(%q)`, row), 15*time.Second)
 }
 
+// Two webhook deliveries of an endpoint are dead-lettered; alice redelivers one from the Stuck & DLQ
+// page (dry-run preview, then confirm) and the admin API shows it pending again, asked by her; the
+// other stays for the viewer's page, which must show it without a button.
+func (h *harness) testWebhookRedeliver(t *testing.T) {
+	ctx := context.Background()
+	st := h.stack.App.Store
+	c, err := st.EnsureAPIClient(ctx, "dash-hooks", "sk_dash_hooks_"+queue.NewID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := st.AddWebhookEndpoint(ctx, c.ID, "https://hooks.example.invalid/sluice", "whsec_dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		id := queue.NewID()
+		w := &store.Withdrawal{ID: id, ClientID: c.ID, ExternalID: fmt.Sprintf("dash-hook-%d", i), RequestHash: make([]byte, 32), Chain: "local",
+			Asset: devmode.Native, To: testenv.NewAccount(t).Address.Hex(), Amount: big.NewInt(1), CorrelationID: "corr-" + id}
+		if _, _, err := st.CreateWithdrawal(ctx, w, func(*sql.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.InTx(ctx, func(tx *sql.Tx) error {
+			return st.Transition(ctx, tx, id, store.Pending, store.Canceled, "test", store.ActorSigner, store.Change{})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As the dispatcher leaves them after 24 h of failures (the endpoint's name does not resolve).
+	if _, err := st.DB.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'dead', attempts = attempts + 1, last_error = 'no such host' WHERE endpoint_id = ?`, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := st.DeadWebhookDeliveries(ctx, store.DeadLetterFilter{EndpointID: ep.ID})
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("%d dead deliveries (%v), want 2", len(dead), err)
+	}
+	target, left := dead[1].ID, dead[0].ID
+
+	alice := h.newTab(t)
+	alice.login("alice", pw)
+	alice.open("stuck")
+	row := fmt.Sprintf(`tr[data-delivery-id="%d"]`, target)
+	alice.waitFor("the dead webhook delivery", fmt.Sprintf(`!!document.querySelector(%q)`, row), 15*time.Second)
+	eval[chromedp.Void](alice, fmt.Sprintf(`document.querySelector(%q).querySelector('button[data-action="webhook.redeliver"]').click()`, row))
+	alice.waitFor("the dry run's plan", `!!document.querySelector('dialog[open] .plan') && !document.querySelector('dialog[open] button[data-confirm]').disabled`, 15*time.Second)
+	if plan := eval[string](alice, `document.querySelector('dialog[open] .plan').textContent`); !strings.Contains(plan, "dead → pending") {
+		t.Errorf("the redeliver's plan does not show the row it changes: %q", plan)
+	}
+	if d, err := st.WebhookDeliveryByID(ctx, 0, 0, target); err != nil || d.State != "dead" {
+		t.Fatalf("after the preview: %+v %v, want still dead", d, err)
+	}
+	alice.do(chromedp.Click(chromedp.CSS(`dialog[open] button[data-confirm]`)))
+	alice.waitFor("the redelivery done", `!!document.querySelector('dialog[open] [data-result=done]')`, 15*time.Second)
+	alice.shot("webhook-redeliver")
+	var det admin.WebhookDeliveryDetail
+	h.adminGet(t, h.adminToken(t, "bob"), fmt.Sprintf("/admin/v1/webhooks/deliveries/%d", target), &det)
+	if det.Delivery.State == "dead" || det.Delivery.Redeliveries != 1 || det.Delivery.RedeliveredBy != "operator:alice" {
+		t.Fatalf("after the redelivery: %+v", det.Delivery)
+	}
+	alice.do(chromedp.Click(chromedp.CSS(`dialog[open] .dlg-actions button:not([data-confirm])`)))
+	alice.waitFor("the row gone", fmt.Sprintf(`!document.querySelector(%q)`, row), 15*time.Second)
+	h.deadHook = left
+}
+
 // adminToken logs user in through the admin API (a bearer token, as `sluice ops` does).
 func (h *harness) adminToken(t *testing.T, user string) string {
 	t.Helper()
@@ -548,6 +614,9 @@ func (h *harness) testViewer(t *testing.T, ids []string) {
 	}
 	for _, r := range routes {
 		b.open(r)
+		if r == "stuck" && h.deadHook != 0 {
+			b.waitFor("the dead webhook delivery", fmt.Sprintf(`!!document.querySelector('tr[data-delivery-id="%d"]')`, h.deadHook), 15*time.Second)
+		}
 		if n := eval[int](b, buttons); n != 0 {
 			t.Errorf("viewer sees %d action buttons on %s", n, r)
 		}

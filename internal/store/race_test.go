@@ -348,3 +348,79 @@ func TestRaceTwoInstancesTakeOneGroupLock(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Two instances (an operator's and a client's request, say) redeliver the same dead webhook delivery at
+// once, round after round: exactly one puts it back to pending, the other gets ErrConflict, and it is
+// counted once. The same for a whole endpoint: the dead deliveries are queued by one request only.
+func TestRaceTwoInstancesRedeliverOneWebhook(t *testing.T) {
+	ss := twoInstances(t)
+	ctx := context.Background()
+	c, err := ss[0].EnsureAPIClient(ctx, "t", "key-"+testenv.UniqueName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := ss[0].AddWebhookEndpoint(ctx, c.ID, "https://hooks.example/x", "whsec_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := range n {
+		id := queue.NewID()
+		w := &store.Withdrawal{ID: id, ClientID: c.ID, ExternalID: fmt.Sprintf("hook-%d", i), RequestHash: make([]byte, 32),
+			Chain: "local", Asset: "POL", To: "0x000000000000000000000000000000000000dEaD", Amount: big.NewInt(5), CorrelationID: "c"}
+		if _, _, err := ss[0].CreateWithdrawal(ctx, w, func(*sql.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := ss[0].InTx(ctx, func(tx *sql.Tx) error {
+			return ss[0].Transition(ctx, tx, id, store.Pending, store.Canceled, "test", store.ActorSigner, store.Change{})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func() {
+		t.Helper()
+		if _, err := ss[0].DB.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'dead' WHERE endpoint_id = ?`, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill()
+	ds, err := ss[0].DeadWebhookDeliveries(ctx, store.DeadLetterFilter{EndpointID: ep.ID})
+	if err != nil || len(ds) != n {
+		t.Fatalf("%d dead (%v), want %d", len(ds), err, n)
+	}
+	one := ds[0].ID
+	for round := range raceRounds {
+		errs := race(ss, func(i int, s *store.Store) error {
+			_, err := s.RedeliverWebhook(ctx, c.ID, ep.ID, one, fmt.Sprintf("instance-%d", i))
+			return err
+		})
+		won := oneWinner(t, round, "redeliver one", errs, store.ErrConflict)
+		d, err := ss[0].WebhookDeliveryByID(ctx, 0, 0, one)
+		if err != nil || d.State != "pending" || d.Redeliveries != round+1 || d.RedeliveredBy != fmt.Sprintf("instance-%d", won) {
+			t.Fatalf("round %d: %+v %v: want pending, redelivered %d times, last by instance-%d", round, d, err, round+1, won)
+		}
+		kill()
+	}
+	for round := range 10 {
+		var queued [2]int
+		errs := race(ss, func(i int, s *store.Store) error {
+			var err error
+			queued[i], err = s.RedeliverDeadWebhooks(ctx, 0, ep.ID, time.Time{}, "op")
+			return err
+		})
+		if errs[0] != nil || errs[1] != nil || queued[0]+queued[1] != n || (queued[0] != 0 && queued[1] != 0) {
+			t.Fatalf("round %d: queued %v (%v), want all %d by one request", round, queued, errs, n)
+		}
+		kill()
+	}
+	// Another client's request, or another endpoint's, finds nothing.
+	if _, err := ss[0].RedeliverWebhook(ctx, c.ID+1000, 0, one, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another client's redeliver: %v, want ErrNotFound", err)
+	}
+	if _, err := ss[0].RedeliverWebhook(ctx, c.ID, ep.ID+1000, one, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another endpoint's redeliver: %v, want ErrNotFound", err)
+	}
+	if n, err := ss[0].RedeliverDeadWebhooks(ctx, c.ID+1000, ep.ID, time.Time{}, "x"); err != nil || n != 0 {
+		t.Fatalf("another client's bulk redeliver queued %d (%v)", n, err)
+	}
+}

@@ -183,6 +183,14 @@ type WebhookDelivery struct {
 	DeliveredAt    *time.Time
 	Payload        []byte
 	Endpoint       *WebhookEndpoint
+	// RetrySince starts the current retry window: CreatedAt, or the last redelivery. The dispatcher
+	// dead-letters a delivery that still fails DeadAfter after it.
+	RetrySince time.Time
+	// RetryAttempts counts the attempts since RetrySince (the backoff restarts with a redelivery).
+	RetryAttempts int
+	// Redeliveries counts the redeliveries asked for; RedeliveredBy names who asked last.
+	Redeliveries  int
+	RedeliveredBy string
 }
 
 // ClaimWebhookDeliveries takes up to limit due deliveries whose earlier deliveries (same endpoint and
@@ -194,7 +202,7 @@ type WebhookDelivery struct {
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease time.Duration) ([]*WebhookDelivery, error) {
 	now := time.Now().UTC()
 	rows, err := s.DB.QueryContext(ctx, `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.next_attempt_at,
-		d.created_at, ev.payload, e.id, e.client_id, e.url, e.secret, COALESCE(e.prev_secret, ''), e.prev_expires_at, e.enabled, e.created_at
+		d.created_at, COALESCE(d.retry_since, d.created_at), d.attempts - d.retry_base, ev.payload, e.id, e.client_id, e.url, e.secret, COALESCE(e.prev_secret, ''), e.prev_expires_at, e.enabled, e.created_at
 		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
 		WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
 			WHERE p.endpoint_id = d.endpoint_id AND p.withdrawal_id = d.withdrawal_id AND p.seq < d.seq AND p.state = 'pending')
@@ -208,7 +216,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease tim
 		var e WebhookEndpoint
 		var exp sql.NullTime
 		var payload string
-		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &d.NextAttemptAt, &d.CreatedAt, &payload,
+		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &d.NextAttemptAt, &d.CreatedAt, &d.RetrySince, &d.RetryAttempts, &payload,
 			&e.ID, &e.ClientID, &e.URL, &e.Secret, &e.PrevSecret, &exp, &e.Enabled, &e.CreatedAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("due webhook deliveries: %w", err)
@@ -283,10 +291,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAtt
 // WebhookDeliveries lists the deliveries of client's endpoint, newest first, with state "" for all
 // (the dead-letter view is state "dead").
 func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int64, state string, limit int) ([]*WebhookDelivery, error) {
-	q := `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code, COALESCE(d.last_error, ''),
-		d.next_attempt_at, d.created_at, d.delivered_at
-		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE e.client_id = ? AND d.endpoint_id = ?`
+	q := deliverySelect + ` WHERE e.client_id = ? AND d.endpoint_id = ?`
 	args := []any{clientID, endpointID}
 	if state != "" {
 		q += ` AND d.state = ?`
@@ -300,21 +305,11 @@ func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int6
 	defer rows.Close()
 	var out []*WebhookDelivery
 	for rows.Next() {
-		var d WebhookDelivery
-		var code sql.NullInt64
-		var done sql.NullTime
-		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
-			&d.NextAttemptAt, &d.CreatedAt, &done); err != nil {
-			return nil, err
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list webhook deliveries: %w", err)
 		}
-		if code.Valid {
-			c := int(code.Int64)
-			d.LastStatusCode = &c
-		}
-		if done.Valid {
-			d.DeliveredAt = &done.Time
-		}
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }
@@ -340,29 +335,19 @@ func (s *Store) WebhookAttempts(ctx context.Context, deliveryID int64) ([]Webhoo
 	return out, rows.Err()
 }
 
-// DeadLetterFilter selects dead-lettered deliveries: of one client and endpoint when set (0: all), older
-// than the delivery id Before (0: from the newest), at most Limit (1–500; 0 is 50).
+// DeadLetterFilter selects dead-lettered deliveries: of one client and endpoint when set (0: all),
+// created at or after Since (zero: any), older than the delivery id Before (0: from the newest), at
+// most Limit (1–500; 0 is 50).
 type DeadLetterFilter struct {
 	ClientID   int64
 	EndpointID int64
+	Since      time.Time
 	Before     int64
 	Limit      int
 }
 
-// DeadWebhookDeliveries lists the dead-lettered deliveries of every client, newest first: those that
-// failed for DeadAfter (24 h) and are no longer tried. It is the operators' view (the admin API shows
-// it); a client sees its own through WebhookDeliveries with state "dead". Each carries its endpoint's
-// id, client and URL, never its secrets; WebhookAttempts gives its attempts. Page with Before = the
-// last id returned.
-func (s *Store) DeadWebhookDeliveries(ctx context.Context, f DeadLetterFilter) ([]*WebhookDelivery, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	f.Limit = min(f.Limit, 500)
-	q := `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code, COALESCE(d.last_error, ''),
-		d.next_attempt_at, d.created_at, ev.payload, e.id, e.client_id, e.url, e.enabled, e.created_at
-		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.state = 'dead'`
+func (f DeadLetterFilter) where() (string, []any) {
+	q := ` WHERE d.state = 'dead'`
 	var args []any
 	if f.ClientID != 0 {
 		q += ` AND e.client_id = ?`
@@ -372,31 +357,188 @@ func (s *Store) DeadWebhookDeliveries(ctx context.Context, f DeadLetterFilter) (
 		q += ` AND d.endpoint_id = ?`
 		args = append(args, f.EndpointID)
 	}
+	if !f.Since.IsZero() {
+		q += ` AND d.created_at >= ?`
+		args = append(args, f.Since.UTC())
+	}
 	if f.Before != 0 {
 		q += ` AND d.id < ?`
 		args = append(args, f.Before)
 	}
-	rows, err := s.DB.QueryContext(ctx, q+` ORDER BY d.id DESC LIMIT ?`, append(args, f.Limit)...)
+	return q, args
+}
+
+// CountDeadWebhookDeliveries is how many deliveries f selects (Before and Limit aside) and the
+// creation time of the oldest (zero when none).
+func (s *Store) CountDeadWebhookDeliveries(ctx context.Context, f DeadLetterFilter) (int, time.Time, error) {
+	f.Before = 0
+	w, args := f.where()
+	var n int
+	var oldest sql.NullTime
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(d.created_at) FROM webhook_deliveries d
+		JOIN webhook_endpoints e ON e.id = d.endpoint_id`+w, args...).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count dead webhook deliveries: %w", err)
+	}
+	return n, oldest.Time, nil
+}
+
+// DeadWebhookDeliveries lists the dead-lettered deliveries of every client, newest first: those that
+// failed for DeadAfter (24 h) and are no longer tried. It is the operators' view (GET
+// /admin/v1/webhooks/dead, `sluice ops webhooks dead`, the dashboard's Stuck & DLQ page); a client sees
+// its own through WebhookDeliveries with state "dead". Each carries its endpoint's
+// id, client and URL, never its secrets; WebhookAttempts gives its attempts. Page with Before = the
+// last id returned.
+func (s *Store) DeadWebhookDeliveries(ctx context.Context, f DeadLetterFilter) ([]*WebhookDelivery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	f.Limit = min(f.Limit, 500)
+	w, args := f.where()
+	rows, err := s.DB.QueryContext(ctx, deliverySelect+w+` ORDER BY d.id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("dead webhook deliveries: %w", err)
 	}
 	defer rows.Close()
 	var out []*WebhookDelivery
 	for rows.Next() {
-		var d WebhookDelivery
-		var e WebhookEndpoint
-		var code sql.NullInt64
-		var payload string
-		if err := rows.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
-			&d.NextAttemptAt, &d.CreatedAt, &payload, &e.ID, &e.ClientID, &e.URL, &e.Enabled, &e.CreatedAt); err != nil {
+		d, err := scanDelivery(rows)
+		if err != nil {
 			return nil, fmt.Errorf("dead webhook deliveries: %w", err)
 		}
-		if code.Valid {
-			c := int(code.Int64)
-			d.LastStatusCode = &c
-		}
-		d.Payload, d.Endpoint = []byte(payload), &e
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// deliverySelect reads a delivery with its event and endpoint (never the endpoint's secrets), for
+// scanDelivery.
+const deliverySelect = `SELECT d.id, d.event_id, ev.type, d.withdrawal_id, d.seq, d.state, d.attempts, d.last_status_code,
+	COALESCE(d.last_error, ''), d.next_attempt_at, d.created_at, d.delivered_at, COALESCE(d.retry_since, d.created_at),
+	d.attempts - d.retry_base, d.redeliveries, COALESCE(d.redelivered_by, ''), ev.payload, e.id, e.client_id, e.url, e.enabled, e.created_at
+	FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id JOIN webhook_endpoints e ON e.id = d.endpoint_id`
+
+func scanDelivery(r scanner) (*WebhookDelivery, error) {
+	var d WebhookDelivery
+	var e WebhookEndpoint
+	var code sql.NullInt64
+	var done sql.NullTime
+	var payload string
+	if err := r.Scan(&d.ID, &d.EventID, &d.EventType, &d.WithdrawalID, &d.Seq, &d.State, &d.Attempts, &code, &d.LastError,
+		&d.NextAttemptAt, &d.CreatedAt, &done, &d.RetrySince, &d.RetryAttempts, &d.Redeliveries, &d.RedeliveredBy, &payload,
+		&e.ID, &e.ClientID, &e.URL, &e.Enabled, &e.CreatedAt); err != nil {
+		return nil, err
+	}
+	if code.Valid {
+		c := int(code.Int64)
+		d.LastStatusCode = &c
+	}
+	if done.Valid {
+		d.DeliveredAt = &done.Time
+	}
+	d.Payload, d.Endpoint = []byte(payload), &e
+	return &d, nil
+}
+
+// WebhookDeliveryByID loads delivery id with its event and endpoint (never its secrets); clientID and
+// endpointID, when not 0, are checked too (a client asking about another client's delivery gets
+// ErrNotFound, as for one that does not exist).
+func (s *Store) WebhookDeliveryByID(ctx context.Context, clientID, endpointID, id int64) (*WebhookDelivery, error) {
+	q, args := deliverySelect+` WHERE d.id = ?`, []any{id}
+	if clientID != 0 {
+		q += ` AND e.client_id = ?`
+		args = append(args, clientID)
+	}
+	if endpointID != 0 {
+		q += ` AND d.endpoint_id = ?`
+		args = append(args, endpointID)
+	}
+	d, err := scanDelivery(s.DB.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load webhook delivery %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// redeliverSet puts a delivery back to pending, due now, in a new retry window (DeadAfter and the
+// backoff count from now), its attempts kept; by is recorded.
+const redeliverSet = `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, retry_since = ?, retry_base = attempts,
+	redeliveries = redeliveries + 1, redelivered_by = ?, delivered_at = NULL`
+
+// RedeliverWebhook sends delivery id again: a dead (or delivered) delivery goes back to pending, due
+// now, with its attempts kept (new ones are appended) and by recorded as who asked. clientID and
+// endpointID, when not 0, must own it (ErrNotFound otherwise, as for a delivery that does not exist).
+// A delivery that is pending already is ErrConflict: of two concurrent requests one changes it, the
+// other gets ErrConflict. The dispatcher's order rule holds as it does for any pending delivery: it
+// waits while an earlier delivery of the same endpoint and withdrawal is pending, and it blocks the
+// later ones that are pending; a later one that was delivered already stays delivered (the
+// redelivered event arrives after it: a replay).
+func (s *Store) RedeliverWebhook(ctx context.Context, clientID, endpointID, id int64, by string) (*WebhookDelivery, error) {
+	now := time.Now().UTC()
+	q, args := redeliverSet+` WHERE id = ? AND state IN ('dead', 'delivered')`, []any{now, now, truncate(by, 128), id}
+	if clientID != 0 {
+		q += ` AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE client_id = ?)`
+		args = append(args, clientID)
+	}
+	if endpointID != 0 {
+		q += ` AND endpoint_id = ?`
+		args = append(args, endpointID)
+	}
+	res, err := s.DB.ExecContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("redeliver webhook delivery %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("redeliver webhook delivery %d: %w", id, err)
+	}
+	d, err := s.WebhookDeliveryByID(ctx, clientID, endpointID, id)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return d, ErrConflict
+	}
+	return d, nil
+}
+
+// RedeliverDeadWebhooks sends again every dead delivery of endpointID (of clientID when not 0) created
+// at or after since (zero: all), as RedeliverWebhook does one, in one statement: they become pending
+// together, so the dispatcher takes them oldest first and, per withdrawal, in their order. It returns
+// how many it queued; a concurrent request queues none of those.
+func (s *Store) RedeliverDeadWebhooks(ctx context.Context, clientID, endpointID int64, since time.Time, by string) (int, error) {
+	now := time.Now().UTC()
+	q, args := redeliverSet+` WHERE endpoint_id = ? AND state = 'dead'`, []any{now, now, truncate(by, 128), endpointID}
+	if clientID != 0 {
+		q += ` AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE client_id = ?)`
+		args = append(args, clientID)
+	}
+	if !since.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, since.UTC())
+	}
+	res, err := s.DB.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("redeliver dead webhooks of endpoint %d: %w", endpointID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("redeliver dead webhooks of endpoint %d: %w", endpointID, err)
+	}
+	return int(n), nil
+}
+
+// WebhookEndpointByID loads an endpoint of any client (the operators' view); its secrets are left out.
+func (s *Store) WebhookEndpointByID(ctx context.Context, id int64) (*WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.DB.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load webhook endpoint %d: %w", id, err)
+	}
+	e.Secret, e.PrevSecret = "", ""
+	return e, nil
 }

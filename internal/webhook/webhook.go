@@ -1,7 +1,8 @@
 // Package webhook delivers withdrawal events to the clients' endpoints: signed (HMAC-SHA256 over
 // "timestamp.body", header Sluice-Signature: t=<unix>,v1=<hex>[,v1=<hex of the previous secret>]),
 // at least once, retried with capped exponential backoff for DeadAfter (24 h) and then dead-lettered,
-// in order per endpoint and withdrawal. The events themselves are written by store.Transition in the
+// in order per endpoint and withdrawal. A dead-lettered delivery is sent again when a client or an
+// operator asks (store.RedeliverWebhook): a replay of the same event id, with a new DeadAfter window. The events themselves are written by store.Transition in the
 // transaction of the status change (the outbox); this package only sends them.
 package webhook
 
@@ -261,8 +262,10 @@ func (p *Dispatcher) deliver(ctx context.Context, d *store.WebhookDelivery) erro
 	outcome := "delivered"
 	if !ok {
 		outcome = "retry"
-		next = time.Now().Add(Backoff(d.Attempts+1, p.d.BaseBackoff, p.d.MaxBackoff))
-		if next.Sub(d.CreatedAt) > p.d.DeadAfter {
+		// The window and the backoff count from the last redelivery, if any: a delivery sent again
+		// after days dead gets its own DeadAfter of retries, starting at the base wait.
+		next = time.Now().Add(Backoff(d.RetryAttempts+1, p.d.BaseBackoff, p.d.MaxBackoff))
+		if next.Sub(d.RetrySince) > p.d.DeadAfter {
 			next, outcome = time.Time{}, "dead"
 			p.log.Warn("webhook dead-lettered", "delivery", d.ID, "event", d.EventID, "endpoint", d.Endpoint.ID, "attempts", d.Attempts+1, "err", a.Error)
 		}

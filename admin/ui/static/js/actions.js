@@ -17,6 +17,7 @@ export const LABELS = {
   'wallet.fill-gap': 'Fill nonce gap',
   'wallet.freeze': 'Freeze',
   'wallet.unfreeze': 'Unfreeze',
+  'webhook.redeliver': 'Redeliver',
 };
 
 // actionButton is shown only to roles that may request the action (operator and up); the server checks again.

@@ -1,5 +1,6 @@
-// Stuck transactions (age, blocks waiting, our fee against the market's) and dead-lettered messages with
-// their error; speed-up, cancel, redrive and discard, each previewed by a dry run first.
+// Stuck transactions (age, blocks waiting, our fee against the market's), dead-lettered messages with
+// their error, and dead-lettered webhook deliveries; speed-up, cancel, redrive, discard and redeliver,
+// each previewed by a dry run first.
 import { h, replace, table, num, badge, field } from '../dom.js';
 import { get, A } from '../api.js';
 import { short, seconds, gwei, count, ago } from '../fmt.js';
@@ -18,12 +19,14 @@ export default {
     filters.addEventListener('submit', (ev) => { ev.preventDefault(); refresh(); });
     const dlqBody = h('div');
     replace(dlq, h('h2', { id: 'h-dlq' }, 'Dead-letter queues'), filters, dlqBody);
-    replace(root, h('h1', null, 'Stuck & DLQ'), stuck, dlq);
+    const hooks = h('section', { class: 'card', 'aria-labelledby': 'h-hooks', 'data-section': 'webhooks' });
+    replace(root, h('h1', null, 'Stuck & DLQ'), stuck, dlq, hooks);
 
     async function refresh() {
-      const [st, page, pend] = await Promise.all([
+      const [st, page, pend, dead] = await Promise.all([
         get(`${A}/stuck`), get(`${A}/dlq`, { queue: queue.value.trim(), class: cls.value.trim() }),
         can('operator') ? get(`${A}/approvals`, { status: 'pending' }).catch(() => []) : Promise.resolve([]),
+        get(`${A}/webhooks/dead`, { limit: '200' }),
       ]);
       const awaiting = new Map();
       for (const a of pend || []) awaiting.set(`${a.action.action}|${a.action.target}`, a);
@@ -54,6 +57,24 @@ export default {
           h('td', { class: 'actions' }, waitBadge('dlq.redrive', m.id) || actionButton('dlq.redrive', m.id, null, refresh),
             waitBadge('dlq.discard', m.id) || actionButton('dlq.discard', m.id, null, refresh, 'danger')))),
         { hideCaption: true, empty: 'No dead-lettered message.' }));
+      // Webhook deliveries the dispatcher gave up on: each can be sent again (the same event id), or
+      // every dead one of an endpoint at once, oldest first.
+      const hs = (dead && dead.items) || [];
+      const endpoints = new Map();
+      for (const d of hs) endpoints.set(d.endpoint_id, d);
+      replace(hooks, h('h2', { id: 'h-hooks' }, 'Dead-lettered webhook deliveries'),
+        h('p', { class: 'muted' }, 'Events a client\'s endpoint did not accept for 24 h. A redelivery sends the same event id again; it may arrive after later events of its withdrawal.'),
+        can('operator') && endpoints.size ? h('p', { class: 'actions' }, [...endpoints.values()].map((d) =>
+          h('span', { class: 'chip' }, `All of endpoint ${d.endpoint_id}: `, actionButton('webhook.redeliver', `endpoint/${d.endpoint_id}`, null, refresh)))) : null,
+        table('Dead-lettered webhook deliveries', ['Delivery', 'Client', 'Endpoint', 'Event', 'Withdrawal', { label: 'Attempts', num: true }, 'Last answer', 'Created', 'Actions'],
+          hs.map((d) => h('tr', { 'data-delivery-id': String(d.id) },
+            h('td', null, h('code', null, String(d.id))), h('td', null, `${d.client} (${d.client_id})`),
+            h('td', null, h('code', { title: d.endpoint_url }, `${d.endpoint_id} ${d.endpoint_url}`)), h('td', null, d.event_type),
+            h('td', null, h('a', { href: `#/withdrawals/${encodeURIComponent(d.withdrawal_id)}` }, h('code', null, short(d.withdrawal_id, 6)))),
+            num(count(d.attempts)), h('td', { class: 'err' }, d.last_error || (d.last_status_code != null ? String(d.last_status_code) : '—')),
+            h('td', { title: d.created_at }, ago(d.created_at)),
+            h('td', { class: 'actions' }, actionButton('webhook.redeliver', String(d.id), null, refresh)))),
+          { hideCaption: true, empty: 'No dead-lettered webhook delivery.' }));
     }
     return refresh;
   },
