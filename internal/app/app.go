@@ -299,7 +299,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	case "api":
 		nodes := make(map[string]policy.Node, len(a.Chains))
 		for name, c := range a.Chains {
-			nodes[name] = c
+			nodes[name] = chain.NewCoalescer(c) // every create asks the node: concurrent ones share a request
 		}
 		pol, err := policy.New(policy.Deps{Store: a.Store, CacheTTL: api.DefaultAuthTTL, Recipients: &policy.Recipients{
 			Chains: policy.ChainsFromConfig(a.Cfg.Chains, nil, nodes)}}, log, metricsOf(a, "policy", policy.NewMetrics))
