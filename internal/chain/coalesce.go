@@ -15,7 +15,7 @@ import (
 
 // Defaults of a Coalescer.
 const (
-	DefaultInFlight     = 2                // requests to the node at once before calls wait for the next batch
+	DefaultInFlight     = 1                // requests to the node at once before calls wait for the next batch
 	DefaultMaxBatch     = 64               // calls in one batch
 	DefaultBatchTimeout = 30 * time.Second // bound of one batch, whose callers may have left already
 )
@@ -30,8 +30,8 @@ type Coalescer struct {
 	timeout  time.Duration
 
 	mu    sync.Mutex
-	busy  int       // requests out now (direct calls and batches): at most inFlight
-	queue []*waiter // calls waiting for the next batch; non-empty only while busy == inFlight
+	busy  int       // requests out now (direct calls and batches); beyond inFlight only for full batches
+	queue []*waiter // calls waiting for the next batch; non-empty only while busy >= inFlight
 }
 
 // waiter is one queued call.
@@ -142,7 +142,20 @@ func (q *Coalescer) call(ctx context.Context, elem rpc.BatchElem, direct func(co
 	}
 	w := &waiter{elem: elem, done: make(chan struct{})}
 	q.queue = append(q.queue, w)
+	var full []*waiter
+	var fb *batch
+	var fctx context.Context
+	if len(q.queue) >= q.maxBatch {
+		// A full batch has nothing to wait for: it goes now, as a request beyond inFlight, so that a slow
+		// node bounds the latency of the calls, not their rate.
+		if full, fb, fctx = q.take(); full != nil {
+			q.busy++
+		}
+	}
 	q.mu.Unlock()
+	if full != nil {
+		go q.run(full, fb, fctx)
+	}
 	select {
 	case <-w.done:
 		return w.elem.Error

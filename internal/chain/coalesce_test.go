@@ -561,3 +561,49 @@ func TestCoalescerFailover(t *testing.T) {
 		}
 	}
 }
+
+// A full batch does not wait for a free slot: a slow node bounds the calls' latency, not their rate.
+func TestCoalescerFullBatchGoesAtOnce(t *testing.T) {
+	node, eoa := coalesceChain(t)
+	g := newGate()
+	c := dial(t, []string{node.URL}, 20*time.Second, chain.WithHTTPClient(&http.Client{Transport: g}))
+	q := chain.NewCoalescer(c, chain.WithInFlight(1), chain.WithMaxBatch(4))
+	ctx := testCtx(t)
+	g.open.Store(false)
+
+	first := codeAt(ctx, q, usdtAddr)
+	g.waitArrival(t)
+	var queued []chan answer
+	for i := range 3 {
+		queued = append(queued, codeAt(ctx, q, eoa))
+		waitQueued(t, q, i+1)
+	}
+	select {
+	case body := <-g.arrived:
+		t.Fatalf("a batch of %d went out before it was full", batchLen(body))
+	case <-time.After(100 * time.Millisecond):
+	}
+	queued = append(queued, codeAt(ctx, q, eoa))
+	if n := batchLen(g.waitArrival(t)); n != 4 {
+		t.Fatalf("batch of %d, want the full 4 while the first call is still out", n)
+	}
+	g.release <- struct{}{}
+	g.release <- struct{}{}
+	if got := await(t, first, 5*time.Second); got.err != nil || !bytes.Equal(got.out, blacklistCode(listedAddr)) {
+		t.Fatalf("first: %x, %v", got.out, got.err)
+	}
+	for i, ch := range queued {
+		if got := await(t, ch, 5*time.Second); got.err != nil || got.out == nil || len(got.out) != 0 {
+			t.Fatalf("queued %d: %x, %v", i, got.out, got.err)
+		}
+	}
+	// Both requests are back and their slots free: the next call goes out alone.
+	last := codeAt(ctx, q, eoa)
+	if n := batchLen(g.waitArrival(t)); n != 0 {
+		t.Fatalf("after: a batch of %d, want a call alone", n)
+	}
+	g.release <- struct{}{}
+	if got := await(t, last, 5*time.Second); got.err != nil {
+		t.Fatal(got.err)
+	}
+}
