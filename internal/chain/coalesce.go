@@ -15,7 +15,7 @@ import (
 
 // Defaults of a Coalescer.
 const (
-	DefaultInFlight     = 1                // requests to the node at once before calls wait for the next batch
+	DefaultInFlight     = 1                // requests out at once before calls wait for the next batch
 	DefaultMaxBatch     = 64               // calls in one batch
 	DefaultBatchTimeout = 30 * time.Second // bound of one batch, whose callers may have left already
 )
@@ -54,7 +54,8 @@ type batch struct {
 type CoalescerOption func(*Coalescer)
 
 // WithInFlight sets how many requests may be out at once before calls wait to ride the next batch
-// (DefaultInFlight).
+// (DefaultInFlight); a full batch goes out at once regardless. More requests out means smaller batches:
+// on BenchmarkCodeAt, 1 costs the least CPU per call (about 21 µs, against 23 for 2 and 31 for 4).
 func WithInFlight(n int) CoalescerOption {
 	return func(q *Coalescer) {
 		if n > 0 {
@@ -91,9 +92,6 @@ func NewCoalescer(c *Client, opts ...CoalescerOption) *Coalescer {
 	}
 	return q
 }
-
-// Client is the client the calls go through.
-func (q *Coalescer) Client() *Client { return q.c }
 
 // CodeAt is Client.CodeAt; calls at the latest block (nil) are coalesced.
 func (q *Coalescer) CodeAt(ctx context.Context, addr common.Address, block *big.Int) ([]byte, error) {
