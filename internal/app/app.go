@@ -299,7 +299,7 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 	case "api":
 		nodes := make(map[string]policy.Node, len(a.Chains))
 		for name, c := range a.Chains {
-			nodes[name] = c
+			nodes[name] = chain.NewCoalescer(c) // every create asks the node: concurrent ones share a request
 		}
 		polMetrics := metricsOf(a, "policy", policy.NewMetrics)
 		dests := policy.NewDestinations(a.Store.DB, a.Cfg.RecipientChecks.PoisoningWindow.Duration, 0, log.With("component", "destinations"), polMetrics)

@@ -15,6 +15,17 @@
 // Every endpoint's chain id is checked against the configured one before the endpoint is used for
 // anything: at Dial for the endpoints that answer (a wrong-chain endpoint fails Dial), and on first
 // contact for those that did not (a wrong-chain endpoint is then taken out of service and logged).
+//
+// BatchCall sends JSON-RPC batches through the same path, and a Coalescer batches concurrent calls.
+// Why: the API asks the node on every create (eth_getCode of the destination, a token's blacklist by
+// eth_call), and one HTTP round trip per call was most of the recipient checks' CPU on a small
+// machine (syscalls, HTTP framing and gzip, on both sides); the destinations all differ, so a cache
+// cannot help, but many calls can share one request. A call goes out alone at once while no request
+// is out (no timer, no added latency when idle); otherwise it waits and rides the next batch, sent
+// when a request comes back or as soon as the batch is full. The invariant: a caller gets exactly its
+// own answer, the one the Client's own call would have given (a revert is still a classified revert);
+// a batch that fails fails each of its callers with the classified error; a caller whose ctx ends
+// stops waiting at once.
 package chain
 
 import (
@@ -318,7 +329,12 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, method string, call 
 
 // do runs call on the first endpoint that can answer it, in a span of its own when it is part of a
 // traced piece of work.
-func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) (err error) {
+func (c *Client) do(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) error {
+	return c.doOn(ctx, method, func(ctx context.Context, ep *endpoint) error { return call(ctx, ep.eth) })
+}
+
+// doOn is do for calls that need the endpoint itself (its raw rpc client, its scrubber).
+func (c *Client) doOn(ctx context.Context, method string, call func(ctx context.Context, ep *endpoint) error) (err error) {
 	if c.tracer == nil || !trace.SpanContextFromContext(ctx).IsValid() {
 		// Calls outside any traced work (gauges, polling) would each be a one-span trace: noise.
 		return c.failover(ctx, method, call)
@@ -338,7 +354,7 @@ func (c *Client) do(ctx context.Context, method string, call func(ctx context.Co
 }
 
 // failover runs call on the first endpoint that can answer it. See the package doc for what fails over.
-func (c *Client) failover(ctx context.Context, method string, call func(ctx context.Context, eth *ethclient.Client) error) error {
+func (c *Client) failover(ctx context.Context, method string, call func(ctx context.Context, ep *endpoint) error) error {
 	var failed []error
 	allTimeouts := true
 	// A faulty answer is most often a blip (a dropped connection, a 503 from a load balancer): every
@@ -371,7 +387,7 @@ func (c *Client) failover(ctx context.Context, method string, call func(ctx cont
 				allTimeouts = allTimeouts && errors.Is(err, context.DeadlineExceeded)
 				continue
 			}
-			err := c.attempt(ctx, ep, method, func(ctx context.Context) error { return call(ctx, ep.eth) })
+			err := c.attempt(ctx, ep, method, func(ctx context.Context) error { return call(ctx, ep) })
 			if err == nil {
 				return nil
 			}
@@ -431,8 +447,10 @@ func endpointFault(err error) bool {
 	if errors.Is(err, ethereum.NotFound) {
 		return false
 	}
+	// A batch answer without the response to one of its calls is a garbled response.
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, rpc.ErrMissingBatchResponse) {
 		return true
 	}
 	var he rpc.HTTPError

@@ -17,6 +17,8 @@ type Metrics interface {
 	Error(chain, endpoint, typ string)
 	// Breaker sets an endpoint's breaker state: 0 closed, 1 half-open, 2 open.
 	Breaker(chain, endpoint string, state float64)
+	// Batch observes how many calls a Coalescer put into one batch.
+	Batch(chain string, calls int)
 }
 
 // breakerValue maps a breaker state to the gauge's value.
@@ -38,6 +40,7 @@ type promMetrics struct {
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	breaker  *prometheus.GaugeVec
+	batch    *prometheus.HistogramVec
 }
 
 // NewMetrics registers the node clients' collectors (sluice_rpc_…) on reg. One value serves every chain
@@ -61,8 +64,13 @@ func NewMetrics(reg prometheus.Registerer) Metrics {
 			Name: "sluice_rpc_breaker_state",
 			Help: "Circuit-breaker state of a node endpoint: 0 closed, 1 half-open, 2 open.",
 		}, []string{"chain", "endpoint"}),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_rpc_batch_calls",
+			Help:    "Calls coalesced into one JSON-RPC batch (the recipient checks' eth_getCode and eth_call), by chain.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}, []string{"chain"}),
 	}
-	reg.MustRegister(m.requests, m.errors, m.latency, m.breaker)
+	reg.MustRegister(m.requests, m.errors, m.latency, m.breaker, m.batch)
 	return m
 }
 
@@ -79,6 +87,10 @@ func (m *promMetrics) Breaker(chain, endpoint string, state float64) {
 	m.breaker.WithLabelValues(chain, endpoint).Set(state)
 }
 
+func (m *promMetrics) Batch(chain string, calls int) {
+	m.batch.WithLabelValues(chain).Observe(float64(calls))
+}
+
 // NopMetrics reports nothing, for tests and tools.
 func NopMetrics() Metrics { return nopMetrics{} }
 
@@ -87,3 +99,4 @@ type nopMetrics struct{}
 func (nopMetrics) Request(string, string, string, time.Duration) {}
 func (nopMetrics) Error(string, string, string)                  {}
 func (nopMetrics) Breaker(string, string, float64)               {}
+func (nopMetrics) Batch(string, int)                             {}
