@@ -24,8 +24,9 @@
 // is out (no timer, no added latency when idle); otherwise it waits and rides the next batch, sent
 // when a request comes back or as soon as the batch is full. The invariant: a caller gets exactly its
 // own answer, the one the Client's own call would have given (a revert is still a classified revert);
-// a batch that fails fails each of its callers with the classified error; a caller whose ctx ends
-// stops waiting at once.
+// a batch that fails as a whole on every endpoint is tried again call by call (some providers refuse
+// batches or cap them below ours), and calls then go alone for BatchPause, so each caller ends with the
+// answer or the classified error its own call gives; a caller whose ctx ends stops waiting at once.
 package chain
 
 import (

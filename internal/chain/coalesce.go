@@ -32,11 +32,17 @@ type Coalescer struct {
 	mu    sync.Mutex
 	busy  int       // requests out now (direct calls and batches); beyond inFlight only for full batches
 	queue []*waiter // calls waiting for the next batch; non-empty only while busy >= inFlight
+	// alone is until when every call goes alone, after a batch failed as a whole (see send).
+	alone time.Time
 }
+
+// BatchPause is how long calls go alone after a batch failed as a whole.
+const BatchPause = time.Minute
 
 // waiter is one queued call.
 type waiter struct {
-	elem rpc.BatchElem
+	elem   rpc.BatchElem
+	direct func(context.Context) error // the same call alone, writing the same result
 	done chan struct{} // closed once elem.Error (and elem.Result) hold the answer
 	// gone and b are guarded by the coalescer's mu: a waiter whose caller left is skipped if still
 	// queued, and a batch all of whose callers left is canceled.
@@ -131,6 +137,10 @@ func (q *Coalescer) CallContract(ctx context.Context, msg ethereum.CallMsg, bloc
 // otherwise it waits for the next batch, which the first request to finish sends.
 func (q *Coalescer) call(ctx context.Context, elem rpc.BatchElem, direct func(context.Context) error) error {
 	q.mu.Lock()
+	if time.Now().Before(q.alone) {
+		q.mu.Unlock()
+		return direct(ctx)
+	}
 	if q.busy < q.inFlight {
 		q.busy++
 		q.mu.Unlock()
@@ -138,7 +148,7 @@ func (q *Coalescer) call(ctx context.Context, elem rpc.BatchElem, direct func(co
 		q.next()
 		return err
 	}
-	w := &waiter{elem: elem, done: make(chan struct{})}
+	w := &waiter{elem: elem, direct: direct, done: make(chan struct{})}
 	q.queue = append(q.queue, w)
 	var full []*waiter
 	var fb *batch
@@ -228,7 +238,30 @@ func (q *Coalescer) send(ctx context.Context, ws []*waiter) {
 		elems[i] = w.elem
 	}
 	q.c.met.Batch(q.c.name, len(elems))
-	_ = q.c.BatchCall(ctx, elems) // a failed batch leaves its classified error in every element
+	err := q.c.BatchCall(ctx, elems) // a failed batch leaves its classified error in every element
+	if err != nil && ctx.Err() == nil {
+		// The batch failed as a whole on every endpoint. Some providers refuse batches, or cap their
+		// size below ours, while they answer the same calls one by one: each call is tried alone, and
+		// calls go alone for BatchPause. A node that is down fails the single calls too, with the
+		// errors callers would have had without batching.
+		q.mu.Lock()
+		q.alone = time.Now().Add(BatchPause)
+		q.mu.Unlock()
+		q.c.log.Warn("a batch of node calls failed; calls go one by one for a while", "chain", q.c.name, "calls", len(elems),
+			"pause", BatchPause, "err", err)
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			if elems[i].Error != err {
+				continue // answered before the batch failed
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				elems[i].Error = w.direct(ctx)
+			}()
+		}
+		wg.Wait()
+	}
 	for i, w := range ws {
 		w.elem.Error = elems[i].Error
 		close(w.done)

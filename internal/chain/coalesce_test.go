@@ -607,3 +607,60 @@ func TestCoalescerFullBatchGoesAtOnce(t *testing.T) {
 		t.Fatal(got.err)
 	}
 }
+
+// A provider that refuses batches (or caps them below ours) but answers single calls: every caller still
+// gets its own answer, and calls go alone after the first refusal instead of failing batch after batch.
+func TestCoalescerBatchRefused(t *testing.T) {
+	node, eoa := coalesceChain(t)
+	var batches, singles atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
+			batches.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch requests are not supported"}}`))
+			return
+		}
+		singles.Add(1)
+		resp, err := http.Post(node.URL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	c := dial(t, []string{srv.URL}, 5*time.Second, chain.WithRounds(1))
+	q := chain.NewCoalescer(c, chain.WithInFlight(1))
+	ctx := testCtx(t)
+	for round := range 3 {
+		const callers = 60
+		errs := make(chan error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rc := recipientCalls(eoa)[i%len(recipientCalls(eoa))]
+				out, err := rc.on(ctx, q)
+				errs <- rc.check(out, err)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	t.Logf("180 calls: %d refused batches, %d single requests", batches.Load(), singles.Load())
+	if batches.Load() == 0 {
+		t.Fatal("no batch was tried: the test proves nothing")
+	}
+	if batches.Load() > 2 {
+		t.Fatalf("%d batches refused: calls kept being batched after the endpoint refused one", batches.Load())
+	}
+}
