@@ -43,7 +43,7 @@ const BatchPause = time.Minute
 type waiter struct {
 	elem   rpc.BatchElem
 	direct func(context.Context) error // the same call alone, writing the same result
-	done chan struct{} // closed once elem.Error (and elem.Result) hold the answer
+	done   chan struct{}               // closed once elem.Error (and elem.Result) hold the answer
 	// gone and b are guarded by the coalescer's mu: a waiter whose caller left is skipped if still
 	// queued, and a batch all of whose callers left is canceled.
 	gone bool
