@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -16,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -35,6 +33,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-custody/sluice/client"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/internal/app"
 	"github.com/sluice-custody/sluice/internal/devchain"
@@ -449,6 +448,10 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 		firstErr error
 		wg       sync.WaitGroup
 	)
+	clients := make([]*client.Client, len(urls))
+	for i, u := range urls {
+		clients[i] = client.New(u, key, httpClient)
+	}
 	start, cpu0 := time.Now(), cpuNow()
 	for c := 0; c < *apiConc; c++ {
 		wg.Add(1)
@@ -460,24 +463,15 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 					return
 				}
 				r := reqs[i]
-				body, _ := json.Marshal(map[string]string{"external_id": fmt.Sprintf("%s-%d", prefix, i), "chain": "local",
-					"asset": r.asset, "to": r.to.Hex(), "amount": r.amount})
+				body := client.CreateWithdrawal{ExternalID: fmt.Sprintf("%s-%d", prefix, i), Chain: "local", Asset: r.asset,
+					To: r.to.Hex(), Amount: r.amount}
 				for attempt := 0; ; attempt++ {
 					t0 := time.Now()
-					req, _ := http.NewRequest("POST", urls[(i+attempt)%len(urls)]+"/v1/withdrawals", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+key)
-					req.Header.Set("Content-Type", "application/json")
-					resp, err := httpClient.Do(req)
+					// Through the Go client, as an exchange's backend would call the API.
+					_, _, err := clients[(i+attempt)%len(clients)].CreateWithdrawal(context.Background(), body)
 					d := time.Since(t0)
-					code := 0
-					var msg []byte
-					if err == nil {
-						code = resp.StatusCode
-						msg, _ = io.ReadAll(resp.Body)
-						resp.Body.Close()
-					}
 					mu.Lock()
-					if code == 201 || code == 200 {
+					if err == nil { // 201, or 200 for a replay of a create whose answer was lost
 						lat = append(lat, d)
 						if first.IsZero() || t0.Add(d).Before(first) {
 							first = t0.Add(d)
@@ -487,7 +481,7 @@ func post(urls []string, key, prefix string, reqs []request) (apiResult, error) 
 					}
 					errs++
 					if firstErr == nil {
-						firstErr = fmt.Errorf("POST: %d %s %v", code, msg, err)
+						firstErr = err
 					}
 					mu.Unlock()
 					if attempt >= 5 {
