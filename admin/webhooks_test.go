@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/sluice-custody/sluice/client"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/internal/webhook"
 )
 
 // hookReceiver is an exchange's endpoint: it verifies every delivery, answers 503 while down, and
@@ -85,29 +83,11 @@ func TestWebhookDeadLettersHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	move := func(id string, steps ...store.Status) {
-		for i := 0; i+1 < len(steps); i++ {
-			if err := pe.Store.InTx(ctx, func(tx *sql.Tx) error {
-				return pe.Store.Transition(ctx, tx, id, steps[i], steps[i+1], "test", store.ActorSigner, store.Change{})
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	w1 := pe.Withdraw("POL", testenv.NewAccount(t).Address, 1)
 	w2 := pe.Withdraw("POL", testenv.NewAccount(t).Address, 1)
-	move(w1.ID, store.Pending, store.Signing, store.Signed, store.Broadcasted)
-	move(w2.ID, store.Pending, store.Canceled)
-
-	p, err := webhook.New(webhook.Deps{Store: pe.Store, AllowPrivate: true, DeadAfter: 300 * time.Millisecond,
-		BaseBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Poll: 10 * time.Millisecond}, nil, webhook.NopMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(dctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pe.Move(w1.ID, store.Pending, store.Signing, store.Signed, store.Broadcasted)
+	pe.Move(w2.ID, store.Pending, store.Canceled)
+	pe.RunWebhooks(300 * time.Millisecond)
 
 	var page Page[WebhookDeliveryView]
 	eventually(t, "three dead letters", func() bool {

@@ -1,9 +1,7 @@
 package ops_test
 
 import (
-	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,7 +18,6 @@ import (
 	"github.com/sluice-custody/sluice/internal/pipelinetest"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/testenv"
-	"github.com/sluice-custody/sluice/internal/webhook"
 )
 
 // Webhook dead letters through the real binary: a receiver down past DeadAfter (the real dispatcher)
@@ -85,28 +82,11 @@ func TestWebhookDeadLettersThroughTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	move := func(id string, steps ...store.Status) {
-		for i := 0; i+1 < len(steps); i++ {
-			if err := e.Store.InTx(ctx, func(tx *sql.Tx) error {
-				return e.Store.Transition(ctx, tx, id, steps[i], steps[i+1], "test", store.ActorSigner, store.Change{})
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	w1 := e.Withdraw("POL", testenv.NewAccount(t).Address, 1)
 	w2 := e.Withdraw("POL", testenv.NewAccount(t).Address, 1)
-	move(w1.ID, store.Pending, store.Signing, store.Signed, store.Broadcasted)
-	move(w2.ID, store.Pending, store.Canceled)
-	p, err := webhook.New(webhook.Deps{Store: e.Store, AllowPrivate: true, DeadAfter: 300 * time.Millisecond,
-		BaseBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Poll: 10 * time.Millisecond}, nil, webhook.NopMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(dctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.Move(w1.ID, store.Pending, store.Signing, store.Signed, store.Broadcasted)
+	e.Move(w2.ID, store.Pending, store.Canceled)
+	e.RunWebhooks(300 * time.Millisecond)
 
 	var page admin.Page[admin.WebhookDeliveryView]
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,6 +1,7 @@
 package recovery_test
 
 import (
+	"context"
 	"math/big"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/sluice-custody/sluice/internal/alert"
 	"github.com/sluice-custody/sluice/internal/config"
@@ -101,6 +103,9 @@ func TestBaseFeeSurgeFromFullBlocksIsBumped(t *testing.T) {
 		}
 		send(&burner, nil, half)
 		send(&burner, nil, half)
+		// The pool takes a sent transaction in asynchronously: a block sealed before both fillers are
+		// pending would have room for the batch (a flake seen under load).
+		waitPending(t, e.Ctx, eth, e.Funder.Address, funderNonce)
 		e.Chain.Commit()
 	}
 	if n, err := e.Client.NonceAt(e.Ctx, e.Hot.Address); err != nil || n != st.Nonce {
@@ -151,5 +156,25 @@ func TestBaseFeeSurgeFromFullBlocksIsBumped(t *testing.T) {
 	}
 	if n, err := e.Client.NonceAt(e.Ctx, e.Hot.Address); err != nil || n != st.Nonce+1 {
 		t.Fatalf("hot wallet nonce %d (%v), want %d: one transaction mined", n, err, st.Nonce+1)
+	}
+}
+
+// waitPending waits until the node's pending nonce of addr is nonce: every transaction sent from it is in
+// the pool's pending set, ready for the next block.
+func waitPending(t *testing.T, ctx context.Context, eth *ethclient.Client, addr common.Address, nonce uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := eth.PendingNonceAt(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= nonce {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending nonce of %s is %d after 10 s, want %d", addr.Hex(), n, nonce)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

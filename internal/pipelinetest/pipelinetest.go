@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/queue/mysqlq"
 	"github.com/sluice-custody/sluice/internal/store"
 	"github.com/sluice-custody/sluice/internal/testenv"
+	"github.com/sluice-custody/sluice/internal/webhook"
 	"github.com/sluice-custody/sluice/monitor"
 	"github.com/sluice-custody/sluice/signer"
 )
@@ -282,4 +283,32 @@ func (e *Env) WaitMinedNonce(n uint64) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Move takes withdrawal id through steps (each a status) by store.Transition, as the services would,
+// writing the history and webhook events of each change.
+func (e *Env) Move(id string, steps ...store.Status) {
+	e.T.Helper()
+	for i := 0; i+1 < len(steps); i++ {
+		if err := e.Store.InTx(e.Ctx, func(tx *sql.Tx) error {
+			return e.Store.Transition(e.Ctx, tx, id, steps[i], steps[i+1], "test", store.ActorSigner, store.Change{})
+		}); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+}
+
+// RunWebhooks runs a webhook dispatcher on the env's store until the test ends, retrying quickly and
+// dead-lettering a delivery deadAfter after its first attempt (the tests of dead letters).
+func (e *Env) RunWebhooks(deadAfter time.Duration) {
+	e.T.Helper()
+	p, err := webhook.New(webhook.Deps{Store: e.Store, AllowPrivate: true, DeadAfter: deadAfter,
+		BaseBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Poll: 10 * time.Millisecond}, nil, webhook.NopMetrics())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	e.T.Cleanup(func() { cancel(); <-done })
 }
