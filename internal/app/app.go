@@ -318,7 +318,12 @@ func (a *App) workers(name string) ([]service.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
+		rate := a.Cfg.API.RateLimit.PerSecond
+		if a.Cfg.API.RateLimit.Off {
+			rate = -1
+		}
 		srv, err := api.New(api.Deps{Store: a.Store, Queue: a.Sender, Chains: a.Cfg.Chains, Gatherer: a.Registry, Policy: pol,
+			RateLimit: rate, RateBurst: a.Cfg.API.RateBurst,
 			WebhooksAllowPrivate: a.Cfg.Webhooks.AllowPrivate,
 			Ready:                func(ctx context.Context) error { return service.Ready(ctx, a.checks()) },
 			Tracer:               telemetry.Tracer(a.TracerProvider, telemetry.ScopeAPI)},

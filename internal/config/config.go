@@ -8,10 +8,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +107,44 @@ type API struct {
 	AdminJWTKeyEnv string `yaml:"admin_jwt_key_env"`
 	// AdminApprovalTTL is how long a two-person action waits for its approver (default 1h).
 	AdminApprovalTTL Duration `yaml:"admin_approval_ttl"`
+	// RateLimit is each API client's sustained request rate, per second (default 2000), or "off".
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// RateBurst is how many requests a client may send at once (default 4000, or the rate if higher).
+	RateBurst int `yaml:"rate_burst"`
+}
+
+// RateLimit is a rate in requests per second, or off (no limit).
+type RateLimit struct {
+	PerSecond float64
+	Off       bool
+}
+
+// ParseRateLimit reads a positive number of requests per second or "off".
+func ParseRateLimit(s string) (RateLimit, error) {
+	if s == "off" {
+		return RateLimit{Off: true}, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return RateLimit{}, fmt.Errorf("%q is not a positive number of requests per second or off", s)
+	}
+	return RateLimit{PerSecond: f}, nil
+}
+
+// UnmarshalYAML reads a rate or "off" (see ParseRateLimit); an empty value leaves the default.
+func (r *RateLimit) UnmarshalYAML(n *yaml.Node) error {
+	return unmarshalScalar(n, r, "a rate or off", ParseRateLimit)
+}
+
+// MarshalYAML writes "off" or the rate, which ParseRateLimit reads back.
+func (r RateLimit) MarshalYAML() (any, error) {
+	switch {
+	case r.Off:
+		return "off", nil
+	case r.PerSecond == 0:
+		return "", nil // not set: the default
+	}
+	return r.PerSecond, nil
 }
 
 // AdminOff is the api.admin_listen value that turns the admin listener off.
@@ -502,6 +542,9 @@ func (c *Config) validate() []*keyError {
 		} else if l == c.API.Listen {
 			bad("api.admin_listen", "%q is api.listen's address too: the admin API needs its own", l)
 		}
+	}
+	if c.API.RateBurst < 0 {
+		bad("api.rate_burst", "%d is negative (0 is the default)", c.API.RateBurst)
 	}
 	if d := c.API.AdminApprovalTTL.Duration; d < time.Minute || d > 7*24*time.Hour {
 		bad("api.admin_approval_ttl", "%s is not within 1m..168h", d)

@@ -451,3 +451,48 @@ func TestAdminListener(t *testing.T) {
 		t.Errorf("admin_listen off: %v", err)
 	}
 }
+
+// api.rate_limit: a positive rate or off; api.rate_burst: not negative. Bad values are refused naming
+// the key.
+func TestRateLimitConfig(t *testing.T) {
+	for _, tc := range []struct {
+		yaml  string
+		want  RateLimit
+		burst int
+		bad   string
+	}{
+		{yaml: "", want: RateLimit{}},
+		{yaml: "api: {rate_limit: 500, rate_burst: 50}", want: RateLimit{PerSecond: 500}, burst: 50},
+		{yaml: "api: {rate_limit: 0.5}", want: RateLimit{PerSecond: 0.5}},
+		{yaml: "api: {rate_limit: off}", want: RateLimit{Off: true}},
+		{yaml: "api: {rate_limit: 0}", bad: "api.rate_limit"},
+		{yaml: "api: {rate_limit: -3}", bad: "api.rate_limit"},
+		{yaml: "api: {rate_limit: fast}", bad: "api.rate_limit"},
+		{yaml: "api: {rate_limit: [1]}", bad: "api.rate_limit"},
+		{yaml: "api: {rate_burst: -1}", bad: "api.rate_burst"},
+	} {
+		c, err := loadYAML(t, "queue: {backend: mysql}\n"+tc.yaml+"\n")
+		if tc.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Errorf("%q: %v, want an error naming %s", tc.yaml, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+			continue
+		}
+		if c.API.RateLimit != tc.want || c.API.RateBurst != tc.burst {
+			t.Errorf("%q: rate %+v burst %d, want %+v %d", tc.yaml, c.API.RateLimit, c.API.RateBurst, tc.want, tc.burst)
+		}
+		// What is written back reads back the same.
+		out, err := yaml.Marshal(c.API.RateLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back RateLimit
+		if err := yaml.Unmarshal(out, &back); err != nil || back != c.API.RateLimit {
+			t.Errorf("%q: round trip %s → %+v (%v)", tc.yaml, out, back, err)
+		}
+	}
+}

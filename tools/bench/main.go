@@ -36,6 +36,7 @@ import (
 	"github.com/sluice-custody/sluice/client"
 	"github.com/sluice-custody/sluice/contracts"
 	"github.com/sluice-custody/sluice/internal/app"
+	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/devchain"
 	"github.com/sluice-custody/sluice/internal/devmode"
 	"github.com/sluice-custody/sluice/internal/queue"
@@ -48,7 +49,7 @@ var (
 	transfers   = flag.Int("n", 10000, "transfers of the batched modes (half USDT to new holders, half POL to funded accounts)")
 	unbatched   = flag.Int("n-unbatched", 2000, "transfers of the one-tx-per-withdrawal mode (same mix; its rate needs fewer)")
 	wallets     = flag.Int("wallets", 4, "hot wallets of the batched modes (the unbatched mode uses one: the single-wallet figure)")
-	apiRequests = flag.Int("api-n", 4000, "POST /v1/withdrawals requests for the intake measurement")
+	apiRequests = flag.Int("api-n", 12000, "POST /v1/withdrawals requests for the intake measurement")
 	apiConc     = flag.Int("api-concurrency", 32, "concurrent API clients")
 	blockTime   = flag.Duration("block-time", 2*time.Second, "block interval")
 	gasLimit    = flag.Uint64("gas-limit", 30_000_000, "block gas limit")
@@ -328,6 +329,8 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 		return apiResult{}, err
 	}
 	defer st.Close()
+	// The API's own per-client limit (2000/s, burst 4000 by default) would cap what is measured.
+	st.Config.API.RateLimit = config.RateLimit{Off: true}
 	var recv *receiver
 	if variant == intakePolicyWebhooks || variant == intakePolicyDaily {
 		if recv, err = policyAndWebhooks(ctx, st, variant == intakePolicyDaily); err != nil {
