@@ -255,6 +255,9 @@ func printAPI(r apiResult) {
 	if r.firstErr != nil {
 		fmt.Printf("  the first of the %d retried requests: %v\n", r.errors, r.firstErr)
 	}
+	if r.node.calls > 0 {
+		fmt.Printf("  node: %.0f calls in %.0f HTTP requests (%.1f a request)\n", r.node.calls, r.node.requests, r.node.calls/max(r.node.requests, 1))
+	}
 }
 
 func printMode(m modeResult) {
@@ -309,6 +312,44 @@ type apiResult struct {
 	p50, p99      float64
 	firstAccepted time.Time
 	cpuPerReq     cpuUse // CPU per accepted request: this process (API, chain, clients) and the database server
+	node          rpcUse // what the API asked of the node (the recipient checks)
+}
+
+// rpcUse is the node traffic of the apps: HTTP requests and the calls they carried.
+type rpcUse struct{ requests, calls float64 }
+
+func (u rpcUse) sub(o rpcUse) rpcUse { return rpcUse{u.requests - o.requests, u.calls - o.calls} }
+
+// nodeUse reads the apps' node client metrics: a batch is one request (sluice_rpc_requests_total
+// method "batch") carrying sluice_rpc_batch_calls calls; any other method is one request and one call.
+func nodeUse(apps []*app.App) rpcUse {
+	var u rpcUse
+	for _, a := range apps {
+		mfs, err := a.Registry.Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "sluice_rpc_requests_total":
+				for _, m := range mf.GetMetric() {
+					u.requests += m.GetCounter().GetValue()
+					batch := false
+					for _, l := range m.GetLabel() {
+						batch = batch || (l.GetName() == "method" && l.GetValue() == "batch")
+					}
+					if !batch {
+						u.calls += m.GetCounter().GetValue()
+					}
+				}
+			case "sluice_rpc_batch_calls":
+				for _, m := range mf.GetMetric() {
+					u.calls += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return u
 }
 
 func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder *ecdsa.PrivateKey, dsn, redisAddr string, n int,
@@ -371,8 +412,10 @@ func apiBench(ctx context.Context, log *slog.Logger, ch *devchain.Chain, funder 
 			reqs[i].amount = heldAmount // above the approval threshold: held, and a webhook event
 		}
 	}
+	before := nodeUse(apps)
 	r, err := post(urls, st.APIKey, "api", reqs)
 	r.variant = variant
+	r.node = nodeUse(apps).sub(before)
 	if err != nil || recv == nil {
 		return r, err
 	}
