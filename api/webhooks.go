@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -182,22 +181,22 @@ func (s *Server) webhookDeliveries(c echo.Context) error {
 	out := struct {
 		Deliveries []deliveryJSON `json:"deliveries"`
 	}{Deliveries: []deliveryJSON{}}
+	ids := make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	attempts, err := s.st.WebhookAttemptsOf(ctx, ids)
+	if err != nil {
+		return err
+	}
 	for _, d := range ds {
-		dj, err := s.renderDelivery(ctx, d)
-		if err != nil {
-			return err
-		}
-		out.Deliveries = append(out.Deliveries, dj)
+		out.Deliveries = append(out.Deliveries, renderDelivery(d, attempts[d.ID]))
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-// renderDelivery is a delivery with its attempts, oldest first.
-func (s *Server) renderDelivery(ctx context.Context, d *store.WebhookDelivery) (deliveryJSON, error) {
-	as, err := s.st.WebhookAttempts(ctx, d.ID)
-	if err != nil {
-		return deliveryJSON{}, err
-	}
+// renderDelivery is a delivery with its attempts (as, oldest first).
+func renderDelivery(d *store.WebhookDelivery, as []store.WebhookAttempt) deliveryJSON {
 	dj := deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: d.EventType, WithdrawalID: d.WithdrawalID, Seq: d.Seq,
 		State: d.State, Attempts: []attemptJSON{}, CreatedAt: d.CreatedAt.UTC().Format(timeFormat), LastStatusCode: d.LastStatusCode,
 		Redeliveries: d.Redeliveries}
@@ -217,7 +216,7 @@ func (s *Server) renderDelivery(ctx context.Context, d *store.WebhookDelivery) (
 		}
 		dj.Attempts = append(dj.Attempts, aj)
 	}
-	return dj, nil
+	return dj
 }
 
 var errDeliveryNotFound = newErr(CodeNotFound, "delivery_id", "webhook delivery not found")
@@ -260,11 +259,11 @@ func (s *Server) redeliverWebhook(c echo.Context) error {
 		return err
 	}
 	rs.log.Info("webhook delivery redelivered", "endpoint", epID, "delivery", id, "event", d.EventID)
-	dj, err := s.renderDelivery(ctx, d)
+	as, err := s.st.WebhookAttempts(ctx, d.ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, dj)
+	return c.JSON(http.StatusOK, renderDelivery(d, as))
 }
 
 type redeliverRequest struct {

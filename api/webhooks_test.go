@@ -202,6 +202,10 @@ func TestWebhooksDeliveredSignedInOrderOnce(t *testing.T) {
 		if d.State != "delivered" {
 			t.Errorf("state %s", d.State)
 		}
+		// Each delivery has its own attempts: at least one, the last a success.
+		if n := len(d.Attempts); n == 0 || d.Attempts[n-1].StatusCode == nil || *d.Attempts[n-1].StatusCode >= 300 {
+			t.Errorf("a delivered delivery's attempts: %d, last %v", n, d.Attempts)
+		}
 		for _, a := range d.Attempts {
 			attempts++
 			if a.StatusCode != nil && *a.StatusCode == 500 {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -316,21 +317,35 @@ func (s *Store) WebhookDeliveries(ctx context.Context, clientID, endpointID int6
 
 // WebhookAttempts returns the attempts of a delivery, oldest first.
 func (s *Store) WebhookAttempts(ctx context.Context, deliveryID int64) ([]WebhookAttempt, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT COALESCE(status_code, 0), error, latency_ms, created_at FROM webhook_attempts
-		WHERE delivery_id = ? ORDER BY id`, deliveryID)
+	m, err := s.WebhookAttemptsOf(ctx, []int64{deliveryID})
+	return m[deliveryID], err
+}
+
+// WebhookAttemptsOf returns the attempts of each delivery of ids, oldest first, in one query (a page of
+// a delivery log is one read, not one per delivery).
+func (s *Store) WebhookAttemptsOf(ctx context.Context, ids []int64) (map[int64][]WebhookAttempt, error) {
+	out := make(map[int64][]WebhookAttempt, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT delivery_id, COALESCE(status_code, 0), error, latency_ms, created_at FROM webhook_attempts
+		WHERE delivery_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("webhook attempts of %d: %w", deliveryID, err)
+		return nil, fmt.Errorf("webhook attempts: %w", err)
 	}
 	defer rows.Close()
-	var out []WebhookAttempt
 	for rows.Next() {
 		var a WebhookAttempt
-		var ms int64
-		if err := rows.Scan(&a.StatusCode, &a.Error, &ms, &a.CreatedAt); err != nil {
-			return nil, err
+		var id, ms int64
+		if err := rows.Scan(&id, &a.StatusCode, &a.Error, &ms, &a.CreatedAt); err != nil {
+			return nil, fmt.Errorf("webhook attempts: %w", err)
 		}
 		a.Latency = time.Duration(ms) * time.Millisecond
-		out = append(out, a)
+		out[id] = append(out[id], a)
 	}
 	return out, rows.Err()
 }
