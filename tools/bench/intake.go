@@ -52,7 +52,7 @@ const (
 )
 
 var (
-	intakeRuns     = flag.Int("intake-runs", 1, "measure each intake variant this many times, in turn, and report the medians")
+	intakeRuns     = flag.Int("intake-runs", 3, "measure each intake variant this many times, in turn, and report the medians (one run moves by a few per cent)")
 	intakeVariantF = flag.String("intake-variants", "plain,policy+webhooks,policy+daily+webhooks", "the intake variants measured besides the default one (plain, default, policy+webhooks, policy+daily+webhooks)")
 )
 
