@@ -17,10 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-custody/sluice/internal/store"
@@ -286,58 +282,26 @@ func (e *env) want(r resp, status int, code string) *Error {
 
 // OpenAPI validation of every response (like api/openapi_validate_test.go).
 
-var (
-	specOnce    sync.Once
-	specRouter  routers.Router
-	specErr     error
-	specChecked atomic.Int64
-)
-
-func openAPIRouter() (routers.Router, error) {
-	specOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			specErr = err
-			return
-		}
-		doc.Servers = nil
-		specRouter, specErr = legacy.NewRouter(doc)
-	})
-	return specRouter, specErr
-}
+// spec is admin/openapi.json, loaded once for the package's tests.
+var spec = sync.OnceValues(func() (*testenv.OpenAPI, error) {
+	return testenv.NewOpenAPI("admin/openapi.json", openAPIDoc)
+})
 
 func checkAgainstSpec(t testing.TB, req *http.Request, reqBody []byte, res *http.Response, raw []byte) {
 	t.Helper()
-	checked, err := specError(req, reqBody, res.StatusCode, res.Header, raw)
+	o, err := spec()
 	if err != nil {
-		t.Errorf("%s %s → %d does not match admin/openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, res.StatusCode, err, raw)
+		t.Fatal(err)
 	}
-	if checked {
-		specChecked.Add(1)
-	}
+	o.Check(t, req, reqBody, res.StatusCode, res.Header, raw)
 }
 
 func specError(req *http.Request, reqBody []byte, status int, h http.Header, raw []byte) (bool, error) {
-	router, err := openAPIRouter()
+	o, err := spec()
 	if err != nil {
 		return false, err
 	}
-	r := req.Clone(context.Background())
-	r.Body = io.NopCloser(bytes.NewReader(reqBody))
-	route, params, err := router.FindRoute(r)
-	if err != nil {
-		return false, nil // undocumented routes (the 404/405 tests)
-	}
-	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: h,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-	out.SetBodyBytes(raw)
-	return true, openapi3filter.ValidateResponse(context.Background(), out)
+	return o.Validate(req, reqBody, status, h, raw)
 }
 
 func TestSpecValidationBites(t *testing.T) {
@@ -366,6 +330,8 @@ func TestSpecValidationBites(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Fprintf(os.Stderr, "admin tests: %d responses validated against openapi.json\n", specChecked.Load())
+	if o, err := spec(); err == nil {
+		fmt.Fprintf(os.Stderr, "admin tests: %d responses validated against openapi.json\n", o.Checked())
+	}
 	os.Exit(code)
 }

@@ -2,19 +2,15 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/sluice-custody/sluice/internal/testenv"
 )
 
 // Every response the api tests receive through env.do is checked against openapi.json with
@@ -22,63 +18,25 @@ import (
 // see docs/integration.md). A response of a documented
 // route whose status or body the document does not describe fails the test that received it.
 
-var (
-	specOnce   sync.Once
-	specRouter routers.Router
-	specErr    error
-	// specChecked counts the responses checked.
-	specChecked atomic.Int64
-)
+// spec is openapi.json, loaded once for the package's tests.
+var spec = sync.OnceValues(func() (*testenv.OpenAPI, error) { return testenv.NewOpenAPI("openapi.json", openAPIDoc) })
 
-func openAPIRouter() (routers.Router, error) {
-	specOnce.Do(func() {
-		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromData(openAPIDoc)
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			specErr = err
-			return
-		}
-		// Servers are relative ("/"); match any host.
-		doc.Servers = nil
-		specRouter, specErr = legacy.NewRouter(doc)
-	})
-	return specRouter, specErr
-}
-
-// checkAgainstSpec validates one exchange. Requests to undocumented routes (the 404/405 tests) have
-// nothing to be checked against, and are skipped.
+// checkAgainstSpec validates one exchange (undocumented routes, the 404/405 tests, are passed over).
 func checkAgainstSpec(t testing.TB, req *http.Request, reqBody []byte, res *http.Response, raw []byte) {
 	t.Helper()
-	checked, err := specError(req, reqBody, res.StatusCode, res.Header, raw)
+	o, err := spec()
 	if err != nil {
-		t.Errorf("%s %s → %d does not match openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, res.StatusCode, err, raw)
+		t.Fatal(err)
 	}
-	if checked {
-		specChecked.Add(1)
-	}
+	o.Check(t, req, reqBody, res.StatusCode, res.Header, raw)
 }
 
 func specError(req *http.Request, reqBody []byte, status int, h http.Header, raw []byte) (bool, error) {
-	router, err := openAPIRouter()
+	o, err := spec()
 	if err != nil {
 		return false, err
 	}
-	r := req.Clone(context.Background())
-	r.Body = io.NopCloser(bytes.NewReader(reqBody))
-	route, params, err := router.FindRoute(r)
-	if err != nil {
-		return false, nil
-	}
-	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: h,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-	out.SetBodyBytes(raw)
-	return true, openapi3filter.ValidateResponse(context.Background(), out)
+	return o.Validate(req, reqBody, status, h, raw)
 }
 
 // TestSpecValidationBites proves the check is not vacuous: responses that differ from the document
@@ -122,7 +80,7 @@ func TestSpecValidationBites(t *testing.T) {
 }
 
 func TestOpenAPIDocumentLoads(t *testing.T) {
-	if _, err := openAPIRouter(); err != nil {
+	if _, err := spec(); err != nil {
 		t.Fatal(err)
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
@@ -136,6 +94,8 @@ func TestOpenAPIDocumentLoads(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Fprintf(os.Stderr, "api tests: %d responses validated against openapi.json\n", specChecked.Load())
+	if o, err := spec(); err == nil {
+		fmt.Fprintf(os.Stderr, "api tests: %d responses validated against openapi.json\n", o.Checked())
+	}
 	os.Exit(code)
 }
