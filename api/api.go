@@ -30,6 +30,7 @@ import (
 	"github.com/sluice-custody/sluice/internal/config"
 	"github.com/sluice-custody/sluice/internal/policy"
 	"github.com/sluice-custody/sluice/internal/queue"
+	"github.com/sluice-custody/sluice/internal/service"
 	"github.com/sluice-custody/sluice/internal/store"
 )
 
@@ -211,25 +212,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.e.Server = srv
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("api serve: %w", err)
-	case <-ctx.Done():
-	}
-	s.log.Info("api shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err := s.e.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("api shutdown: %w", err)
-	}
-	return nil
+	return service.ServeHTTP(ctx, "api", s.log, srv, ln, ShutdownTimeout)
 }
 
 // reqState is what a request carries through the middleware: its correlation id, a logger that names

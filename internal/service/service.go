@@ -128,3 +128,28 @@ func Ready(ctx context.Context, checks []Check) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ServeHTTP serves srv on ln until ctx ends, then shuts it down gracefully: no new connections, and
+// in-flight requests get up to grace to finish. name prefixes its errors and log lines ("api", "admin
+// api"). The API and the admin API listeners both run through it.
+func ServeHTTP(ctx context.Context, name string, log *slog.Logger, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info(name+" listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s serve: %w", name, err)
+	case <-ctx.Done():
+	}
+	log.Info(name + " shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("%s shutdown: %w", name, err)
+	}
+	return nil
+}
