@@ -87,21 +87,28 @@ func (s *Service) WatchReorgs(ctx context.Context, name string) (ReorgSweep, err
 			firstErr = err
 		}
 	}
-	for _, r := range rows {
-		if r.BlockNumber > head {
-			continue // this node is behind the one that gave the receipt: judged by the next sweep
+	// reorged reports whether block number is no longer the block hash a receipt named, with the
+	// canonical block's hash. A block above this node's head is not judged (the node is behind the one
+	// that gave the receipt: the next sweep judges it), nor one whose header cannot be read (fail).
+	reorged := func(number uint64, hash string) (common.Hash, bool) {
+		if number > head {
+			return common.Hash{}, false
 		}
-		h, ok := canonical[r.BlockNumber]
+		h, ok := canonical[number]
 		if !ok {
-			hdr, err := cd.Client.HeaderByNumber(ctx, new(big.Int).SetUint64(r.BlockNumber))
+			hdr, err := cd.Client.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
 			if err != nil {
-				fail(fmt.Errorf("header %d of %s: %w", r.BlockNumber, name, err))
-				continue
+				fail(fmt.Errorf("header %d of %s: %w", number, name, err))
+				return common.Hash{}, false
 			}
 			h = hdr.Hash()
-			canonical[r.BlockNumber] = h
+			canonical[number] = h
 		}
-		if strings.EqualFold(h.Hex(), r.BlockHash) {
+		return h, !strings.EqualFold(h.Hex(), hash)
+	}
+	for _, r := range rows {
+		h, moved := reorged(r.BlockNumber, r.BlockHash)
+		if !moved {
 			continue
 		}
 		done, err := s.reopen(ctx, cd, r, h, head)
@@ -123,20 +130,8 @@ func (s *Service) WatchReorgs(ctx context.Context, name string) (ReorgSweep, err
 	}
 	sw.Watched += len(rev)
 	for _, r := range rev {
-		if r.BlockNumber > head {
-			continue
-		}
-		h, ok := canonical[r.BlockNumber]
-		if !ok {
-			hdr, err := cd.Client.HeaderByNumber(ctx, new(big.Int).SetUint64(r.BlockNumber))
-			if err != nil {
-				fail(fmt.Errorf("header %d of %s: %w", r.BlockNumber, name, err))
-				continue
-			}
-			h = hdr.Hash()
-			canonical[r.BlockNumber] = h
-		}
-		if strings.EqualFold(h.Hex(), r.BlockHash) {
+		h, moved := reorged(r.BlockNumber, r.BlockHash)
+		if !moved {
 			continue
 		}
 		remined, err := s.revertedReorged(ctx, cd, r, h, head)
