@@ -129,6 +129,11 @@ func (r *runner) act(req admin.ActionRequest) error {
 	if err != nil {
 		return err
 	}
+	return r.actionResult(resp)
+}
+
+// actionResult reports the ActionResult of an action or an approval (printed as JSON with --json).
+func (r *runner) actionResult(resp response) error {
 	if resp.status != http.StatusOK && resp.status != http.StatusAccepted {
 		return decodeError(resp)
 	}
@@ -284,80 +289,20 @@ func (r *runner) describeApproval(w io.Writer, a admin.Approval) {
 }
 
 func (r *runner) approvalsApprove(args []string) error {
-	if !r.dryRun && !r.yes {
-		if err := r.mayAsk(); err != nil {
-			return err
-		}
-	}
-	a, raw, err := r.getApproval(args[0])
-	if err != nil {
+	resp, err := r.decideApproval(args[0], "approve", "approving", "not approved. The plan is computed again when approved.", struct{}{})
+	if err != nil || resp == nil {
 		return err
 	}
-	if r.dryRun {
-		if r.json {
-			return r.printJSON(raw)
-		}
-		r.describeApproval(r.stdout, a)
-		fmt.Fprintln(r.stdout, "\ndry run: not approved. The plan is computed again when approved.")
-		return nil
-	}
-	if !r.yes {
-		r.describeApproval(r.stderrIfJSON(), a)
-		if !r.confirm("approving " + a.Action.Action + " " + a.Action.Target) {
-			return &exitError{code: ExitFailed, msg: "not confirmed: nothing was done"}
-		}
-	}
-	resp, err := r.call(http.MethodPost, "/admin/v1/approvals/"+url.PathEscape(args[0])+"/approve", nil, struct{}{})
-	if err != nil {
-		return err
-	}
-	if resp.status != http.StatusOK && resp.status != http.StatusAccepted {
-		return decodeError(resp)
-	}
-	var res admin.ActionResult
-	if err := json.Unmarshal(resp.body, &res); err != nil {
-		return fmt.Errorf("decode action result: %w", err)
-	}
-	w := r.stdout
-	if r.json {
-		if err := r.printJSON(resp.body); err != nil {
-			return err
-		}
-		w = io.Discard
-	}
-	return r.outcome(res, w)
+	return r.actionResult(*resp)
 }
 
 func (r *runner) approvalsReject(args []string) error {
-	if !r.dryRun && !r.yes {
-		if err := r.mayAsk(); err != nil {
-			return err
-		}
-	}
-	a, raw, err := r.getApproval(args[0])
-	if err != nil {
-		return err
-	}
-	if r.dryRun {
-		if r.json {
-			return r.printJSON(raw)
-		}
-		r.describeApproval(r.stdout, a)
-		fmt.Fprintln(r.stdout, "\ndry run: not rejected.")
-		return nil
-	}
-	if !r.yes {
-		r.describeApproval(r.stderrIfJSON(), a)
-		if !r.confirm("rejecting " + a.Action.Action + " " + a.Action.Target) {
-			return &exitError{code: ExitFailed, msg: "not confirmed: nothing was done"}
-		}
-	}
-	resp, err := r.call(http.MethodPost, "/admin/v1/approvals/"+url.PathEscape(args[0])+"/reject", nil, map[string]string{"reason": r.reason})
-	if err != nil {
+	resp, err := r.decideApproval(args[0], "reject", "rejecting", "not rejected.", map[string]string{"reason": r.reason})
+	if err != nil || resp == nil {
 		return err
 	}
 	if resp.status != http.StatusOK {
-		return decodeError(resp)
+		return decodeError(*resp)
 	}
 	if r.json {
 		return r.printJSON(resp.body)
@@ -368,4 +313,38 @@ func (r *runner) approvalsReject(args []string) error {
 	}
 	fmt.Fprintf(r.stdout, "%s: approval %s of %s %s (requested by %s)\n", r.paintWord(out.Status), out.ID, out.Action.Action, out.Action.Target, out.Action.RequestedBy)
 	return nil
+}
+
+// decideApproval shows approval id and, unless this is a dry run (then resp is nil) or the operator
+// declines, posts verb ("approve", "reject") with body. doing names the decision in the prompt, dryNote
+// ends the dry run's description.
+func (r *runner) decideApproval(id, verb, doing, dryNote string, body any) (*response, error) {
+	if !r.dryRun && !r.yes {
+		if err := r.mayAsk(); err != nil {
+			return nil, err
+		}
+	}
+	a, raw, err := r.getApproval(id)
+	if err != nil {
+		return nil, err
+	}
+	if r.dryRun {
+		if r.json {
+			return nil, r.printJSON(raw)
+		}
+		r.describeApproval(r.stdout, a)
+		fmt.Fprintln(r.stdout, "\ndry run: "+dryNote)
+		return nil, nil
+	}
+	if !r.yes {
+		r.describeApproval(r.stderrIfJSON(), a)
+		if !r.confirm(doing + " " + a.Action.Action + " " + a.Action.Target) {
+			return nil, &exitError{code: ExitFailed, msg: "not confirmed: nothing was done"}
+		}
+	}
+	resp, err := r.call(http.MethodPost, "/admin/v1/approvals/"+url.PathEscape(id)+"/"+verb, nil, body)
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }
