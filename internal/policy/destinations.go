@@ -224,7 +224,6 @@ func (d *Destinations) clear(client int64, chain string, to common.Address) bool
 	edge := edgeOf(to)
 	fp := d.fingerprint(to)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	k := d.key(client, chain, edge)
 	old, seen := d.m[k]
 	if !d.full {
@@ -234,6 +233,7 @@ func (d *Destinations) clear(client int64, chain string, to common.Address) bool
 		d.during = append(d.during, destEntry{k, fp})
 	}
 	ok := d.ready && !d.full && (!seen || old == fp)
+	d.mu.Unlock()
 	if ok {
 		d.met.Lookalike("index")
 	} else {
